@@ -50,3 +50,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'streamify.db').resolve()}"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as docs/operations.md shows it (a test keeps them equal)."""
+    lines = ["| Variable | Type | Default | Meaning |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        kind = str(field.annotation).replace("<class '", "").replace("'>", "")
+        kind = kind.replace("pydantic.types.", "").replace("pathlib.", "").replace(" | None", "")
+        default = "(unset)" if field.default is None else f"`{field.default}`"
+        lines.append(f"| `STREAMIFY_{name.upper()}` | {kind} | {default} | {field.description} |")
+    return "\n".join(lines)

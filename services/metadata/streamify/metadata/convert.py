@@ -1,0 +1,55 @@
+"""Mapping between stored rows and the API's Video message."""
+
+from __future__ import annotations
+
+import time
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from streamify.metadata.models import VideoRow
+from streamify.v1.video_pb2 import Progress, Rendition, Video
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def timestamp(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def etag_of(row: VideoRow) -> str:
+    return f"v{row.version}"
+
+
+def renditions_to_json(renditions) -> list[dict]:
+    return [MessageToDict(r, preserving_proto_field_name=True) for r in renditions]
+
+
+def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
+    base = cdn_base_url.rstrip("/")
+    video = Video(
+        name=f"videos/{row.id}",
+        owner=f"users/{row.owner}",
+        title=row.title,
+        description=row.description,
+        visibility=row.visibility,
+        status=row.status,
+        failure_reason=row.failure_reason,
+        source_size_bytes=row.source_size_bytes,
+        renditions=[ParseDict(r, Rendition()) for r in row.renditions],
+        poster_url=f"{base}/{row.poster_path}" if row.poster_path else "",
+        playback_url=f"{base}/{row.manifest_path}" if row.manifest_path else "",
+        create_time=timestamp(row.create_time_us),
+        update_time=timestamp(row.update_time_us),
+        etag=etag_of(row),
+    )
+    if row.duration_us:
+        video.duration.CopyFrom(Duration(seconds=row.duration_us // 1_000_000, nanos=(row.duration_us % 1_000_000) * 1000))
+    if row.progress_total or row.progress_stage:
+        video.progress.CopyFrom(Progress(
+            completed_tasks=row.progress_completed, total_tasks=row.progress_total, stage=row.progress_stage,
+        ))
+    return video

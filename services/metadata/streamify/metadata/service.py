@@ -1,0 +1,276 @@
+"""The MetadataService servicer: authorization, the state machine and cache invalidation
+around the durable store."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from google.protobuf.empty_pb2 import Empty
+from sqlalchemy.orm import Session
+
+from streamify.core import errors
+from streamify.core.auth import Principal, current_principal
+from streamify.core.db import run_in_thread
+from streamify.metadata import state_machine
+from streamify.metadata.changes import VideoChanges
+from streamify.metadata.convert import etag_of, now_us, renditions_to_json, to_proto
+from streamify.metadata.models import VideoRow
+from streamify.metadata.page_tokens import InvalidPageToken, PagePosition, PageTokenCodec
+from streamify.metadata.reader import VideoReader
+from streamify.metadata.store import VideoStore, locked_video
+from streamify.v1 import metadata_service_pb2 as api
+from streamify.v1 import metadata_service_pb2_grpc
+from streamify.v1.video_pb2 import Video, Visibility
+
+USER_WRITABLE_FIELDS = frozenset({"title", "description", "visibility"})
+DEFAULT_PAGE_SIZE = 20
+# How often a WatchVideo stream re-reads its video, to see changes made through other replicas.
+WATCH_REFRESH_SECONDS = 1.0
+READABLE_BY_ANYONE = frozenset({Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED})
+
+
+def new_video_id() -> str:
+    # 80 random bits as 16 lowercase base32 characters: URL- and resource-name-safe.
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def video_id_of(name: str, field: str = "name") -> str:
+    prefix, _, video_id = name.partition("/")
+    if prefix != "videos" or not video_id:
+        raise errors.invalid_argument([(field, f"must be a video name like `videos/abc123`, got {name!r}")])
+    return video_id
+
+
+def user_id_of(owner: str) -> str:
+    return owner.removeprefix("users/")
+
+
+def can_read(principal: Principal, video: Video) -> bool:
+    return principal.is_service or video.owner == principal.user_name or video.visibility in READABLE_BY_ANYONE
+
+
+def check_writable(principal: Principal, row: VideoRow, name: str) -> None:
+    if principal.is_service or row.owner == principal.subject:
+        return
+    if row.visibility in READABLE_BY_ANYONE:
+        raise errors.permission_denied(f"only the owner may change {name}")
+    raise errors.not_found(name)
+
+
+class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
+    def __init__(
+        self, *, store: VideoStore, reader: VideoReader, changes: VideoChanges,
+        page_tokens: PageTokenCodec, cdn_base_url: str,
+    ) -> None:
+        self._store = store
+        self._reader = reader
+        self._changes = changes
+        self._page_tokens = page_tokens
+        self._cdn_base_url = cdn_base_url
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def GetVideo(self, request: api.GetVideoRequest, context) -> Video:
+        return await self._readable(request.name, current_principal())
+
+    async def ListVideos(self, request: api.ListVideosRequest, context) -> api.ListVideosResponse:
+        principal = current_principal()
+        if request.owner:
+            owner: str | None = user_id_of(request.owner)
+            public_only = not (principal.is_service or owner == principal.subject)
+        else:
+            owner = None if principal.is_service else principal.subject
+            public_only = False
+        query = f"{owner}|{request.status}|{public_only}"
+        after = None
+        if request.page_token:
+            try:
+                after = self._page_tokens.decode(query, request.page_token)
+            except InvalidPageToken as exc:
+                raise errors.invalid_argument([("page_token", str(exc))]) from None
+        page_size = request.page_size or DEFAULT_PAGE_SIZE
+        rows = await run_in_thread(lambda: self._store.list_page(
+            owner=owner, status=request.status or None, public_only=public_only,
+            after=after, limit=page_size + 1,
+        ))
+        response = api.ListVideosResponse(
+            videos=[to_proto(row, self._cdn_base_url) for row in rows[:page_size]]
+        )
+        if len(rows) > page_size:
+            last = rows[page_size - 1]
+            response.next_page_token = self._page_tokens.encode(
+                query, PagePosition(last.create_time_us, last.id)
+            )
+        return response
+
+    async def WatchVideo(self, request: api.WatchVideoRequest, context):
+        principal = current_principal()
+        video_id = video_id_of(request.name)
+        last_etag = None
+        while True:
+            video = await self._reader.get_fresh(video_id)
+            if video is None or not can_read(principal, video):
+                raise errors.not_found(request.name)
+            if video.etag != last_etag:
+                last_etag = video.etag
+                yield api.WatchVideoResponse(video=video)
+            if video.status in state_machine.TERMINAL:
+                return
+            await self._changes.wait(video_id, WATCH_REFRESH_SECONDS)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    async def CreateVideo(self, request: api.CreateVideoRequest, context) -> Video:
+        principal = current_principal()
+        owner = self._owner_for_create(principal, request.owner)
+
+        def create(session: Session) -> bytes:
+            now = now_us()
+            row = VideoRow(
+                id=new_video_id(), owner=owner, title=request.video.title,
+                description=request.video.description,
+                visibility=request.video.visibility or Visibility.VISIBILITY_PRIVATE,
+                status=state_machine.UPLOADING, failure_reason="",
+                source_size_bytes=request.source_size_bytes, duration_us=0, renditions=[],
+                manifest_path="", poster_path="", progress_completed=0, progress_total=0,
+                progress_stage="", create_time_us=now, update_time_us=now, version=1,
+            )
+            session.add(row)
+            session.flush()
+            return to_proto(row, self._cdn_base_url).SerializeToString()
+
+        video = await self._mutate(principal, "CreateVideo", request.request_id, create, Video)
+        await self._after_write(video_id_of(video.name))
+        return video
+
+    async def UpdateVideo(self, request: api.UpdateVideoRequest, context) -> Video:
+        principal = current_principal()
+        name = request.video.name
+        video_id = video_id_of(name, "video.name")
+        paths = set(request.update_mask.paths)
+        not_writable = sorted(paths - USER_WRITABLE_FIELDS)
+        if not paths or not_writable:
+            raise errors.invalid_argument([(
+                "update_mask.paths",
+                f"may name only {', '.join(sorted(USER_WRITABLE_FIELDS))}"
+                + (f"; not {', '.join(not_writable)}" if not_writable else ""),
+            )])
+        if "title" in paths and not request.video.title:
+            raise errors.invalid_argument([("video.title", "must not be empty")])
+
+        def update(session: Session) -> bytes:
+            row = self._locked(session, video_id, name)
+            check_writable(principal, row, name)
+            self._check_etag(row, request.video.etag, name)
+            if "title" in paths:
+                row.title = request.video.title
+            if "description" in paths:
+                row.description = request.video.description
+            if "visibility" in paths:
+                row.visibility = request.video.visibility or Visibility.VISIBILITY_PRIVATE
+            self._touch(row)
+            return to_proto(row, self._cdn_base_url).SerializeToString()
+
+        video = await self._mutate(principal, "UpdateVideo", request.request_id, update, Video)
+        await self._after_write(video_id)
+        return video
+
+    async def DeleteVideo(self, request: api.DeleteVideoRequest, context) -> Empty:
+        principal = current_principal()
+        video_id = video_id_of(request.name)
+
+        def delete(session: Session) -> bytes:
+            row = self._locked(session, video_id, request.name)
+            check_writable(principal, row, request.name)
+            self._check_etag(row, request.etag, request.name)
+            session.delete(row)
+            return b""
+
+        await self._mutate(principal, "DeleteVideo", request.request_id, delete, Empty)
+        await self._after_write(video_id)
+        return Empty()
+
+    async def UpdateVideoStatus(self, request: api.UpdateVideoStatusRequest, context) -> Video:
+        principal = current_principal()
+        if not principal.is_service:
+            raise errors.permission_denied("only Streamify services may change a video's status")
+        video_id = video_id_of(request.name)
+
+        def transition(session: Session) -> bytes:
+            row = self._locked(session, video_id, request.name)
+            current, new = row.status, request.status
+            if not state_machine.is_allowed(current, new):
+                raise errors.failed_precondition(
+                    f"{request.name} is {state_machine.status_label(current)} and cannot become "
+                    f"{state_machine.status_label(new)}",
+                    reason="ILLEGAL_STATUS_TRANSITION",
+                )
+            if current == new and current in state_machine.TERMINAL:
+                return to_proto(row, self._cdn_base_url).SerializeToString()
+            row.status = new
+            row.failure_reason = request.failure_reason if new == state_machine.FAILED else ""
+            if request.source_size_bytes:
+                row.source_size_bytes = request.source_size_bytes
+            if request.HasField("progress"):
+                row.progress_completed = request.progress.completed_tasks
+                row.progress_total = request.progress.total_tasks
+                row.progress_stage = request.progress.stage
+            if request.HasField("result"):
+                result = request.result
+                row.renditions = renditions_to_json(result.renditions)
+                row.duration_us = result.duration.seconds * 1_000_000 + result.duration.nanos // 1000
+                row.manifest_path = result.manifest_path
+                row.poster_path = result.poster_path
+            self._touch(row)
+            return to_proto(row, self._cdn_base_url).SerializeToString()
+
+        video = await self._mutate(principal, "UpdateVideoStatus", request.request_id, transition, Video)
+        await self._after_write(video_id)
+        return video
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    async def _readable(self, name: str, principal: Principal) -> Video:
+        video = await self._reader.get(video_id_of(name))
+        if video is None or not can_read(principal, video):
+            raise errors.not_found(name)
+        return video
+
+    @staticmethod
+    def _owner_for_create(principal: Principal, requested: str) -> str:
+        if principal.is_service:
+            if not requested:
+                raise errors.invalid_argument([("owner", "is required when a service creates a video")])
+            return user_id_of(requested)
+        if requested and user_id_of(requested) != principal.subject:
+            raise errors.permission_denied("users can only create videos they own")
+        return principal.subject
+
+    @staticmethod
+    def _locked(session: Session, video_id: str, name: str) -> VideoRow:
+        row = locked_video(session, video_id)
+        if row is None:
+            raise errors.not_found(name)
+        return row
+
+    @staticmethod
+    def _check_etag(row: VideoRow, etag: str, name: str) -> None:
+        if etag and etag != etag_of(row):
+            raise errors.aborted(
+                f"{name} changed since it was read (etag {etag}, now {etag_of(row)}); read it again",
+                reason="ETAG_MISMATCH",
+            )
+
+    @staticmethod
+    def _touch(row: VideoRow) -> None:
+        row.version += 1
+        row.update_time_us = now_us()
+
+    async def _mutate(self, principal: Principal, method: str, request_id: str, change, response_type):
+        data = await run_in_thread(self._store.mutate, f"{principal.kind}:{principal.subject}", method, request_id, change)
+        return response_type.FromString(data)
+
+    async def _after_write(self, video_id: str) -> None:
+        await self._reader.invalidate(video_id)
+        self._changes.notify(video_id)

@@ -1,0 +1,39 @@
+"""The video lifecycle: which status may follow which.
+
+UPLOADING -> UPLOADED -> PROCESSING -> READY, FAILED from any non-terminal status, and
+FAILED -> UPLOADED/PROCESSING when a failed transcode is retried. Repeating the current
+status is always accepted (retries of a status report are idempotent; PROCESSING repeats
+carry progress).
+"""
+
+from __future__ import annotations
+
+from streamify.v1.video_pb2 import VideoStatus
+
+UPLOADING = VideoStatus.VIDEO_STATUS_UPLOADING
+UPLOADED = VideoStatus.VIDEO_STATUS_UPLOADED
+PROCESSING = VideoStatus.VIDEO_STATUS_PROCESSING
+READY = VideoStatus.VIDEO_STATUS_READY
+FAILED = VideoStatus.VIDEO_STATUS_FAILED
+
+TERMINAL = frozenset({READY, FAILED})
+
+_NEXT: dict[int, frozenset[int]] = {
+    UPLOADING: frozenset({UPLOADED, FAILED}),
+    UPLOADED: frozenset({PROCESSING, FAILED}),
+    PROCESSING: frozenset({READY, FAILED}),
+    READY: frozenset(),
+    FAILED: frozenset({UPLOADED, PROCESSING}),
+}
+
+
+def status_label(status: int) -> str:
+    return VideoStatus.Name(status).removeprefix("VIDEO_STATUS_") if status in _NEXT else str(status)
+
+
+def is_allowed(current: int, new: int) -> bool:
+    return new == current or new in _NEXT.get(current, frozenset())
+
+
+def is_repeat(current: int, new: int) -> bool:
+    return new == current

@@ -1,0 +1,52 @@
+"""Runs a real Metadata service in the test's event loop and gives clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import grpc
+
+from streamify.core.auth import mint_token
+from streamify.core.config import Settings
+from streamify.metadata import app
+from streamify.v1 import metadata_service_pb2_grpc
+
+TEST_SECRET = "test-signing-key-with-enough-bytes-0123456789"
+
+
+def service_settings(**overrides) -> Settings:
+    values = dict(jwt_secret=TEST_SECRET, grpc_port=0, log_format="text", log_level="WARNING")
+    values.update(overrides)
+    return Settings(**values)
+
+
+def bearer(subject: str, kind: str = "user", ttl: int = 3600) -> tuple[tuple[str, str], ...]:
+    token = mint_token(TEST_SECRET.encode(), subject, kind=kind, ttl_seconds=ttl, issuer="streamify")
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class RunningMetadata:
+    target: str
+    channel: grpc.aio.Channel
+    stub: metadata_service_pb2_grpc.MetadataServiceStub
+
+
+@contextlib.asynccontextmanager
+async def running_metadata(settings: Settings):
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(settings, on_ready=ready.set_result, stop_event=stop))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # start-up failed: raise its error
+    target = f"127.0.0.1:{ready.result()}"
+    channel = grpc.aio.insecure_channel(target)
+    try:
+        yield RunningMetadata(target, channel, metadata_service_pb2_grpc.MetadataServiceStub(channel))
+    finally:
+        await channel.close()
+        stop.set()
+        await task
