@@ -1,11 +1,17 @@
-"""Alembic environment: runs against the connection handed in by streamify.metadata.schema."""
+"""Alembic environment: runs on the connection handed in by streamify.core.migrations."""
 
 from alembic import context
 
 from streamify.core.db import Base
 from streamify.metadata import models  # noqa: F401  (registers the tables on Base.metadata)
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+config = context.config
+context.configure(
+    connection=config.attributes["connection"],
+    target_metadata=Base.metadata,
+    version_table=config.attributes["version_table"],
+    include_name=lambda name, type_, _parent: type_ != "table" or name in {"videos", "idempotency_keys"},
+    render_as_batch=True,
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,23 @@
+"""Runs one component's Alembic migrations.
+
+Every component that owns tables (the Metadata service, the Upload service, the database
+queue, the transcode orchestrator) keeps its own migration history in its own package, with
+its own version table, so they can share one database (embedded mode) or use separate ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
+
+
+def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head") -> None:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["version_table"] = version_table
+        command.upgrade(config, revision)
