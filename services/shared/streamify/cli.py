@@ -87,6 +87,13 @@ def cmd_protos(args: argparse.Namespace) -> int:
     return protogen.main(["--check"] if args.check else [])
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from streamify.core.config import settings_table
+
+    print(settings_table())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamify", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -111,6 +118,9 @@ def parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)
+
+    config = sub.add_parser("config", help="print the table of STREAMIFY_* settings")
+    config.set_defaults(func=cmd_config)
 
     protos = sub.add_parser("protos", help="regenerate Python stubs from proto/ (--check: only compare)")
     protos.add_argument("--check", action="store_true")
