@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ from streamify.core.auth import mint_token
 from streamify.core.config import Settings
 from streamify.metadata import app
 from streamify.v1 import metadata_service_pb2_grpc
+from tests.support.mesh import running_service
 
 TEST_SECRET = "test-signing-key-with-enough-bytes-0123456789"
 
@@ -36,17 +36,9 @@ class RunningMetadata:
 
 @contextlib.asynccontextmanager
 async def running_metadata(settings: Settings):
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-    task = asyncio.create_task(app.run(settings, on_ready=ready.set_result, stop_event=stop))
-    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()  # start-up failed: raise its error
-    target = f"127.0.0.1:{ready.result()}"
-    channel = grpc.aio.insecure_channel(target)
-    try:
-        yield RunningMetadata(target, channel, metadata_service_pb2_grpc.MetadataServiceStub(channel))
-    finally:
-        await channel.close()
-        stop.set()
-        await task
+    async with running_service(app.run, settings) as target:
+        channel = grpc.aio.insecure_channel(target)
+        try:
+            yield RunningMetadata(target, channel, metadata_service_pb2_grpc.MetadataServiceStub(channel))
+        finally:
+            await channel.close()

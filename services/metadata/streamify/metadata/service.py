@@ -123,6 +123,8 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     async def CreateVideo(self, request: api.CreateVideoRequest, context) -> Video:
         principal = current_principal()
+        if not request.video.title:
+            raise errors.invalid_argument([("video.title", "is required")])
         owner = self._owner_for_create(principal, request.owner)
 
         def create(session: Session) -> bytes:
@@ -195,6 +197,8 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied("only Streamify services may change a video's status")
+        if request.status == state_machine.FAILED and not request.failure_reason:
+            raise errors.invalid_argument([("failure_reason", "is required when status is FAILED")])
         video_id = video_id_of(request.name)
 
         def transition(session: Session) -> bytes:

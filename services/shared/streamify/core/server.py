@@ -197,7 +197,12 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):
             self._validate(request)
 
     def _validate(self, message: Any) -> None:
-        violations = self._validator(message)  # type: ignore[misc]
+        try:
+            violations = self._validator(message)  # type: ignore[misc]
+        except ValueError as exc:
+            # protovalidate's CEL fallback raises on values it cannot represent (for example a
+            # Duration beyond its range): that is still the client's bad input.
+            raise errors.invalid_argument(f"invalid request: {exc}") from None
         if violations:
             raise errors.invalid_argument(
                 [(v.field, v.description, getattr(v, "rule_id", "") or "") for v in violations]

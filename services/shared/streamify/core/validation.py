@@ -475,16 +475,13 @@ def _value_tests(kind: str, rules: Message, field: FieldDescriptor) -> list[Valu
         if kind == "enum" and name == "defined_only":
             defined_only = rule
         elif name in ("gt", "gte", "lt", "lte") and kind not in ("string", "enum", "bool"):
+            # One test for both bounds, at the place protovalidate reports it.
             lower = rules.WhichOneof("greater_than")
-            if (
-                name == lower or lower is None
-            ):  # one test for both bounds, where protovalidate puts it
+            if name == lower or lower is None:
                 tests.append(_range_test(kind, rules))
         elif name == "finite" and kind in ("float", "double"):
             if rule:
-                tests.append(
-                    _test(f"{kind}.finite", "must be finite", lambda v: not math.isfinite(v))
-                )
+                tests.append(_test(f"{kind}.finite", "must be finite", _not_finite))
         elif name in table:
             make, description = table[name]
             tests.append(_test(f"{kind}.{name}", description.format(_fmt(rule)), make(rule)))
@@ -492,14 +489,13 @@ def _value_tests(kind: str, rules: Message, field: FieldDescriptor) -> list[Valu
             raise _Unsupported(f"{kind}.{name}")
     if defined_only:
         defined = frozenset(field.enum_type.values_by_number)
-        tests.append(
-            _test(
-                "enum.defined_only",
-                "value must be one of the defined enum values",
-                lambda v: v not in defined,
-            )
-        )
+        description = "value must be one of the defined enum values"
+        tests.append(_test("enum.defined_only", description, lambda v: v not in defined))
     return tests
+
+
+def _not_finite(value: float) -> bool:
+    return not math.isfinite(value)
 
 
 def _range_test(kind: str, rules: Any) -> ValueTest:
@@ -508,31 +504,23 @@ def _range_test(kind: str, rules: Any) -> ValueTest:
     hi = getattr(rules, upper) if upper else None
     below: Callable[[Any], bool] = (lambda v: v <= lo) if lower == "gt" else (lambda v: v < lo)
     above: Callable[[Any], bool] = (lambda v: v >= hi) if upper == "lt" else (lambda v: v > hi)
+    low_words = f"{_BOUND_WORDS[lower]} {_fmt(lo)}" if lower else ""
+    high_words = f"{_BOUND_WORDS[upper]} {_fmt(hi)}" if upper else ""
     if lower and upper:
-        exclusive = hi < lo  # e.g. gt: 10, lt: 5 means "outside (5, 10)"
-        joiner = " or " if exclusive else " and "
+        exclusive = hi < lo  # e.g. gt: 10, lt: 5 means "outside [5, 10]"
         rule_id = f"{kind}.{lower}_{upper}" + ("_exclusive" if exclusive else "")
-        description = (
-            f"must be {_BOUND_WORDS[lower]} {_fmt(lo)}{joiner}{_BOUND_WORDS[upper]} {_fmt(hi)}"
-        )
-        failed = (
-            (lambda v: below(v) and above(v)) if exclusive else (lambda v: below(v) or above(v))
-        )
+        description = f"must be {low_words}{' or ' if exclusive else ' and '}{high_words}"
+        if exclusive:
+            failed = lambda v: below(v) and above(v)  # noqa: E731
+        else:
+            failed = lambda v: below(v) or above(v)  # noqa: E731
     elif lower:
-        rule_id, description, failed = (
-            f"{kind}.{lower}",
-            f"must be {_BOUND_WORDS[lower]} {_fmt(lo)}",
-            below,
-        )
+        rule_id, description, failed = f"{kind}.{lower}", f"must be {low_words}", below
     else:
-        rule_id, description, failed = (
-            f"{kind}.{upper}",
-            f"must be {_BOUND_WORDS[upper]} {_fmt(hi)}",
-            above,
-        )
+        rule_id, description, failed = f"{kind}.{upper}", f"must be {high_words}", above
     if kind in ("float", "double"):
         bounded = failed
-        failed = lambda v: math.isnan(v) or bounded(v)  # NaN is never in range
+        failed = lambda v: math.isnan(v) or bounded(v)  # noqa: E731 - NaN is never in range
     return _test(rule_id, description, failed)
 
 
@@ -551,11 +539,8 @@ def _compile_re2(pattern: str) -> re.Pattern[str]:
     _Unsupported for syntax the two engines may read differently, so that type falls back.
     """
     out: list[str] = []
-    i, in_class, after_repeat = (
-        0,
-        False,
-        0,
-    )  # after_repeat: 1 after a quantifier, 2 after a lazy `?`
+    i, in_class = 0, False
+    after_repeat = 0  # 1 after a quantifier, 2 after a lazy `?` (both engines allow `a*?`)
     while i < len(pattern):
         c, token, repeat = pattern[i], pattern[i], False
         if c == "\\":
@@ -587,11 +572,10 @@ def _compile_re2(pattern: str) -> re.Pattern[str]:
         elif c in "*+?":
             repeat = True
         elif c == "{":
+            # `re` reads `{,n}` as a repeat, RE2 as text; RE2 caps counts at 1000.
             match = _REPEAT.match(pattern, i)
             if match is None or max(int(n) for n in match.groups("0") if n) > 1000:
-                raise _Unsupported(
-                    f"regex {pattern!r}"
-                )  # `re` reads `{,n}` as a repeat; RE2 caps at 1000
+                raise _Unsupported(f"regex {pattern!r}")
             token, repeat = match.group(), True
             i = match.end() - 1
         if repeat:

@@ -29,7 +29,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from streamify.v1 import video_pb2 as streamify_dot_v1_dot_video__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#streamify/v1/metadata_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x18streamify/v1/video.proto\"\x85\x02\n\x12\x43reateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x05owner\x18\x02 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00:F\xbaHC\x1a\x41\n\x0etitle_required\x12\x17video.title is required\x1a\x16this.video.title != \'\'\"H\n\x0fGetVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"\xc0\x01\n\x11ListVideosRequest\x12:\n\x05owner\x18\x01 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"R\n\x12ListVideosResponse\x12#\n\x06videos\x18\x01 \x03(\x0b\x32\x13.streamify.v1.Video\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x96\x01\n\x12UpdateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x06\xbaH\x03\xc8\x01\x01\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"\x7f\n\x12\x44\x65leteVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x15\n\x04\x65tag\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\x11WatchVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"8\n\x12WatchVideoResponse\x12\"\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.Video\"\xc6\x03\n\x18UpdateVideoStatusRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12 \n\x0e\x66\x61ilure_reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12(\n\x08progress\x18\x04 \x01(\x0b\x32\x16.streamify.v1.Progress\x12.\n\x06result\x18\x05 \x01(\x0b\x32\x1e.streamify.v1.ProcessingResult\x12\x1b\n\nrequest_id\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00:\x7f\xbaH|\x1az\n\x17\x66\x61ilure_reason_required\x12\x30\x66\x61ilure_reason is required when status is FAILED\x1a-this.status != 5 || this.failure_reason != \'\'\"\xac\x01\n\x10ProcessingResult\x12+\n\nrenditions\x18\x01 \x03(\x0b\x32\x17.streamify.v1.Rendition\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\rmanifest_path\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bposter_path\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x32\x9c\x04\n\x0fMetadataService\x12\x44\n\x0b\x43reateVideo\x12 .streamify.v1.CreateVideoRequest\x1a\x13.streamify.v1.Video\x12>\n\x08GetVideo\x12\x1d.streamify.v1.GetVideoRequest\x1a\x13.streamify.v1.Video\x12O\n\nListVideos\x12\x1f.streamify.v1.ListVideosRequest\x1a .streamify.v1.ListVideosResponse\x12\x44\n\x0bUpdateVideo\x12 .streamify.v1.UpdateVideoRequest\x1a\x13.streamify.v1.Video\x12G\n\x0b\x44\x65leteVideo\x12 .streamify.v1.DeleteVideoRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nWatchVideo\x12\x1f.streamify.v1.WatchVideoRequest\x1a .streamify.v1.WatchVideoResponse0\x01\x12P\n\x11UpdateVideoStatus\x12&.streamify.v1.UpdateVideoStatusRequest\x1a\x13.streamify.v1.Videob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#streamify/v1/metadata_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x18streamify/v1/video.proto\"\xbd\x01\n\x12\x43reateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x05owner\x18\x02 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"H\n\x0fGetVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"\xc0\x01\n\x11ListVideosRequest\x12:\n\x05owner\x18\x01 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"R\n\x12ListVideosResponse\x12#\n\x06videos\x18\x01 \x03(\x0b\x32\x13.streamify.v1.Video\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x96\x01\n\x12UpdateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x06\xbaH\x03\xc8\x01\x01\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"\x7f\n\x12\x44\x65leteVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x15\n\x04\x65tag\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\x11WatchVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"8\n\x12WatchVideoResponse\x12\"\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.Video\"\xc5\x02\n\x18UpdateVideoStatusRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12 \n\x0e\x66\x61ilure_reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12(\n\x08progress\x18\x04 \x01(\x0b\x32\x16.streamify.v1.Progress\x12.\n\x06result\x18\x05 \x01(\x0b\x32\x1e.streamify.v1.ProcessingResult\x12\x1b\n\nrequest_id\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"\xac\x01\n\x10ProcessingResult\x12+\n\nrenditions\x18\x01 \x03(\x0b\x32\x17.streamify.v1.Rendition\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\rmanifest_path\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bposter_path\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x32\x9c\x04\n\x0fMetadataService\x12\x44\n\x0b\x43reateVideo\x12 .streamify.v1.CreateVideoRequest\x1a\x13.streamify.v1.Video\x12>\n\x08GetVideo\x12\x1d.streamify.v1.GetVideoRequest\x1a\x13.streamify.v1.Video\x12O\n\nListVideos\x12\x1f.streamify.v1.ListVideosRequest\x1a .streamify.v1.ListVideosResponse\x12\x44\n\x0bUpdateVideo\x12 .streamify.v1.UpdateVideoRequest\x1a\x13.streamify.v1.Video\x12G\n\x0b\x44\x65leteVideo\x12 .streamify.v1.DeleteVideoRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nWatchVideo\x12\x1f.streamify.v1.WatchVideoRequest\x1a .streamify.v1.WatchVideoResponse0\x01\x12P\n\x11UpdateVideoStatus\x12&.streamify.v1.UpdateVideoStatusRequest\x1a\x13.streamify.v1.Videob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['source_size_bytes']._loaded_options = None
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['source_size_bytes']._serialized_options = b'\272H\004\"\002(\000'
-  _globals['_CREATEVIDEOREQUEST']._loaded_options = None
-  _globals['_CREATEVIDEOREQUEST']._serialized_options = b'\272HC\032A\n\016title_required\022\027video.title is required\032\026this.video.title != \'\''
   _globals['_GETVIDEOREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETVIDEOREQUEST'].fields_by_name['name']._serialized_options = b'\272H$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$'
   _globals['_LISTVIDEOSREQUEST'].fields_by_name['owner']._loaded_options = None
@@ -80,32 +78,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEVIDEOSTATUSREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\004r\002\030@'
   _globals['_UPDATEVIDEOSTATUSREQUEST'].fields_by_name['source_size_bytes']._loaded_options = None
   _globals['_UPDATEVIDEOSTATUSREQUEST'].fields_by_name['source_size_bytes']._serialized_options = b'\272H\004\"\002(\000'
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._loaded_options = None
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_options = b'\272H|\032z\n\027failure_reason_required\0220failure_reason is required when status is FAILED\032-this.status != 5 || this.failure_reason != \'\''
   _globals['_PROCESSINGRESULT'].fields_by_name['manifest_path']._loaded_options = None
   _globals['_PROCESSINGRESULT'].fields_by_name['manifest_path']._serialized_options = b'\272H\005r\003\030\200\010'
   _globals['_PROCESSINGRESULT'].fields_by_name['poster_path']._loaded_options = None
   _globals['_PROCESSINGRESULT'].fields_by_name['poster_path']._serialized_options = b'\272H\005r\003\030\200\010'
   _globals['_CREATEVIDEOREQUEST']._serialized_start=204
-  _globals['_CREATEVIDEOREQUEST']._serialized_end=465
-  _globals['_GETVIDEOREQUEST']._serialized_start=467
-  _globals['_GETVIDEOREQUEST']._serialized_end=539
-  _globals['_LISTVIDEOSREQUEST']._serialized_start=542
-  _globals['_LISTVIDEOSREQUEST']._serialized_end=734
-  _globals['_LISTVIDEOSRESPONSE']._serialized_start=736
-  _globals['_LISTVIDEOSRESPONSE']._serialized_end=818
-  _globals['_UPDATEVIDEOREQUEST']._serialized_start=821
-  _globals['_UPDATEVIDEOREQUEST']._serialized_end=971
-  _globals['_DELETEVIDEOREQUEST']._serialized_start=973
-  _globals['_DELETEVIDEOREQUEST']._serialized_end=1100
-  _globals['_WATCHVIDEOREQUEST']._serialized_start=1102
-  _globals['_WATCHVIDEOREQUEST']._serialized_end=1176
-  _globals['_WATCHVIDEORESPONSE']._serialized_start=1178
-  _globals['_WATCHVIDEORESPONSE']._serialized_end=1234
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_start=1237
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_end=1691
-  _globals['_PROCESSINGRESULT']._serialized_start=1694
-  _globals['_PROCESSINGRESULT']._serialized_end=1866
-  _globals['_METADATASERVICE']._serialized_start=1869
-  _globals['_METADATASERVICE']._serialized_end=2409
+  _globals['_CREATEVIDEOREQUEST']._serialized_end=393
+  _globals['_GETVIDEOREQUEST']._serialized_start=395
+  _globals['_GETVIDEOREQUEST']._serialized_end=467
+  _globals['_LISTVIDEOSREQUEST']._serialized_start=470
+  _globals['_LISTVIDEOSREQUEST']._serialized_end=662
+  _globals['_LISTVIDEOSRESPONSE']._serialized_start=664
+  _globals['_LISTVIDEOSRESPONSE']._serialized_end=746
+  _globals['_UPDATEVIDEOREQUEST']._serialized_start=749
+  _globals['_UPDATEVIDEOREQUEST']._serialized_end=899
+  _globals['_DELETEVIDEOREQUEST']._serialized_start=901
+  _globals['_DELETEVIDEOREQUEST']._serialized_end=1028
+  _globals['_WATCHVIDEOREQUEST']._serialized_start=1030
+  _globals['_WATCHVIDEOREQUEST']._serialized_end=1104
+  _globals['_WATCHVIDEORESPONSE']._serialized_start=1106
+  _globals['_WATCHVIDEORESPONSE']._serialized_end=1162
+  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_start=1165
+  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_end=1490
+  _globals['_PROCESSINGRESULT']._serialized_start=1493
+  _globals['_PROCESSINGRESULT']._serialized_end=1665
+  _globals['_METADATASERVICE']._serialized_start=1668
+  _globals['_METADATASERVICE']._serialized_end=2208
 # @@protoc_insertion_point(module_scope)
