@@ -155,18 +155,20 @@ class RenditionSpec(_message.Message):
     def __init__(self, id: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., bitrate: _Optional[int] = ..., max_bitrate: _Optional[int] = ..., buffer_size: _Optional[int] = ..., profile: _Optional[str] = ..., preset: _Optional[str] = ...) -> None: ...
 
 class AudioSpec(_message.Message):
-    __slots__ = ("source", "bitrate", "segment_duration", "output", "output_ts_offset")
+    __slots__ = ("source", "bitrate", "segment_duration", "output", "output_ts_offset", "duration")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     BITRATE_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_DURATION_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TS_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
     source: SourceRef
     bitrate: int
     segment_duration: _duration_pb2.Duration
     output: OutputRef
     output_ts_offset: _duration_pb2.Duration
-    def __init__(self, source: _Optional[_Union[SourceRef, _Mapping]] = ..., bitrate: _Optional[int] = ..., segment_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output: _Optional[_Union[OutputRef, _Mapping]] = ..., output_ts_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    duration: _duration_pb2.Duration
+    def __init__(self, source: _Optional[_Union[SourceRef, _Mapping]] = ..., bitrate: _Optional[int] = ..., segment_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output: _Optional[_Union[OutputRef, _Mapping]] = ..., output_ts_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class PosterSpec(_message.Message):
     __slots__ = ("source", "at", "max_width", "output", "rotation_degrees")
