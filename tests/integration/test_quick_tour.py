@@ -24,13 +24,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_below(limit: int) -> int:
+    """A free port whose +10000 neighbour (SeaweedFS's gRPC port) is a valid port too."""
+    while (port := free_port()) >= limit:
+        pass
+    return port
+
+
 @pytest.fixture
 def streamify_run(tmp_path):
     port = free_port()
     env = {**os.environ, "STREAMIFY_DATA_DIR": str(tmp_path), "STREAMIFY_LOG_LEVEL": "WARNING"}
+    for name in ("SEAWEEDFS_PORT", "SEAWEEDFS_MASTER_PORT", "SEAWEEDFS_VOLUME_PORT", "SEAWEEDFS_FILER_PORT"):
+        env[f"STREAMIFY_{name}"] = str(free_port_below(55535))
     env.pop("STREAMIFY_JWT_SECRET", None)
     log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([BIN / "streamify", "run", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([BIN / "streamify", "run", "--port", str(port), "--upload-port", str(free_port())],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -44,7 +54,7 @@ def streamify_run(tmp_path):
         yield target, env, tmp_path / "run.log"
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        proc.wait(timeout=90)
         log.close()
 
 

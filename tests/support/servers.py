@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -287,6 +288,154 @@ class PostgresServer:
 def postgres_server() -> Iterator[PostgresServer]:
     """PostgreSQL for the session: STREAMIFY_TEST_POSTGRES_URL if set, else our own cluster."""
     server = PostgresServer(os.environ.get("STREAMIFY_TEST_POSTGRES_URL") or None)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+# ------------------------------------------------------------------------------ SeaweedFS
+
+
+class ExternalS3:
+    """An S3 endpoint named by STREAMIFY_TEST_S3_ENDPOINT (+ _ACCESS_KEY / _SECRET_KEY)."""
+
+    def __init__(self, endpoint_url: str, access_key: str, secret_key: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.pid = None
+
+
+class SeaweedFSServer:
+    """What the `seaweedfs` fixture yields: an S3 endpoint with signatures enforced and two
+    fresh buckets (unique names, so an external endpoint can be shared)."""
+
+    def __init__(self, server: object) -> None:
+        self._server = server
+        suffix = uuid.uuid4().hex[:8]
+        self.uploads_bucket = f"streamify-test-uploads-{suffix}"
+        self.media_bucket = f"streamify-test-media-{suffix}"
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._server.endpoint_url  # type: ignore[attr-defined]
+
+    @property
+    def access_key(self) -> str:
+        return self._server.access_key  # type: ignore[attr-defined]
+
+    @property
+    def secret_key(self) -> str:
+        return self._server.secret_key  # type: ignore[attr-defined]
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.pid  # type: ignore[attr-defined]
+
+    def settings_overrides(self) -> dict[str, object]:
+        """Settings(**this) points a process at this endpoint and its test buckets."""
+        return {
+            "s3_endpoint_url": self.endpoint_url,
+            "s3_access_key_id": self.access_key,
+            "s3_secret_access_key": self.secret_key,
+            "s3_region": "us-east-1",
+            "s3_addressing_style": "path",
+            "uploads_bucket": self.uploads_bucket,
+            "media_bucket": self.media_bucket,
+        }
+
+
+def _distinct_free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFSServer]:
+    """S3 for the session: STREAMIFY_TEST_S3_ENDPOINT if set, else our own `weed server` on
+    free ports in a fresh directory, stopped by its PID at the end (that takes ~15 s)."""
+    from streamify.core.config import Settings
+    from streamify.core.seaweed import SeaweedFS, SeaweedPorts
+    from streamify.core.storage import ensure_buckets, make_s3_client
+
+    if endpoint := os.environ.get("STREAMIFY_TEST_S3_ENDPOINT"):
+        external = ExternalS3(
+            endpoint,
+            os.environ.get("STREAMIFY_TEST_S3_ACCESS_KEY", ""),
+            os.environ.get("STREAMIFY_TEST_S3_SECRET_KEY", ""),
+        )
+        server = SeaweedFSServer(external)
+        client = make_s3_client(Settings(**server.settings_overrides()))  # type: ignore[arg-type]
+        ensure_buckets(client, server.uploads_bucket, server.media_bucket)
+        yield server
+        return
+    directory = Path(tempfile.mkdtemp(prefix="streamify-seaweedfs-"))
+    weed = SeaweedFS(
+        directory,
+        SeaweedPorts(*_distinct_free_ports(8)),
+        access_key=f"TEST{uuid.uuid4().hex[:12].upper()}",
+        secret_key=uuid.uuid4().hex + uuid.uuid4().hex,
+    )
+    server = SeaweedFSServer(weed)
+    weed.buckets = (server.uploads_bucket, server.media_bucket)
+    weed.start()
+    try:
+        yield server
+    finally:
+        weed.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# ------------------------------------------------------------------- SQS stand-in (moto)
+
+
+class MotoServer:
+    """moto's server mode as a child process: a local STAND-IN for AWS SQS (API-compatible
+    enough for the queue adapter's tests; not a performance or durability model of SQS)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._dir = Path(tempfile.mkdtemp(prefix="streamify-moto-"))
+        self._log = self._dir / "moto.log"
+        binary = Path(sys.executable).parent / "moto_server"
+        with open(self._log, "wb") as logf:
+            self._proc = subprocess.Popen(
+                [str(binary if binary.exists() else "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, cwd=self._dir,
+            )  # fmt: skip
+        deadline = time.monotonic() + _START_TIMEOUT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self._proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError(f"moto_server did not start:\n{_log_tail(self._log)}") from None
+                time.sleep(0.05)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc.poll() is None else None
+
+    def close(self) -> None:
+        _stop_process(self._proc, signal.SIGTERM)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sqs_server() -> Iterator[MotoServer]:
+    """A moto server (SQS stand-in) for the session; clients need any AWS credentials, e.g.
+    AWS_ACCESS_KEY_ID=testing (see the queue tests)."""
+    server = MotoServer()
     try:
         yield server
     finally:

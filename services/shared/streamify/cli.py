@@ -18,29 +18,14 @@ def _settings(args: argparse.Namespace, **overrides) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     """Embedded single-machine mode: everything local, nothing installed by hand."""
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
-    settings = _settings(args, grpc_port=args.port, redis_url=args.redis, database_url=args.database_url)
-    from streamify.core.auth import mint_token, signing_key
+    settings = _settings(args, redis_url=args.redis, database_url=args.database_url,
+                         s3_endpoint_url=args.s3_endpoint)
     from streamify.core.logs import configure_logging
-    from streamify.metadata import app as metadata_app
+    from streamify.mesh import MeshPorts, run_mesh
 
     configure_logging(settings)
-    token = mint_token(signing_key(settings), "alice", ttl_seconds=24 * 3600, issuer=settings.jwt_issuer)
-
-    def banner(port: int) -> None:
-        target = f"{settings.grpc_host}:{port}"
-        print(
-            "\nStreamify is running (embedded mode)\n"
-            f"  Metadata gRPC     {target}   (reflection on: grpcurl -plaintext {target} list)\n"
-            f"  Database          {settings.resolved_database_url}\n"
-            f"  Cache             {settings.redis_url or 'in-process'}\n"
-            f"  Dev token (alice) export TOKEN={token}\n"
-            f"  Try               grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" "
-            f"-d '{{\"video\": {{\"title\": \"Hello\"}}}}' {target} streamify.v1.MetadataService/CreateVideo\n"
-            "Press Ctrl-C to stop.\n",
-            flush=True,
-        )
-
-    asyncio.run(metadata_app.run(settings, on_ready=banner))
+    ports = MeshPorts(metadata=args.port or MeshPorts.metadata, upload=args.upload_port or MeshPorts.upload)
+    asyncio.run(run_mesh(settings, ports))
     return 0
 
 
@@ -51,8 +36,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings)
     if args.service == "metadata":
         from streamify.metadata import app
-
-        asyncio.run(app.run(settings))
+    else:
+        from streamify.upload import app
+    asyncio.run(app.run(settings))
     return 0
 
 
@@ -94,6 +80,32 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    from streamify.upload_client import run_cli
+
+    return run_cli(args)
+
+
+UPLOAD_EPILOG = """\
+The token is --token, else $STREAMIFY_TOKEN, else one minted like `streamify token` does
+(STREAMIFY_JWT_SECRET, or the embedded dev key in STREAMIFY_DATA_DIR, default .streamify/) for
+the user named by $USER (lowercased; "alice" if $USER is not a valid id).
+
+An interrupted upload resumes when the same command is run again on the same, unchanged file:
+only the parts storage does not hold yet are sent. Resume state lives in
+$STREAMIFY_UPLOAD_STATE_DIR, else $XDG_CACHE_HOME/streamify/uploads (~/.cache/streamify/uploads).
+STREAMIFY_UPLOAD_RATE_LIMIT (bytes/s) caps the sending rate.
+
+exit codes:
+  0    uploaded (with --wait: and the video is READY)
+  1    the upload failed: storage or the network kept failing after retries
+  2    bad input: missing or empty file, not a video, bad option
+  3    the server refused a call (its status code and message are printed)
+  4    with --wait: transcoding FAILED (the reason is printed)
+  130  interrupted (Ctrl-C); run the same command again to resume
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamify", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -101,11 +113,13 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run Streamify on one machine with embedded defaults")
     run.add_argument("--port", type=int, help="gRPC port of the Metadata service (default 50051)")
     run.add_argument("--redis", help="Redis URL for the metadata cache (default: in-process cache)")
+    run.add_argument("--upload-port", type=int, help="gRPC port of the Upload service (default 50052)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in .streamify/)")
+    run.add_argument("--s3-endpoint", help="S3 endpoint to use instead of the embedded SeaweedFS")
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve one service (settings from STREAMIFY_* env)")
-    serve.add_argument("service", choices=["metadata"])
+    serve.add_argument("service", choices=["metadata", "upload"])
     serve.add_argument("--port", type=int)
     serve.add_argument("--metrics-port", type=int)
     serve.set_defaults(func=cmd_serve)
@@ -125,6 +139,26 @@ def parser() -> argparse.ArgumentParser:
     protos = sub.add_parser("protos", help="regenerate Python stubs from proto/ (--check: only compare)")
     protos.add_argument("--check", action="store_true")
     protos.set_defaults(func=cmd_protos)
+
+    upload = sub.add_parser(
+        "upload", help="upload a video file (resumable)", epilog=UPLOAD_EPILOG,
+        description="Upload FILE as a new video: straight to storage through pre-signed URLs,\n"
+                    "in parallel parts for large files, resuming where an interrupted run stopped.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    upload.add_argument("file", metavar="FILE", help="the video file")
+    upload.add_argument("--title", help="title of the video (default: the file name)")
+    upload.add_argument("--description", help="description of the video")
+    upload.add_argument("--wait", action="store_true",
+                        help="after uploading, follow transcoding until READY (print the playback URL) or FAILED")
+    upload.add_argument("--parallel", type=int, default=4, metavar="N", help="parts sent at once (default 4)")
+    upload.add_argument("--server", metavar="HOST:PORT",
+                        help="Upload service (default $STREAMIFY_UPLOAD_TARGET or 127.0.0.1:50052)")
+    upload.add_argument("--metadata-server", metavar="HOST:PORT",
+                        help="Metadata service, for --wait (default $STREAMIFY_METADATA_TARGET or 127.0.0.1:50051)")
+    upload.add_argument("--token", help="bearer token (default: see below)")
+    upload.add_argument("--quiet", "-q", action="store_true", help="no progress or status lines, only results and errors")
+    upload.add_argument("--json", action="store_true", help="print one JSON object with the result instead of text")
+    upload.set_defaults(func=cmd_upload)
     return p
 
 

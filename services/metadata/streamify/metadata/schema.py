@@ -10,6 +10,7 @@ from streamify.core import migrations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_metadata"
+TABLES = frozenset({"videos", "idempotency_keys"})
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -45,6 +45,38 @@ class Settings(BaseSettings):
     cdn_base_url: str = Field("http://127.0.0.1:8080/media", description="Base URL of the media CDN; playback and poster URLs start with it.")
     page_token_secret: SecretStr | None = Field(None, description="Key that signs page tokens. Default: derived from jwt_secret.")
 
+    # --- object storage (S3 API: SeaweedFS embedded, AWS S3 at scale) ---------------------------
+    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint the services use, e.g. http://127.0.0.1:8333. Default: AWS S3 of s3_region; embedded: the embedded SeaweedFS.")
+    s3_public_endpoint_url: str | None = Field(None, description="S3 endpoint browsers and CLIs reach; pre-signed URLs are signed for this host. Default: s3_endpoint_url.")
+    s3_region: str = Field("us-east-1", description="AWS region of the buckets (and of the SQS queue); SigV4 signs it into every request.")
+    s3_access_key_id: SecretStr | None = Field(None, description="S3 access key. Default: boto3's credential chain (env, IRSA on EKS); embedded mode: a dev key pair kept in data_dir.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key, paired with s3_access_key_id.")
+    s3_addressing_style: str = Field("path", pattern="^(path|virtual|auto)$", description="`path` (http://host/bucket/key; SeaweedFS, MinIO) or `virtual` (http://bucket.host/key).")
+    uploads_bucket: str = Field("streamify-uploads", description="Bucket of raw uploads (written by browsers through pre-signed URLs).")
+    media_bucket: str = Field("streamify-media", description="Bucket of transcoded HLS output and posters (origin of the /media CDN route).")
+
+    # --- uploads ---------------------------------------------------------------------------
+    upload_max_bytes: int = Field(20 * 1024**3, gt=0, description="Largest file CreateUpload accepts (bytes).")
+    upload_single_put_max_bytes: int = Field(64 * 1024**2, gt=0, description="Files up to this size get one pre-signed PUT; larger ones a multipart upload.")
+    upload_part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2, description="Preferred multipart part size; grows when a file would need more than 10,000 parts.")
+    upload_url_ttl_seconds: int = Field(900, ge=1, le=7 * 24 * 3600, description="Lifetime of every pre-signed upload URL.")
+    upload_expiry_seconds: float = Field(24 * 3600, gt=0, description="An upload not completed within this time is aborted and its video FAILED.")
+    upload_max_pending_per_user: int = Field(20, ge=1, description="Unfinished uploads one user may have at once (RESOURCE_EXHAUSTED beyond).")
+    upload_sweep_interval_seconds: float = Field(60.0, gt=0, description="How often the Upload service looks for expired uploads.")
+
+    # --- durable job queue (Upload -> Transcode) --------------------------------------------
+    queue_backend: str = Field("database", pattern="^(database|redis|sqs)$", description="`database` (a table in database_url), `redis` (Redis Streams) or `sqs`.")
+    queue_url: str | None = Field(None, description="Redis URL (redis backend) or SQS queue URL (sqs backend); the database backend uses database_url.")
+    sqs_endpoint_url: str | None = Field(None, description="SQS API endpoint (a local stand-in such as moto). Default: AWS SQS of s3_region.")
+    queue_visibility_timeout_seconds: float = Field(60.0, gt=0, description="A received job is hidden from other consumers this long unless acked or extended.")
+    queue_max_deliveries: int = Field(5, ge=1, description="Deliveries of one job before it is dead-lettered instead of retried.")
+
+    # --- embedded SeaweedFS (`streamify run`) ------------------------------------------------
+    seaweedfs_port: int = Field(8333, ge=1, le=55535, description="S3 port of the embedded SeaweedFS (its gRPC port is this + 10000).")
+    seaweedfs_master_port: int = Field(9333, ge=1, le=55535, description="Master port of the embedded SeaweedFS (gRPC: + 10000).")
+    seaweedfs_volume_port: int = Field(18080, ge=1, le=55535, description="Volume server port of the embedded SeaweedFS (gRPC: + 10000).")
+    seaweedfs_filer_port: int = Field(8888, ge=1, le=55535, description="Filer port of the embedded SeaweedFS (gRPC: + 10000).")
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

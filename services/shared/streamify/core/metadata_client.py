@@ -1,0 +1,49 @@
+"""How the Upload and Transcode services talk to the Metadata service (as a service identity)."""
+
+from __future__ import annotations
+
+import grpc
+
+from streamify.core.config import Settings
+from streamify.core.server import client_channel, service_call_metadata
+from streamify.v1 import metadata_service_pb2 as api
+from streamify.v1 import metadata_service_pb2_grpc
+from streamify.v1.video_pb2 import Video
+
+# Metadata calls from services are idempotent (request ids, repeated transitions accepted), so a
+# short retry on UNAVAILABLE rides over a replica restart.
+_TIMEOUT_SECONDS = 10.0
+
+
+class MetadataClient:
+    def __init__(self, settings: Settings, identity: str) -> None:
+        self._settings = settings
+        self._identity = identity
+        self._channel = client_channel(settings.metadata_target)
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)
+
+    def _auth(self):
+        return service_call_metadata(self._settings, self._identity)
+
+    async def create_video(
+        self, *, owner: str, title: str, description: str, size_bytes: int, request_id: str,
+    ) -> Video:
+        return await self._stub.CreateVideo(api.CreateVideoRequest(
+            video=Video(title=title, description=description), owner=owner,
+            source_size_bytes=size_bytes, request_id=request_id,
+        ), metadata=self._auth(), timeout=_TIMEOUT_SECONDS)
+
+    async def get_video(self, name: str) -> Video:
+        return await self._stub.GetVideo(
+            api.GetVideoRequest(name=name), metadata=self._auth(), timeout=_TIMEOUT_SECONDS
+        )
+
+    async def update_status(self, request: api.UpdateVideoStatusRequest) -> Video:
+        return await self._stub.UpdateVideoStatus(request, metadata=self._auth(), timeout=_TIMEOUT_SECONDS)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def is_illegal_transition(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -1,0 +1,317 @@
+"""The UploadService servicer: checks declarations, signs URLs, verifies with storage and
+records the completed upload together with its outbox entry."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from streamify.core import errors
+from streamify.core.auth import Principal, current_principal
+from streamify.core.db import run_in_thread
+from streamify.core.metadata_client import MetadataClient
+from streamify.upload.limits import UploadLimits
+from streamify.upload.models import OutboxRow, UploadRow
+from streamify.upload.outbox import OutboxRelay, uploaded_event
+from streamify.upload.parts import PartPlan, plan_parts
+from streamify.upload.storage import StoredPart, UploadStorage
+from streamify.v1 import upload_service_pb2 as api
+from streamify.v1 import upload_service_pb2_grpc
+from streamify.v1.upload_service_pb2 import UploadState
+
+PENDING, COMPLETED, ABORTED = (
+    UploadState.UPLOAD_STATE_PENDING, UploadState.UPLOAD_STATE_COMPLETED, UploadState.UPLOAD_STATE_ABORTED,
+)
+DEFAULT_LIST_PARTS_PAGE = 1000
+
+
+def new_id() -> str:
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def timestamp(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
+    def __init__(
+        self, *, sessions: sessionmaker[Session], storage: UploadStorage, metadata: MetadataClient,
+        relay: OutboxRelay, limits: UploadLimits,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._metadata = metadata
+        self._relay = relay
+        self._limits = limits
+
+    # --- creating ---------------------------------------------------------------------------
+
+    async def CreateUpload(self, request: api.CreateUploadRequest, context) -> api.Upload:
+        principal = self._user()
+        limits = self._limits
+        if request.size_bytes > limits.max_bytes:
+            raise errors.invalid_argument([("size_bytes", (
+                f"the file is {human_bytes(request.size_bytes)}; the largest upload accepted is "
+                f"{human_bytes(limits.max_bytes)}"))], reason="FILE_TOO_LARGE")
+        if request.request_id:
+            existing = await run_in_thread(self._by_request_id, principal.subject, request.request_id)
+            if existing is not None:
+                return self._to_proto(existing)
+        pending = await run_in_thread(self._pending_count, principal.subject)
+        if pending >= limits.max_pending_per_user:
+            raise errors.resource_exhausted(
+                f"you already have {pending} unfinished uploads; complete or abort some first",
+                reason="TOO_MANY_PENDING_UPLOADS",
+            )
+        multipart = request.multipart or request.size_bytes > limits.single_put_max_bytes
+        plan = None
+        if multipart:
+            try:
+                plan = plan_parts(request.size_bytes, limits.part_size_bytes)
+            except ValueError as exc:
+                raise errors.invalid_argument([("size_bytes", str(exc))]) from None
+
+        video = await self._metadata.create_video(
+            owner=principal.user_name, title=request.title or request.file_name,
+            description=request.description, size_bytes=request.size_bytes,
+            request_id=f"upload:{request.request_id}" if request.request_id else "",
+        )
+        video_id = video.name.removeprefix("videos/")
+        upload_id = new_id()
+        key = f"sources/{video_id}/{upload_id}"
+        s3_upload_id = await run_in_thread(self._storage.start_multipart, key, request.content_type) if multipart else ""
+        created = now_us()
+        row = UploadRow(
+            id=upload_id, owner=principal.subject, video_id=video_id, file_name=request.file_name,
+            size_bytes=request.size_bytes, content_type=request.content_type, sha256=request.sha256,
+            state=PENDING, multipart=multipart, bucket=self._storage.bucket, object_key=key,
+            s3_upload_id=s3_upload_id, part_size=plan.part_size if plan else 0,
+            part_count=plan.part_count if plan else 0, request_id=request.request_id,
+            create_time_us=created, expire_time_us=created + int(limits.expiry_seconds * 1e6), end_reason="",
+        )
+        await run_in_thread(self._insert, row)
+        return self._to_proto(row)
+
+    async def GetUpload(self, request: api.GetUploadRequest, context) -> api.Upload:
+        return self._to_proto(await self._owned(request.name))
+
+    # --- parts --------------------------------------------------------------------------------
+
+    async def SignParts(self, request: api.SignPartsRequest, context) -> api.SignPartsResponse:
+        row = await self._owned(request.name)
+        self._require_pending_multipart(row)
+        plan = self._plan(row)
+        out_of_range = [(f"part_numbers[{i}]", f"part {n} does not exist; this upload has {plan.part_count} parts")
+                        for i, n in enumerate(request.part_numbers) if n > plan.part_count]
+        if out_of_range:
+            raise errors.invalid_argument(out_of_range)
+        expires = timestamp(now_us() + self._limits.url_ttl_seconds * 1_000_000)
+        return api.SignPartsResponse(parts=[
+            api.SignedPart(
+                part_number=n, size_bytes=plan.length_of(n), expire_time=expires,
+                url=self._storage.sign_part(row.object_key, row.s3_upload_id, n, plan.length_of(n)),
+            )
+            for n in request.part_numbers
+        ])
+
+    async def ListParts(self, request: api.ListPartsRequest, context) -> api.ListPartsResponse:
+        row = await self._owned(request.name)
+        self._require_pending_multipart(row)
+        stored = await run_in_thread(self._storage.list_parts, row.object_key, row.s3_upload_id)
+        if stored is None:
+            raise errors.failed_precondition(
+                f"storage no longer holds the parts of {request.name}; start a new upload",
+                reason="UPLOAD_GONE")
+        after = 0
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise errors.invalid_argument([("page_token", "is not a token this server issued")])
+            after = int(request.page_token)
+        size = request.page_size or DEFAULT_LIST_PARTS_PAGE
+        page = [p for p in stored if p.number > after][:size]
+        more = bool(page) and any(p.number > page[-1].number for p in stored)
+        return api.ListPartsResponse(
+            parts=[api.UploadedPart(part_number=p.number, size_bytes=p.size, etag=p.etag) for p in page],
+            next_page_token=str(page[-1].number) if more else "",
+        )
+
+    # --- finishing ----------------------------------------------------------------------------
+
+    async def CompleteUpload(self, request: api.CompleteUploadRequest, context) -> api.Upload:
+        row = await self._owned(request.name)
+        if row.state == COMPLETED:
+            return self._to_proto(row)  # a retry after a lost reply: nothing is queued twice
+        if row.state == ABORTED:
+            raise errors.failed_precondition(
+                f"{request.name} was aborted ({row.end_reason}); start a new upload", reason="UPLOAD_ABORTED")
+        if row.multipart:
+            await self._complete_in_storage(row, request)
+        stored_size = await run_in_thread(self._storage.size_of, row.object_key)
+        if stored_size is None:
+            raise errors.failed_precondition(
+                f"nothing has been uploaded for {request.name} yet; PUT the file first", reason="OBJECT_MISSING")
+        if stored_size != row.size_bytes:
+            raise errors.failed_precondition(
+                f"storage holds {stored_size} bytes but {row.size_bytes} were declared; upload the whole file again",
+                reason="SIZE_MISMATCH")
+        await run_in_thread(self._mark_completed, row)
+        self._relay.kick()
+        return self._to_proto(await self._owned(request.name))
+
+    async def AbortUpload(self, request: api.AbortUploadRequest, context) -> api.Upload:
+        row = await self._owned(request.name)
+        if row.state == ABORTED:
+            return self._to_proto(row)
+        if row.state == COMPLETED:
+            raise errors.failed_precondition(f"{request.name} is already complete", reason="UPLOAD_COMPLETED")
+        await abort_upload(self._sessions, self._storage, row, "the upload was abandoned by its owner")
+        self._relay.kick()
+        return self._to_proto(await self._owned(request.name))
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    async def _complete_in_storage(self, row: UploadRow, request: api.CompleteUploadRequest) -> None:
+        stored = await run_in_thread(self._storage.list_parts, row.object_key, row.s3_upload_id)
+        if stored is None:
+            return  # completed in storage by an earlier attempt; the size check that follows decides
+        plan = self._plan(row)
+        by_number = {p.number: p for p in stored}
+        missing = [n for n in range(1, plan.part_count + 1) if n not in by_number]
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            raise errors.failed_precondition(
+                f"{len(missing)} of {plan.part_count} parts are missing (part {shown}); upload them and complete again",
+                reason="PARTS_MISSING", metadata={"missing_parts": ",".join(map(str, missing[:100]))})
+        wrong = [p for p in stored if p.number <= plan.part_count and p.size != plan.length_of(p.number)]
+        if wrong:
+            p = wrong[0]
+            raise errors.failed_precondition(
+                f"part {p.number} is {p.size} bytes but must be {plan.length_of(p.number)}; upload it again",
+                reason="PART_SIZE_MISMATCH")
+        for given in request.parts:
+            held = by_number.get(given.part_number)
+            if held is not None and given.etag.strip('"') != held.etag.strip('"'):
+                raise errors.failed_precondition(
+                    f"part {given.part_number} in storage has ETag {held.etag}, not {given.etag}; upload it again",
+                    reason="PART_ETAG_MISMATCH")
+        parts = [by_number[n] for n in range(1, plan.part_count + 1)]
+        await run_in_thread(self._storage.complete_multipart, row.object_key, row.s3_upload_id, parts)
+
+    def _user(self) -> Principal:
+        principal = current_principal()
+        if principal.is_service:
+            raise errors.permission_denied("uploads belong to users; call with a user token")
+        return principal
+
+    async def _owned(self, name: str) -> UploadRow:
+        principal = current_principal()
+        upload_id = name.removeprefix("uploads/")
+        row = await run_in_thread(self._get, upload_id)
+        if row is None or not (principal.is_service or row.owner == principal.subject):
+            raise errors.not_found(name)
+        return row
+
+    @staticmethod
+    def _require_pending_multipart(row: UploadRow) -> None:
+        name = f"uploads/{row.id}"
+        if not row.multipart:
+            raise errors.failed_precondition(f"{name} is a single PUT, not a multipart upload", reason="NOT_MULTIPART")
+        if row.state != PENDING:
+            raise errors.failed_precondition(
+                f"{name} is {UploadState.Name(row.state).removeprefix('UPLOAD_STATE_')}", reason="UPLOAD_NOT_PENDING")
+
+    @staticmethod
+    def _plan(row: UploadRow) -> PartPlan:
+        return PartPlan(part_size=row.part_size, part_count=row.part_count, total_size=row.size_bytes)
+
+    def _to_proto(self, row: UploadRow) -> api.Upload:
+        upload = api.Upload(
+            name=f"uploads/{row.id}", video=f"videos/{row.video_id}", owner=f"users/{row.owner}",
+            file_name=row.file_name, size_bytes=row.size_bytes, content_type=row.content_type,
+            sha256=row.sha256, state=row.state, create_time=timestamp(row.create_time_us),
+            expire_time=timestamp(row.expire_time_us),
+        )
+        if row.multipart:
+            upload.multipart.part_size_bytes = row.part_size
+            upload.multipart.part_count = row.part_count
+        elif row.state == PENDING:
+            url, headers = self._storage.sign_put(row.object_key, row.content_type, row.size_bytes)
+            upload.single_put.url = url
+            upload.single_put.headers.update(headers)
+            upload.single_put.expire_time.CopyFrom(timestamp(now_us() + self._limits.url_ttl_seconds * 1_000_000))
+        return upload
+
+    # --- database (run in threads) --------------------------------------------------------------
+
+    def _get(self, upload_id: str) -> UploadRow | None:
+        with self._sessions() as session:
+            return session.get(UploadRow, upload_id)
+
+    def _by_request_id(self, owner: str, request_id: str) -> UploadRow | None:
+        with self._sessions() as session:
+            return session.scalars(select(UploadRow).where(
+                UploadRow.owner == owner, UploadRow.request_id == request_id)).first()
+
+    def _pending_count(self, owner: str) -> int:
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(UploadRow).where(
+                UploadRow.owner == owner, UploadRow.state == PENDING)) or 0
+
+    def _insert(self, row: UploadRow) -> None:
+        with self._sessions() as session:
+            session.add(row)
+            session.commit()
+
+    def _mark_completed(self, row: UploadRow) -> None:
+        """Completion and its outbox entry commit together; only one completer wins."""
+        with self._sessions() as session:
+            won = session.execute(
+                update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
+                .values(state=COMPLETED, end_reason="")
+            ).rowcount
+            if won:
+                session.add(OutboxRow(
+                    upload_id=row.id, kind="uploaded", payload=uploaded_event(row).SerializeToString(),
+                    create_time_us=now_us(), done=False, attempts=0, last_error="",
+                ))
+            session.commit()
+
+
+async def abort_upload(sessions: sessionmaker[Session], storage: UploadStorage, row: UploadRow, reason: str) -> None:
+    """Discards the bytes, marks the upload ABORTED and queues the video's FAILED status."""
+    if row.multipart:
+        await run_in_thread(storage.abort_multipart, row.object_key, row.s3_upload_id)
+    else:
+        await run_in_thread(storage.delete, row.object_key)
+
+    def record() -> None:
+        with sessions() as session:
+            won = session.execute(
+                update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
+                .values(state=ABORTED, end_reason=reason)
+            ).rowcount
+            if won:
+                session.add(OutboxRow(
+                    upload_id=row.id, kind="failed", payload=reason.encode(),
+                    create_time_us=now_us(), done=False, attempts=0, last_error="",
+                ))
+            session.commit()
+
+    await run_in_thread(record)

@@ -1,0 +1,86 @@
+"""The object-storage operations the Upload service needs, over boto3.
+
+Two clients: `internal` talks to storage from inside the mesh; `public` only signs URLs, with
+the endpoint clients can reach (they differ behind NAT or in Kubernetes; locally they are the
+same SeaweedFS). Signing is local computation, no network round trip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError
+
+from streamify.core.storage import object_size
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+
+
+class UploadStorage:
+    def __init__(self, internal, public, bucket: str, url_ttl_seconds: int) -> None:
+        self._s3 = internal
+        self._signer = public
+        self.bucket = bucket
+        self._ttl = url_ttl_seconds
+
+    def sign_put(self, key: str, content_type: str, size: int) -> tuple[str, dict[str, str]]:
+        url = self._signer.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
+            ExpiresIn=self._ttl,
+        )
+        return url, {"Content-Type": content_type}
+
+    def start_multipart(self, key: str, content_type: str) -> str:
+        reply = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+        return reply["UploadId"]
+
+    def sign_part(self, key: str, upload_id: str, number: int, size: int) -> str:
+        return self._signer.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
+                    "PartNumber": number, "ContentLength": size},
+            ExpiresIn=self._ttl,
+        )
+
+    def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        """Every part storage holds, or None when storage no longer knows the upload."""
+        parts: list[StoredPart] = []
+        marker = 0
+        while True:
+            try:
+                reply = self._s3.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in {"NoSuchUpload", "404"}:
+                    return None
+                raise
+            parts += [StoredPart(p["PartNumber"], p["Size"], p["ETag"]) for p in reply.get("Parts", [])]
+            if not reply.get("IsTruncated"):
+                return parts
+            marker = int(reply["NextPartNumberMarker"])
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
+        self._s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in {"NoSuchUpload", "404"}:
+                raise
+
+    def size_of(self, key: str) -> int | None:
+        return object_size(self._s3, self.bucket, key)
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=key)

@@ -1,0 +1,52 @@
+"""Aborts uploads that were never completed: their parts are discarded in storage and their
+videos end FAILED with a reason (the outbox relay carries that to the Metadata service)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from streamify.core.db import run_in_thread
+from streamify.upload.models import UploadRow
+from streamify.upload.outbox import OutboxRelay
+from streamify.upload.service import PENDING, abort_upload
+from streamify.upload.storage import UploadStorage
+
+log = logging.getLogger(__name__)
+
+
+class StaleUploadSweeper:
+    def __init__(
+        self, sessions: sessionmaker[Session], storage: UploadStorage, relay: OutboxRelay, expiry_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._storage = storage
+        self._relay = relay
+        self._expiry_hours = expiry_seconds / 3600
+
+    async def sweep(self) -> int:
+        expired = await run_in_thread(self._expired, time.time_ns() // 1000)
+        for row in expired:
+            await abort_upload(self._sessions, self._storage, row, (
+                f"the upload expired: it was not completed within {self._expiry_hours:g} hours"))
+        if expired:
+            log.info("aborted %d expired uploads", len(expired))
+            self._relay.kick()
+        return len(expired)
+
+    async def run(self, interval_seconds: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # the next round tries again
+                log.exception("sweeping stale uploads failed")
+            await asyncio.sleep(interval_seconds)
+
+    def _expired(self, now_us: int) -> list[UploadRow]:
+        with self._sessions() as session:
+            return list(session.scalars(select(UploadRow).where(
+                UploadRow.state == PENDING, UploadRow.expire_time_us < now_us).limit(100)))
