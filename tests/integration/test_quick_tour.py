@@ -39,7 +39,8 @@ def streamify_run(tmp_path):
         env[f"STREAMIFY_{name}"] = str(free_port_below(55535))
     env.pop("STREAMIFY_JWT_SECRET", None)
     log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([BIN / "streamify", "run", "--port", str(port), "--upload-port", str(free_port())],
+    proc = subprocess.Popen([BIN / "streamify", "run", "--port", str(port), "--upload-port", str(free_port()),
+                             "--metrics-port", "0"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     try:

@@ -23,9 +23,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from streamify.core.logs import configure_logging
     from streamify.mesh import MeshPorts, run_mesh
 
+    from streamify.core.supervisor import ChildFailed
+
     configure_logging(settings)
-    ports = MeshPorts(metadata=args.port or MeshPorts.metadata, upload=args.upload_port or MeshPorts.upload)
-    asyncio.run(run_mesh(settings, ports))
+    defaults = MeshPorts()
+    ports = MeshPorts(
+        metadata=args.port or defaults.metadata, upload=args.upload_port or defaults.upload,
+        metrics=defaults.metrics if args.metrics_port is None else args.metrics_port,
+    )
+    try:
+        asyncio.run(run_mesh(settings, ports))
+    except (ChildFailed, RuntimeError) as exc:
+        print(f"streamify run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -114,6 +124,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="gRPC port of the Metadata service (default 50051)")
     run.add_argument("--redis", help="Redis URL for the metadata cache (default: in-process cache)")
     run.add_argument("--upload-port", type=int, help="gRPC port of the Upload service (default 50052)")
+    run.add_argument("--metrics-port", type=int, help="first Prometheus port, one per process (default 9464; 0 = off)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in .streamify/)")
     run.add_argument("--s3-endpoint", help="S3 endpoint to use instead of the embedded SeaweedFS")
     run.set_defaults(func=cmd_run)

@@ -24,7 +24,10 @@ from streamify.core.supervisor import Child, Supervisor
 class MeshPorts:
     metadata: int = 50051
     upload: int = 50052
-    metrics: int = 9464  # first metrics port; each process takes the next one
+    metrics: int = 9464  # first metrics port, each process takes the next one; 0 = no metrics
+
+    def metrics_of(self, index: int) -> int:
+        return self.metrics + index if self.metrics else 0
 
 
 def grpc_serving(target: str, service: str):
@@ -54,6 +57,7 @@ def child_env(settings: Settings, storage: dict[str, object]) -> dict[str, str]:
 
 
 def service(name: str, port: int, metrics_port: int, env: dict[str, str], host: str) -> Child:
+    """`streamify serve NAME` on `port`; `metrics_port` 0 turns its /metrics off."""
     return Child(
         name=name,
         argv=[sys.executable, "-m", "streamify.cli", "serve", name, "--port", str(port),
@@ -80,8 +84,8 @@ async def run_mesh(settings: Settings, ports: MeshPorts = MeshPorts()) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await supervisor.start(service("metadata", ports.metadata, ports.metrics, env, host))
-        await supervisor.start(service("upload", ports.upload, ports.metrics + 1, env, host))
+        await supervisor.start(service("metadata", ports.metadata, ports.metrics_of(0), env, host))
+        await supervisor.start(service("upload", ports.upload, ports.metrics_of(1), env, host))
         print(banner(settings, ports, storage, data_dir), flush=True)
         await supervisor.watch(stop)
     finally:
@@ -103,8 +107,9 @@ def banner(settings: Settings, ports: MeshPorts, storage: dict[str, object], dat
         f"  Object storage    {s3}   (buckets {settings.uploads_bucket}, {settings.media_bucket})\n"
         f"  Database          {settings.resolved_database_url}\n"
         f"  Cache             {settings.redis_url or 'in-process'}\n"
-        f"  Metrics           http://{host}:{ports.metrics}/metrics (metadata), :{ports.metrics + 1} (upload)\n"
-        f"  Logs              {data_dir / 'logs'}\n"
+        + (f"  Metrics           http://{host}:{ports.metrics}/metrics (metadata), :{ports.metrics + 1} (upload)\n"
+           if ports.metrics else "")
+        + f"  Logs              {data_dir / 'logs'}\n"
         f"  Dev token (alice) export TOKEN={token}\n"
         f"  Try               grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" "
         f"-d '{{\"video\": {{\"title\": \"Hello\"}}}}' {host}:{ports.metadata} streamify.v1.MetadataService/CreateVideo\n"
