@@ -46,9 +46,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(settings)
     if args.service == "metadata":
         from streamify.metadata import app
-    else:
+    elif args.service == "upload":
         from streamify.upload import app
+    else:
+        from streamify.transcode import app
     asyncio.run(app.run(settings))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streamify.core.logs import configure_logging
+    from streamify.transcode.worker import run_worker
+
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings, args.orchestrator, args.slots))
     return 0
 
 
@@ -130,10 +142,17 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     serve = sub.add_parser("serve", help="serve one service (settings from STREAMIFY_* env)")
-    serve.add_argument("service", choices=["metadata", "upload"])
+    serve.add_argument("service", choices=["metadata", "upload", "transcode"])
     serve.add_argument("--port", type=int)
     serve.add_argument("--metrics-port", type=int)
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a transcode worker connected to an orchestrator")
+    worker.add_argument("--orchestrator", default=os.environ.get("STREAMIFY_ORCHESTRATOR_TARGET", "127.0.0.1:50053"),
+                        help="HOST:PORT of a transcode orchestrator (default $STREAMIFY_ORCHESTRATOR_TARGET or 127.0.0.1:50053)")
+    worker.add_argument("--slots", type=int, default=int(os.environ.get("STREAMIFY_WORKER_SLOTS", "1")),
+                        help="tasks run at once (default $STREAMIFY_WORKER_SLOTS or 1)")
+    worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a bearer token (development and operations)")
     token.add_argument("--user", help="user id, e.g. alice")

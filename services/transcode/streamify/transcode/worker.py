@@ -1,0 +1,607 @@
+"""The transcode worker: one bidirectional stream to the orchestrator, one child process per task.
+
+``streamify worker --orchestrator HOST:PORT [--slots N]`` (or ``python -m
+streamify.transcode.worker ...``) runs :func:`run_worker`. The worker
+
+* opens ``TranscodeWorkerService.Connect`` with a service token, says hello (id, slots,
+  encoders) and waits for the welcome, which sets the heartbeat interval;
+* runs the ``TaskAssignment``s the orchestrator pushes (it never polls), at most ``slots`` at a
+  time, each in its own child process (``worker_tasks``): a crash, a hang or a kill of one task
+  never takes the worker down, memory is returned after each task, and a
+  ``TaskCancellation`` is a real kill of the child's PID;
+* sends a heartbeat with its running task ids every interval, each task's progress at most
+  about once per second, and one ``TaskResult`` or ``TaskFailure`` per task; a child that dies
+  without answering is a retryable failure ("the encoder process died (signal 9, SIGKILL)");
+* when the stream breaks, kills its running tasks (the orchestrator re-queues them) and
+  reconnects with exponential backoff and jitter, forever;
+* on SIGTERM/SIGINT kills its running tasks, closes the stream and returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import grpc.aio
+
+from streamify.core.config import Settings
+from streamify.core.logs import get_logger
+from streamify.core.server import client_channel, service_call_metadata
+from streamify.transcode import worker_convert as conv
+from streamify.transcode.worker_process import TaskProcess, describe_exit
+from streamify.transcode.worker_tasks import settings_payload
+from streamify.v1 import worker_service_pb2 as pb
+from streamify.v1 import worker_service_pb2_grpc as pb_grpc
+
+__all__ = ["Worker", "backoff_delay", "main", "run_worker"]
+
+log = get_logger(__name__)
+
+SERVICE_SUBJECT = "worker"
+ENCODERS = ("libx264", "aac")
+DEFAULT_HEARTBEAT = 10.0  # seconds, when the welcome does not say
+MIN_HEARTBEAT = 0.05
+WELCOME_TIMEOUT = 30.0  # a connected orchestrator that does not welcome us: reconnect
+PROGRESS_INTERVAL = 1.0  # at most one TaskProgress per task per this many seconds
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 10.0
+STABLE_SESSION = 10.0  # a session that lasted this long resets the backoff
+DEFAULT_STALL_TIMEOUT = 900.0  # a task silent (no progress, no result) this long is killed
+
+
+def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): exponential, capped, with
+    jitter (between half and all of the exponential value) so that workers cut off together
+    do not come back together."""
+    exp = min(cap, base * (2 ** max(0, attempt - 1)))
+    return random.uniform(exp / 2, exp)
+
+
+WORK_DIR_PREFIX = "streamify-worker-"
+_LOCK_NAME = ".lock"
+
+
+def _hold_lock(directory: Path) -> int | None:
+    """An exclusive flock on ``directory/.lock``, held while the worker lives (the kernel
+    drops it when the process dies, however it dies)."""
+    try:
+        import fcntl
+
+        # Locked under a private name, then renamed: a sweeper never sees an unlocked .lock.
+        private = directory / f"{_LOCK_NAME}.{os.getpid()}"
+        fd = os.open(private, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(private, directory / _LOCK_NAME)
+        return fd
+    except (ImportError, OSError):
+        return None
+
+
+def sweep_work_dirs(root: Path) -> None:
+    """Delete the work directories of dead workers (killed before they could clean up):
+    those whose lock nobody holds. Safe with other live workers sharing ``root``."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    for directory in Path(root).glob(f"{WORK_DIR_PREFIX}*"):
+        lock_path = directory / _LOCK_NAME
+        try:
+            fd = os.open(lock_path, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # being created by a worker starting right now, or not ours
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live worker holds it
+        try:
+            log.info("removing %s, left behind by a worker that died", directory)
+            shutil.rmtree(directory, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("streamify")
+    except Exception:  # noqa: BLE001
+        return "0.0.0"
+
+
+def _encoders() -> list[str]:
+    try:
+        import av
+
+        available = av.codecs_available
+        return [name for name in ENCODERS if name in available]
+    except Exception:  # noqa: BLE001
+        return list(ENCODERS)
+
+
+@dataclass
+class RunningTask:
+    assignment: pb.TaskAssignment
+    process: TaskProcess
+    runner: asyncio.Task[None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    stalled: bool = False
+
+    @property
+    def task_id(self) -> str:
+        return self.assignment.task_id
+
+    @property
+    def lease_id(self) -> str:
+        return self.assignment.lease_id
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+
+class _StreamClosed(Exception):
+    """The orchestrator ended the stream (or it broke)."""
+
+
+class Worker:
+    """A transcode worker; :meth:`run` serves until ``stop`` is set.
+
+    ``running`` (task id -> :class:`RunningTask`, with the child's ``pid``) and ``sessions``
+    (welcomes received) are there for operators' introspection and tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        target: str,
+        slots: int = 1,
+        *,
+        worker_id: str | None = None,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        backoff_cap: float = BACKOFF_CAP,
+        work_dir: Path | None = None,
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.settings = settings
+        self.target = target
+        self.slots = slots
+        self.hostname = socket.gethostname()
+        self.worker_id = worker_id or f"{self.hostname}-{os.getpid()}"
+        self.stall_timeout = stall_timeout
+        self.backoff_cap = backoff_cap
+        self._work_dir_arg = work_dir
+        self.work_dir: Path | None = None
+        self.running: dict[str, RunningTask] = {}
+        self.sessions = 0
+        self.orchestrator_id = ""
+        self._settings_payload = settings_payload(settings)
+        self._outbox: asyncio.Queue[pb.ConnectRequest] | None = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, serve, reconnect with backoff, until ``stop`` is set."""
+        root = self._work_dir_arg or Path(tempfile.gettempdir())
+        root.mkdir(parents=True, exist_ok=True)
+        sweep_work_dirs(root)
+        self.work_dir = Path(tempfile.mkdtemp(prefix=WORK_DIR_PREFIX, dir=root))
+        lock = _hold_lock(self.work_dir)
+        attempt = 0
+        log.info(
+            "worker %s starting: orchestrator %s, %d slot(s)",
+            self.worker_id,
+            self.target,
+            self.slots,
+        )
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                welcomed = False
+                try:
+                    welcomed = await self._session(stop)
+                except _StreamClosed as exc:
+                    welcomed = True
+                    log.warning("stream to the orchestrator closed: %s", exc)
+                except grpc.aio.AioRpcError as exc:
+                    log.warning(
+                        "cannot talk to the orchestrator at %s: %s %s",
+                        self.target, exc.code().name, exc.details(),
+                    )  # fmt: skip
+                except Exception:  # noqa: BLE001 - never die: log and reconnect
+                    log.exception("worker session failed")
+                finally:
+                    await self._kill_all("the stream to the orchestrator ended")
+                if stop.is_set():
+                    break
+                if welcomed and time.monotonic() - started >= STABLE_SESSION:
+                    attempt = 0
+                attempt += 1
+                delay = backoff_delay(attempt, cap=self.backoff_cap)
+                log.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            await self._kill_all("the worker is stopping")
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            if lock is not None:
+                os.close(lock)
+            log.info("worker %s stopped", self.worker_id)
+
+    # -- one session ----------------------------------------------------------------------
+
+    async def _session(self, stop: asyncio.Event) -> bool:
+        """One stream, from hello to its end. Returns whether it was welcomed; raises
+        _StreamClosed when a welcomed stream ends, AioRpcError when it fails."""
+        channel = client_channel(self.target)
+        call = None
+        helpers: list[asyncio.Task[None]] = []
+        stop_wait = asyncio.ensure_future(stop.wait())
+        try:
+            stub = pb_grpc.TranscodeWorkerServiceStub(channel)
+            call = stub.Connect(metadata=service_call_metadata(self.settings, SERVICE_SUBJECT))
+            await call.write(
+                pb.ConnectRequest(
+                    hello=pb.WorkerHello(
+                        worker_id=self.worker_id,
+                        slots=self.slots,
+                        hostname=self.hostname,
+                        version=_version(),
+                        encoders=_encoders(),
+                    )
+                )
+            )
+            read = asyncio.ensure_future(call.read())
+            done, _ = await asyncio.wait(
+                {read, stop_wait}, timeout=WELCOME_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if read not in done:
+                read.cancel()
+                if not stop.is_set():
+                    log.warning("the orchestrator did not welcome us in %.0f s", WELCOME_TIMEOUT)
+                return False
+            first = read.result()
+            if first is grpc.aio.EOF:
+                await self._raise_status(
+                    call, "the orchestrator closed the stream before welcoming"
+                )
+            if first.WhichOneof("command") != "welcome":
+                log.warning("expected a welcome, got %s; reconnecting", first.WhichOneof("command"))
+                return False
+            welcome = first.welcome
+            interval = conv.seconds(welcome.heartbeat_interval) or DEFAULT_HEARTBEAT
+            interval = max(MIN_HEARTBEAT, interval)
+            self.orchestrator_id = welcome.orchestrator_id
+            self.sessions += 1
+            log.info(
+                "connected to orchestrator %s at %s (heartbeat every %.1f s)",
+                welcome.orchestrator_id or "?", self.target, interval,
+            )  # fmt: skip
+
+            outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
+            self._outbox = outbox
+            reader = asyncio.create_task(self._read(call))
+            writer = asyncio.create_task(self._write(call, outbox))
+            heartbeat = asyncio.create_task(self._heartbeat(outbox, interval))
+            watchdog = asyncio.create_task(self._watchdog())
+            helpers = [reader, writer, heartbeat, watchdog]
+            done, _ = await asyncio.wait(
+                {reader, writer, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stop.is_set():
+                # Kill the tasks first (nothing more is reported for them), then half-close:
+                # the orchestrator re-queues whatever this worker held.
+                self._outbox = None
+                await self._kill_all("the worker is stopping")
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(call.done_writing(), 2.0)
+                return True
+            if reader.done() and isinstance(reader.exception(), grpc.aio.AioRpcError):
+                raise reader.exception()  # type: ignore[misc]
+            if writer.done() and writer.exception() is not None:
+                log.debug("writing to the stream failed", exc_info=writer.exception())
+            await self._raise_status(call, "the orchestrator ended the stream")
+            return True
+        finally:
+            self._outbox = None
+            stop_wait.cancel()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if call is not None:
+                call.cancel()
+            await channel.close()
+
+    @staticmethod
+    async def _raise_status(call: grpc.aio.StreamStreamCall, what: str) -> None:
+        try:
+            code = await call.code()
+            details = await call.details()
+        except Exception:  # noqa: BLE001
+            code, details = None, ""
+        name = code.name if code is not None else "?"
+        raise _StreamClosed(f"{what} (status {name}{': ' + details if details else ''})")
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                return
+            command = message.WhichOneof("command")
+            if command == "assignment":
+                self._on_assignment(message.assignment)
+            elif command == "cancellation":
+                self._on_cancellation(message.cancellation)
+            elif command == "welcome":
+                log.info("ignoring a second welcome")
+            else:
+                log.warning("ignoring an unknown command from the orchestrator")
+
+    @staticmethod
+    async def _write(call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue) -> None:
+        while True:
+            message = await outbox.get()
+            await call.write(message)
+
+    async def _heartbeat(self, outbox: asyncio.Queue, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            outbox.put_nowait(
+                pb.ConnectRequest(heartbeat=pb.WorkerHeartbeat(task_ids=list(self.running)))
+            )
+
+    async def _watchdog(self) -> None:
+        """Kill tasks that have said nothing (no progress, no result) for ``stall_timeout``."""
+        period = max(0.05, min(5.0, self.stall_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for task in list(self.running.values()):
+                if now - task.last_activity > self.stall_timeout:
+                    log.error(
+                        "task %s made no progress for %.0f s; killing process %s",
+                        task.task_id, self.stall_timeout, task.pid,
+                    )  # fmt: skip
+                    task.last_activity = float("inf")  # once
+                    task.stalled = True
+                    task.process.kill()
+
+    def _send(self, message: pb.ConnectRequest) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(message)
+
+    def _fail(self, assignment: pb.TaskAssignment, error: str, retryable: bool) -> None:
+        self._send(
+            pb.ConnectRequest(
+                failure=pb.TaskFailure(
+                    task_id=assignment.task_id,
+                    lease_id=assignment.lease_id,
+                    error=error,
+                    retryable=retryable,
+                )
+            )
+        )
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _on_assignment(self, assignment: pb.TaskAssignment) -> None:
+        task_id = assignment.task_id
+        if not task_id:
+            log.warning("ignoring an assignment without a task id")
+            return
+        previous = self.running.get(task_id)
+        if previous is not None and previous.lease_id == assignment.lease_id:
+            log.info("task %s: duplicate assignment ignored", task_id)
+            return
+        if previous is None and len(self.running) >= self.slots:
+            log.warning("task %s refused: all %d slot(s) are busy", task_id, self.slots)
+            self._fail(
+                assignment,
+                f"worker {self.worker_id} has no free slot ({len(self.running)} of "
+                f"{self.slots} busy)",
+                True,
+            )
+            return
+        if previous is not None:  # re-assigned with a new lease: the new one replaces it
+            log.info("task %s re-assigned with a new lease; restarting it", task_id)
+            self._stop_task(previous)
+        process = TaskProcess(assignment, self._settings_payload, self._task_root())
+        task = RunningTask(assignment, process)
+        self.running[task_id] = task
+        task.runner = asyncio.create_task(
+            self._run_task(task, previous.runner if previous else None),
+            name=f"task {task_id}",
+        )
+
+    def _on_cancellation(self, cancellation: pb.TaskCancellation) -> None:
+        task = self.running.get(cancellation.task_id)
+        if task is None:
+            log.info("cancellation of task %s, which is not running here", cancellation.task_id)
+            return
+        log.info(
+            "task %s cancelled (%s): killing process %s",
+            cancellation.task_id, cancellation.reason or "no reason given", task.pid,
+        )  # fmt: skip
+        self._stop_task(task)
+
+    def _stop_task(self, task: RunningTask) -> None:
+        """Forget the task (nothing more is reported for it) and kill its child."""
+        if self.running.get(task.task_id) is task:
+            del self.running[task.task_id]
+        task.process.kill()
+        if task.runner is not None:
+            task.runner.cancel()
+
+    async def _kill_all(self, why: str) -> None:
+        tasks = list(self.running.values())
+        if tasks:
+            log.info("%s: killing %d running task(s)", why, len(tasks))
+        for task in tasks:
+            self._stop_task(task)
+        await asyncio.gather(
+            *(t.runner for t in tasks if t.runner is not None), return_exceptions=True
+        )
+
+    def _task_root(self) -> Path:
+        assert self.work_dir is not None
+        return self.work_dir
+
+    async def _run_task(self, task: RunningTask, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:  # let the replaced run free its slot first
+            await asyncio.gather(previous, return_exceptions=True)
+        assignment, process = task.assignment, task.process
+        fields = conv.describe_assignment(assignment)
+        final: pb.ConnectRequest | None = None
+        last_progress = -float("inf")
+        try:
+            await process.start()
+            log.info(
+                "task %s (%s, attempt %d) started in process %s",
+                task.task_id, fields["kind"] or "?", assignment.attempt, process.pid,
+                extra=dict(fields),
+            )  # fmt: skip
+            async for message in process.messages():
+                task.last_activity = time.monotonic()
+                event = message.WhichOneof("event")
+                if event == "progress":
+                    now = time.monotonic()
+                    if now - last_progress >= PROGRESS_INTERVAL and self._owns(task):
+                        last_progress = now
+                        message.progress.task_id = task.task_id
+                        message.progress.lease_id = task.lease_id
+                        self._send(message)
+                elif event in ("result", "failure"):
+                    final = message
+            returncode = await process.wait()
+            if final is None:
+                error = f"the encoder process died ({describe_exit(returncode)})"
+                if task.stalled:
+                    error = (
+                        f"the task made no progress for {self.stall_timeout:.0f} s and was killed"
+                    )
+                log.warning("task %s: %s", task.task_id, error)
+                final = pb.ConnectRequest(
+                    failure=pb.TaskFailure(
+                        task_id=task.task_id, lease_id=task.lease_id, error=error, retryable=True
+                    )
+                )
+            elif final.WhichOneof("event") == "result":
+                final.result.task_id, final.result.lease_id = task.task_id, task.lease_id
+                final.result.elapsed.CopyFrom(conv.duration(time.monotonic() - task.started))
+                log.info("task %s done in %.1f s", task.task_id, time.monotonic() - task.started)
+            else:
+                final.failure.task_id, final.failure.lease_id = task.task_id, task.lease_id
+                log.info(
+                    "task %s failed: %s (retryable %s)",
+                    task.task_id, final.failure.error, final.failure.retryable,
+                )  # fmt: skip
+            await process.close()  # its directory is gone before the result is reported
+            if self._owns(task):
+                del self.running[task.task_id]
+                self._send(final)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. the child could not be started
+            log.exception("task %s: the worker could not run it", task.task_id)
+            if self._owns(task):
+                del self.running[task.task_id]
+                self._fail(
+                    assignment,
+                    "the worker could not start the task process; the worker's log has the details",
+                    True,
+                )
+        finally:
+            if self._owns(task):
+                del self.running[task.task_id]
+            await process.close()
+
+    def _owns(self, task: RunningTask) -> bool:
+        return self.running.get(task.task_id) is task
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+async def run_worker(
+    settings: Settings,
+    target: str,
+    slots: int = 1,
+    *,
+    stop_event: asyncio.Event | None = None,
+    on_worker: Callable[[Worker], object] | None = None,
+) -> None:
+    """Serve ``target`` (the orchestrator's HOST:PORT) until SIGTERM/SIGINT or ``stop_event``.
+
+    Signal handlers are installed when running in the main thread. On a signal the worker
+    kills its running tasks, closes the stream and returns (exit 0)."""
+    stop = stop_event if stop_event is not None else asyncio.Event()
+    # Optional settings, read only if streamify.core.config defines them.
+    work_dir = getattr(settings, "worker_work_dir", None)
+    worker = Worker(
+        settings,
+        target,
+        slots,
+        stall_timeout=getattr(settings, "worker_task_stall_seconds", None) or DEFAULT_STALL_TIMEOUT,
+        work_dir=Path(work_dir) if work_dir else None,
+    )
+    if on_worker is not None:
+        on_worker(worker)
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, _on_signal, stop, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+    try:
+        await worker.run(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("received %s: stopping", sig.name)
+    stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m streamify.transcode.worker --orchestrator HOST:PORT [--slots N]``."""
+    parser = argparse.ArgumentParser(prog="streamify worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--orchestrator", required=True, help="HOST:PORT of the orchestrator")
+    parser.add_argument("--slots", type=int, default=1, help="tasks run at once (default 1)")
+    args = parser.parse_args(argv)
+    if args.slots < 1:
+        parser.error("--slots must be at least 1")
+    from streamify.core.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings)
+    asyncio.run(run_worker(settings, args.orchestrator, args.slots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""One transcode task, run in its own child process: ``python -m streamify.transcode.worker_tasks``.
+
+The worker (``streamify.transcode.worker``) starts one child per task, so that a crash, a hang
+or a kill of one task never takes the worker down, memory goes back to the system after every
+task, and cancelling a task is a real kill of the child's PID.
+
+Protocol between the worker and the child (both ends are in this package, nothing else speaks
+it): frames of a 4-byte big-endian length followed by that many bytes.
+
+* stdin, worker -> child: a JSON frame ``{"settings": {...}, "workdir": "...", "parent_pid": n}``
+  then the ``TaskAssignment`` (protobuf bytes); then stdin is closed.
+* stdout, child -> worker: ``ConnectRequest`` frames carrying ``progress`` (at most about one
+  per second) and, last, exactly one ``result`` or ``failure``. The worker forwards them to the
+  orchestrator as they are. Anything else the child (or FFmpeg) prints goes to stderr, which
+  is the worker's log.
+
+The child reads the source through the pre-signed URL (PyAV range requests, the file is never
+downloaded), writes outputs to ``workdir`` (the worker deletes it when the child has exited,
+whatever happened) and uploads them to object storage with the worker's S3 settings.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import SecretStr
+
+from streamify.core.config import Settings
+from streamify.transcode import worker_convert as conv
+from streamify.v1 import worker_service_pb2 as pb
+
+log = logging.getLogger("streamify.transcode.worker_tasks")
+
+FRAME_HEADER = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+PROGRESS_INTERVAL = 1.0  # seconds between progress messages of one task
+UPLOAD_THREADS = 4
+SOURCE_URL_TTL = 6 * 3600  # a pre-signed GET made by the worker itself (no URL in the spec)
+# Share of the progress bar given to encoding; uploading the outputs is the rest.
+ENCODE_SHARE = 0.9
+
+
+class StorageError(Exception):
+    """Writing the outputs (or reading the source's metadata) in object storage failed."""
+
+
+# --- framing ------------------------------------------------------------------------------------
+
+
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
+    stream.write(FRAME_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> bytes:
+    header = stream.read(FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
+        raise EOFError("the worker closed the task pipe")
+    (size,) = FRAME_HEADER.unpack(header)
+    if size > MAX_FRAME:
+        raise ValueError(f"frame of {size} bytes is too large")
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the worker closed the task pipe mid-frame")
+    return data
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """Settings as plain JSON values, secrets included (they travel over a private pipe)."""
+    out: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """Sends ``TaskProgress`` for one task, at most once per ``interval`` (and never backwards)."""
+
+    def __init__(
+        self,
+        send: Callable[[pb.ConnectRequest], None],
+        assignment: pb.TaskAssignment,
+        interval: float = PROGRESS_INTERVAL,
+    ) -> None:
+        self._send = send
+        self._task_id = assignment.task_id
+        self._lease_id = assignment.lease_id
+        self._interval = interval
+        self._last_sent = -float("inf")
+        self._fraction = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        with self._lock:
+            now = time.monotonic()
+            if fraction < self._fraction or now - self._last_sent < self._interval:
+                return
+            self._fraction, self._last_sent = fraction, now
+        self._send(
+            pb.ConnectRequest(
+                progress=pb.TaskProgress(
+                    task_id=self._task_id, lease_id=self._lease_id, fraction=fraction
+                )
+            )
+        )
+
+    def scaled(self, start: float, share: float) -> Callable[[float], None]:
+        return lambda f: self(start + share * f)
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+
+def _storage_message(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def upload_all(
+    client: Any,
+    bucket: str,
+    uploads: Sequence[conv.Upload],
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """PUT every file (a re-run overwrites the same keys). Raises StorageError."""
+    if not uploads:
+        return
+    total = sum(os.path.getsize(u.path) for u in uploads) or 1
+    done = 0
+    lock = threading.Lock()
+
+    def put(upload: conv.Upload) -> None:
+        nonlocal done
+        with open(upload.path, "rb") as body:
+            client.put_object(
+                Bucket=bucket,
+                Key=upload.key,
+                Body=body,
+                ContentType=upload.content_type,
+                CacheControl=upload.cache_control,
+            )
+        with lock:
+            done += os.path.getsize(upload.path)
+            fraction = done / total
+        if on_progress is not None:
+            on_progress(fraction)
+
+    with cf.ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(uploads))) as pool:
+        futures = [pool.submit(put, u) for u in uploads]
+        try:
+            for future in cf.as_completed(futures):
+                future.result()
+        except Exception as exc:
+            for future in futures:
+                future.cancel()
+            raise StorageError(
+                f"could not write the outputs to bucket {bucket}: {_storage_message(exc)}"
+            ) from exc
+
+
+# --- the task -----------------------------------------------------------------------------------
+
+
+class TaskContext:
+    """What a running task needs from its process: settings, a private directory, progress."""
+
+    def __init__(self, settings: Settings, workdir: Path, progress: Progress) -> None:
+        self.settings = settings
+        self.workdir = Path(workdir)
+        self.progress = progress
+        self._s3: Any = None
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            from streamify.core.storage import make_s3_client
+
+            self._s3 = make_s3_client(self.settings)
+        return self._s3
+
+    def source_url(self, source: pb.SourceRef) -> str:
+        """The pre-signed URL of the spec, or one signed here with the worker's credentials."""
+        if source.url:
+            return source.url
+        try:
+            return self.s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": source.bucket, "Key": source.key},
+                ExpiresIn=SOURCE_URL_TTL,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise StorageError(f"could not sign a URL for the source: {exc}") from exc
+
+
+def run_probe(spec: pb.ProbeSpec, ctx: TaskContext) -> pb.TaskResult:
+    from streamify.transcode.media import probe
+
+    if not spec.source.url and not (spec.source.bucket and spec.source.key):
+        raise conv.SpecError("the probe task has no source (neither a URL nor a bucket and key)")
+    info = probe(ctx.source_url(spec.source))
+    return pb.TaskResult(probe=conv.probe_result(info))
+
+
+def run_video_chunk(spec: pb.VideoChunkSpec, ctx: TaskContext) -> pb.TaskResult:
+    from streamify.transcode.media import encode_video_chunk
+
+    args = conv.video_chunk_args(spec)
+    outputs = encode_video_chunk(
+        ctx.source_url(spec.source),
+        args.chunk,
+        args.renditions,
+        ctx.workdir / "out",
+        segment_seconds=args.segment_seconds,
+        frame_rate=args.frame_rate,
+        rotation=args.rotation,
+        ts_offset=args.ts_offset,
+        on_progress=ctx.progress.scaled(0.0, ENCODE_SHARE),
+    )
+    upload_all(
+        ctx.s3,
+        spec.output.bucket,
+        conv.chunk_uploads(outputs, spec.output.prefix),
+        ctx.progress.scaled(ENCODE_SHARE, 1.0 - ENCODE_SHARE),
+    )
+    return pb.TaskResult(video_chunk=conv.chunk_result(outputs, spec.output.prefix))
+
+
+def run_audio(spec: pb.AudioSpec, ctx: TaskContext) -> pb.TaskResult:
+    from streamify.transcode.media import encode_audio
+
+    args = conv.audio_args(spec)
+    output = encode_audio(
+        ctx.source_url(spec.source),
+        ctx.workdir / conv.AUDIO_DIR,
+        segment_seconds=args.segment_seconds,
+        bitrate=args.bitrate,
+        ts_offset=args.ts_offset,
+        duration=args.duration,
+        on_progress=ctx.progress.scaled(0.0, ENCODE_SHARE),
+    )
+    upload_all(
+        ctx.s3,
+        spec.output.bucket,
+        conv.audio_uploads(output, spec.output.prefix),
+        ctx.progress.scaled(ENCODE_SHARE, 1.0 - ENCODE_SHARE),
+    )
+    return pb.TaskResult(audio=conv.audio_result(output, spec.output.prefix))
+
+
+def run_poster(spec: pb.PosterSpec, ctx: TaskContext) -> pb.TaskResult:
+    from streamify.transcode.media import extract_poster
+
+    args = conv.poster_args(spec)
+    path = ctx.workdir / conv.POSTER_NAME
+    width, height = extract_poster(
+        ctx.source_url(spec.source),
+        path,
+        at_seconds=args.at_seconds,
+        max_width=args.max_width,
+        rotation=args.rotation,
+    )
+    upload = conv.Upload(
+        str(path),
+        conv.poster_key(spec.output.prefix),
+        conv.POSTER_CONTENT_TYPE,
+        conv.POSTER_CACHE_CONTROL,
+    )
+    upload_all(ctx.s3, spec.output.bucket, [upload])
+    return pb.TaskResult(poster=conv.poster_result(spec.output.prefix, width, height))
+
+
+_RUNNERS: dict[str, Callable[[Any, TaskContext], pb.TaskResult]] = {
+    "probe": run_probe,
+    "video_chunk": run_video_chunk,
+    "audio": run_audio,
+    "poster": run_poster,
+}
+
+
+def execute(assignment: pb.TaskAssignment, ctx: TaskContext) -> pb.ConnectRequest:
+    """Run the assignment; always returns a ``result`` or ``failure`` message, never raises
+    (except BaseException such as KeyboardInterrupt)."""
+    from streamify.transcode.media.errors import MediaError
+
+    task_id, lease_id = assignment.task_id, assignment.lease_id
+
+    def failure(error: str, retryable: bool) -> pb.ConnectRequest:
+        return pb.ConnectRequest(
+            failure=pb.TaskFailure(
+                task_id=task_id, lease_id=lease_id, error=error, retryable=retryable
+            )
+        )
+
+    kind = conv.spec_kind(assignment)
+    runner = _RUNNERS.get(kind)
+    if runner is None:
+        return failure(
+            "the task has no spec this worker knows (probe, video_chunk, audio, poster)", False
+        )
+    started = time.monotonic()
+    try:
+        result = runner(getattr(assignment, kind), ctx)
+    except MediaError as exc:
+        log.warning(
+            "task %s failed: %s (reason %s, retryable %s)",
+            task_id, exc.message, exc.reason, exc.retryable,
+        )  # fmt: skip
+        return failure(exc.message, exc.retryable)
+    except conv.SpecError as exc:
+        log.warning("task %s is invalid: %s", task_id, exc)
+        return failure(f"invalid task: {exc}", False)
+    except StorageError as exc:
+        log.warning("task %s: %s", task_id, exc, exc_info=exc.__cause__)
+        return failure(str(exc), True)
+    except MemoryError:
+        return failure("the worker ran out of memory", True)
+    except Exception as exc:  # noqa: BLE001 - logged with its traceback, sent without it
+        log.error("task %s failed unexpectedly", task_id, exc_info=True)
+        return failure(
+            f"the worker failed unexpectedly ({type(exc).__name__}); the worker's log has "
+            "the details",
+            True,
+        )
+    result.task_id, result.lease_id = task_id, lease_id
+    result.elapsed.CopyFrom(conv.duration(time.monotonic() - started))
+    return pb.ConnectRequest(result=result)
+
+
+# --- the child process's entry point ---------------------------------------------------------
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this process when the worker dies, so no orphan keeps encoding."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - not Linux: the worker still kills us by PID
+        pass
+    if parent_pid and os.getppid() != parent_pid:  # the worker died before prctl
+        os._exit(1)
+
+
+def main() -> int:
+    # The protocol owns the real stdout; anything printed (by us, a library, FFmpeg) goes to
+    # stderr instead of corrupting it.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    stdin = sys.stdin.buffer
+    header = json.loads(read_frame(stdin))
+    _die_with_parent(int(header.get("parent_pid") or 0))
+    assignment = pb.TaskAssignment.FromString(read_frame(stdin))
+    settings = Settings(**header["settings"])
+
+    from streamify.core.logs import configure_logging
+
+    configure_logging(settings)
+    lock = threading.Lock()
+
+    def send(message: pb.ConnectRequest) -> None:
+        data = message.SerializeToString()
+        with lock:
+            write_frame(out, data)
+
+    progress = Progress(send, assignment)
+    ctx = TaskContext(settings, Path(header["workdir"]), progress)
+    log.info(
+        "task %s started in process %d", assignment.task_id, os.getpid(),
+        extra=dict(conv.describe_assignment(assignment)),
+    )  # fmt: skip
+    progress(0.0)
+    send(execute(assignment, ctx))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
