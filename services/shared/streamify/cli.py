@@ -21,9 +21,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args, redis_url=args.redis, database_url=args.database_url,
                          s3_endpoint_url=args.s3_endpoint)
     from streamify.core.logs import configure_logging
-    from streamify.mesh import MeshPorts, run_mesh
-
     from streamify.core.supervisor import ChildFailed
+    from streamify.mesh import MeshPorts, run_mesh
 
     configure_logging(settings)
     defaults = MeshPorts()

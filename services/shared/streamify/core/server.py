@@ -400,10 +400,13 @@ async def serve(
     *,
     on_ready: Callable[[int], Any] | None = None,
     stop_event: asyncio.Event | None = None,
+    reflect_all_v1: bool | None = None,
 ) -> None:
     """Run the services until SIGTERM/SIGINT or `stop_event`, then shut down gracefully:
     health NOT_SERVING, then in-flight calls get `settings.shutdown_grace_seconds`.
-    `on_ready(port)` (sync or async) is called once the server accepts calls."""
+    `on_ready(port)` (sync or async) is called once the server accepts calls.
+    `reflect_all_v1` (default: settings.reflection_all_services, else off): reflection also
+    lists every `streamify.v1` service, see all_v1_services()."""
     verifier = TokenVerifier(signing_key(settings), settings.jwt_issuer)
     public_paths = frozenset(
         f"/{r.name}/{method}" for r in registrations for method in r.public_methods
@@ -416,8 +419,11 @@ async def serve(
         r.add_to_server(r.servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if reflect_all_v1 is None:
+        reflect_all_v1 = bool(getattr(settings, "reflection_all_services", False))
+    extra = [n for n in all_v1_services() if n not in names] if reflect_all_v1 else []
     reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*names, *extra, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
 
     address = _bind_address(settings.grpc_host, settings.grpc_port)
@@ -468,6 +474,27 @@ async def serve(
             metrics_httpd.shutdown()
             metrics_httpd.server_close()
         log.info("stopped")
+
+
+# --- reflection behind the gateway ---------------------------------------------------------------
+# Behind the Envoy gateway, `grpcurl GATEWAY list` is answered by whichever replica the reflection
+# route reaches; with this option every service advertises the whole `streamify.v1` API (all the
+# descriptors are in every process, since the generated stubs live in the shared package).
+
+
+def all_v1_services() -> list[str]:
+    """Full names of every service in the generated `streamify.v1` stubs, sorted."""
+    import importlib
+    import pkgutil
+
+    import streamify.v1 as v1
+
+    found: set[str] = set()
+    for info in pkgutil.iter_modules(v1.__path__):
+        if info.name.endswith("_pb2"):
+            module = importlib.import_module(f"streamify.v1.{info.name}")
+            found.update(s.full_name for s in module.DESCRIPTOR.services_by_name.values())
+    return sorted(found)
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
