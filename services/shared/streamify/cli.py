@@ -59,7 +59,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings)
-    asyncio.run(run_worker(settings, args.orchestrator, args.slots))
+    asyncio.run(run_worker(settings, args.orchestrator or settings.orchestrator_target, args.slots or settings.worker_slots))
     return 0
 
 
@@ -147,10 +147,8 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a transcode worker connected to an orchestrator")
-    worker.add_argument("--orchestrator", default=os.environ.get("STREAMIFY_ORCHESTRATOR_TARGET", "127.0.0.1:50053"),
-                        help="HOST:PORT of a transcode orchestrator (default $STREAMIFY_ORCHESTRATOR_TARGET or 127.0.0.1:50053)")
-    worker.add_argument("--slots", type=int, default=int(os.environ.get("STREAMIFY_WORKER_SLOTS", "1")),
-                        help="tasks run at once (default $STREAMIFY_WORKER_SLOTS or 1)")
+    worker.add_argument("--orchestrator", help="HOST:PORT of a transcode orchestrator (default STREAMIFY_ORCHESTRATOR_TARGET)")
+    worker.add_argument("--slots", type=int, help="tasks run at once (default STREAMIFY_WORKER_SLOTS, 1)")
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a bearer token (development and operations)")

@@ -64,6 +64,28 @@ class Settings(BaseSettings):
     upload_max_pending_per_user: int = Field(20, ge=1, description="Unfinished uploads one user may have at once (RESOURCE_EXHAUSTED beyond).")
     upload_sweep_interval_seconds: float = Field(60.0, gt=0, description="How often the Upload service looks for expired uploads.")
 
+    # --- transcoding ---------------------------------------------------------------------------
+    transcode_orchestrator_id: str = Field("", description="Id of this orchestrator replica (default: host-pid-random).")
+    transcode_lease_seconds: float = Field(60.0, gt=0, description="A task's lease; heartbeats and progress extend it, expiry re-queues the task.")
+    transcode_heartbeat_interval_seconds: float = Field(10.0, gt=0, description="How often workers must send a heartbeat.")
+    transcode_sweep_interval_seconds: float = Field(5.0, gt=0, description="How often expired leases, job deadlines and missed status reports are handled.")
+    transcode_dispatch_poll_seconds: float = Field(1.0, gt=0, description="How often a replica looks for tasks made runnable by other replicas.")
+    transcode_max_attempts: int = Field(3, ge=1, description="Attempts of one task before its job fails.")
+    transcode_job_deadline_seconds: float = Field(6 * 3600.0, gt=0, description="A job still running after this ends FAILED.")
+    transcode_segment_seconds: float = Field(4.0, gt=0, description="HLS segment length; every segment of every rendition starts with an IDR frame.")
+    transcode_segments_per_chunk: int = Field(4, ge=1, description="Segments per chunk task (the unit of parallelism and retry).")
+    transcode_audio_bitrate: int = Field(128_000, gt=0, description="AAC-LC bitrate of the audio rendition.")
+    transcode_poster_max_width: int = Field(1280, gt=0, description="Widest poster image.")
+    transcode_max_width: int = Field(4096, gt=0, description="Sources wider than this are refused (FAILED with a reason).")
+    transcode_max_height: int = Field(4096, gt=0, description="Sources taller than this are refused.")
+    transcode_source_url_ttl_seconds: int = Field(6 * 3600, gt=0, description="Lifetime of the pre-signed source URLs given to workers.")
+    transcode_progress_interval_seconds: float = Field(1.0, ge=0, description="At most one progress report per job to the Metadata service this often.")
+    transcode_queue_name: str = Field("jobs", description="Queue the Upload service publishes VideoUploadedEvent on.")
+    orchestrator_target: str = Field("127.0.0.1:50053", description="gRPC address of a transcode orchestrator (for workers).")
+    worker_slots: int = Field(1, ge=1, description="Tasks one worker runs at once.")
+    worker_work_dir: str | None = Field(None, description="Scratch space of a worker's task processes (default: the system temp dir).")
+    worker_task_stall_seconds: float = Field(900.0, gt=0, description="A task process silent this long is killed and retried.")
+
     # --- durable job queue (Upload -> Transcode) --------------------------------------------
     queue_backend: str = Field("database", pattern="^(database|redis|sqs)$", description="`database` (a table in database_url), `redis` (Redis Streams) or `sqs`.")
     queue_url: str | None = Field(None, description="Redis URL (redis backend) or SQS queue URL (sqs backend); the database backend uses database_url.")

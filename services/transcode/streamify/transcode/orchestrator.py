@@ -1,0 +1,487 @@
+"""The orchestrator: pushes tasks to connected workers, applies their results to the durable
+DAG, publishes playlists (progressively, then final), and sweeps what time leaves behind.
+
+Nothing here is the source of truth: the database is. The in-memory state of a replica is
+only which worker streams it serves and which leases it handed to them, so a replica can die
+at any moment: its workers reconnect elsewhere (their results are accepted by lease id, and
+their heartbeats adopt the leases they still hold), and the leases nobody renews expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from streamify.core.db import run_in_thread
+from streamify.transcode import dag
+from streamify.transcode.assembly import (
+    PLAYLIST_CONTENT_TYPE,
+    Assembled,
+    AssemblyError,
+    PlaylistFile,
+    assemble,
+)
+from streamify.transcode.options import OrchestratorOptions
+from streamify.transcode.reporter import CANCELLED_REASON, Reporter
+from streamify.transcode.store import Claimed, Outcome, Snapshot, Store, TaskKey
+from streamify.v1 import metadata_service_pb2 as meta
+from streamify.v1 import worker_service_pb2 as wapi
+
+log = logging.getLogger(__name__)
+
+MAX_SLOTS = 64
+
+
+@dataclass(eq=False)
+class WorkerSession:
+    """One open Connect stream of one worker, on this replica."""
+
+    worker_id: str
+    slots: int
+    id: str = field(default_factory=lambda: secrets.token_hex(6))
+    held: dict[tuple[str, str], TaskKey] = field(default_factory=dict)
+    outbox: asyncio.Queue[wapi.ConnectResponse | None] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+
+    @property
+    def free(self) -> int:
+        return 0 if self.closed else max(0, self.slots - len(self.held))
+
+    def send(self, message: wapi.ConnectResponse | None) -> None:
+        self.outbox.put_nowait(message)
+
+    def drop(self, key: TaskKey, reason: str | None = None) -> None:
+        """Forget a task (and tell the worker to stop it when `reason` is given)."""
+        if self.held.get((key.job_id, key.name)) == key:
+            del self.held[(key.job_id, key.name)]
+            if reason is not None and not self.closed:
+                self.send(wapi.ConnectResponse(cancellation=wapi.TaskCancellation(
+                    task_id=dag.task_resource(key.job_id, key.name), reason=reason)))
+
+
+def _timestamp(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+class Orchestrator:
+    def __init__(
+        self, *, store: Store, options: OrchestratorOptions, reporter: Reporter,
+        s3: Any, media_bucket: str,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.reporter = reporter
+        self._s3 = s3
+        self._media_bucket = media_bucket
+        self._sessions: dict[str, WorkerSession] = {}
+        self._wake = asyncio.Event()
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        self._spawned: set[asyncio.Task[Any]] = set()
+        self.closing = False
+
+    @property
+    def id(self) -> str:
+        return self.options.orchestrator_id
+
+    # --- background helpers ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+        task.add_done_callback(_log_failure)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        lock = self._job_locks.get(job_id)
+        if lock is None:
+            lock = self._job_locks[job_id] = asyncio.Lock()
+        return lock
+
+    def close(self) -> None:
+        """Stop serving workers WITHOUT giving their leases up: the streams end cleanly, the
+        workers reconnect (to another replica) and carry on; their results are accepted there
+        by lease id."""
+        self.closing = True
+        for session in list(self._sessions.values()):
+            session.closed = True
+            session.send(None)
+
+    async def aclose(self) -> None:
+        self.close()
+        for task in list(self._spawned):
+            task.cancel()
+        for task in list(self._spawned):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    async def create_job(
+        self, video_id: str, owner: str, bucket: str, key: str, size: int
+    ) -> Snapshot:
+        snapshot, created = await run_in_thread(
+            self.store.create_job, video_id, owner, bucket, key, size
+        )
+        if created:
+            log.info("job %s created (source s3://%s/%s)", video_id, bucket, key)
+            await self.reporter.started(video_id, "queued", 0, snapshot.job.total_tasks)
+            self.wake()
+        return snapshot
+
+    async def cancel_job(self, job_id: str, request_id: str) -> Snapshot:
+        snapshot = await run_in_thread(self.store.cancel_job, job_id, request_id, CANCELLED_REASON)
+        self.cancel_local(job_id, "the job was cancelled")
+        if snapshot.job.notified_state != snapshot.job.state:
+            await self.reporter.final(job_id)
+        return await run_in_thread(self.store.get, job_id)  # type: ignore[return-value]
+
+    async def retry_job(self, job_id: str, request_id: str) -> Snapshot:
+        before = await run_in_thread(self.store.get, job_id)
+        snapshot = await run_in_thread(self.store.retry_job, job_id, request_id)
+        if before is not None and before.job.state in dag.JOB_TERMINAL:
+            stage = dag.stage(snapshot.job.state, bool(snapshot.job.plan), snapshot.states())
+            await self.reporter.started(
+                job_id, stage, snapshot.job.completed_tasks, snapshot.job.total_tasks)
+            self.wake()
+            self._spawn(self.publish(job_id), f"publish-{job_id}")
+            self._spawn(self.finalize(job_id), f"finalize-{job_id}")
+        return snapshot
+
+    def cancel_local(self, job_id: str, reason: str) -> None:
+        """TaskCancellation for the job's tasks held by workers on this replica (workers on
+        other replicas learn it at their next heartbeat: their lease is gone)."""
+        for session in list(self._sessions.values()):
+            for (j, _name), key in list(session.held.items()):
+                if j == job_id:
+                    session.drop(key, reason)
+        self.wake()
+
+    # --- workers -------------------------------------------------------------------------------
+
+    def welcome(self) -> wapi.ConnectResponse:
+        welcome = wapi.WorkerWelcome(orchestrator_id=self.id)
+        welcome.heartbeat_interval.FromNanoseconds(
+            int(self.options.heartbeat_interval_seconds * 1e9))
+        return wapi.ConnectResponse(welcome=welcome)
+
+    def attach(self, session: WorkerSession) -> None:
+        session.slots = max(1, min(session.slots, MAX_SLOTS))
+        self._sessions[session.id] = session
+        log.info("worker %s connected (%s slots)", session.worker_id, session.slots)
+        self.wake()
+
+    async def detach(self, session: WorkerSession, *, release: bool) -> None:
+        """The stream ended. `release`: the worker is gone, its tasks go back to PENDING (an
+        attempt is counted, so a task that kills its worker fails after max_attempts)."""
+        session.closed = True
+        self._sessions.pop(session.id, None)
+        held = list(session.held.values())
+        session.held.clear()
+        log.info("worker %s disconnected (%s tasks held, %s)", session.worker_id, len(held),
+                 "released" if release else "kept for its reconnect")  # fmt: skip
+        if release:
+            error = dag.lost_worker_error(session.worker_id, "disconnected")
+            for key in held:
+                outcome = await run_in_thread(self.store.fail, key, error, True)
+                await self._after(outcome)
+        self.wake()
+
+    async def on_heartbeat(self, session: WorkerSession, hb: wapi.WorkerHeartbeat) -> None:
+        await self._adopt(session, hb.task_ids)
+        await self.refresh_leases(session)
+
+    async def refresh_leases(self, session: WorkerSession) -> None:
+        held = set(session.held.values())
+        if not held:
+            return
+        kept = await run_in_thread(self.store.extend, held)
+        for key in held - kept:
+            session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
+            self.wake()
+
+    async def _adopt(self, session: WorkerSession, resources) -> None:
+        """Leases this worker holds in the database but this stream does not know (it
+        reconnected after its replica went away) become this stream's."""
+        known = {dag.task_resource(j, n) for (j, n) in session.held}
+        unknown = [r for r in resources if r not in known]
+        if not unknown:
+            return
+        keys = await run_in_thread(self.store.leases_of, session.worker_id, unknown)
+        for key in keys:
+            session.held[(key.job_id, key.name)] = key
+
+    def _key(self, session: WorkerSession, task_id: str, lease_id: str) -> TaskKey | None:
+        parsed = dag.parse_task_resource(task_id)
+        if parsed is None:
+            log.warning("worker %s sent an unknown task id %r", session.worker_id, task_id)
+            return None
+        return TaskKey(parsed[0], parsed[1], lease_id)
+
+    async def on_progress(self, session: WorkerSession, msg: wapi.TaskProgress) -> None:
+        key = self._key(session, msg.task_id, msg.lease_id)
+        if key is None:
+            return
+        if await run_in_thread(self.store.progress, key, msg.fraction):
+            session.held.setdefault((key.job_id, key.name), key)
+        elif session.held.get((key.job_id, key.name)) == key:
+            session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
+            self.wake()
+
+    async def on_result(self, session: WorkerSession, msg: wapi.TaskResult) -> None:
+        key = self._key(session, msg.task_id, msg.lease_id)
+        if key is None:
+            return
+        session.drop(key)
+        self.wake()
+        outcome = await run_in_thread(self.store.complete, key, msg)
+        if not outcome.applied:
+            log.info("result for %s ignored: lease %s is not held", msg.task_id, msg.lease_id)
+            return
+        await self._after(outcome)
+
+    async def on_failure(self, session: WorkerSession, msg: wapi.TaskFailure) -> None:
+        key = self._key(session, msg.task_id, msg.lease_id)
+        if key is None:
+            return
+        session.drop(key)
+        self.wake()
+        outcome = await run_in_thread(self.store.fail, key, msg.error, msg.retryable)
+        if not outcome.applied:
+            log.info("failure of %s ignored: lease %s is not held", msg.task_id, msg.lease_id)
+            return
+        log.info("task %s failed (%s): %s", msg.task_id,
+                 "retryable" if msg.retryable else "final", msg.error)  # fmt: skip
+        await self._after(outcome)
+
+    async def _after(self, outcome: Outcome) -> None:
+        """Effects of a change of the DAG: reports, cancellations, publication, assembly."""
+        job_id = outcome.job_id
+        if not outcome.applied:
+            return
+        if outcome.job_failed:
+            log.info("job %s failed: %s", job_id, outcome.job_failed)
+            self.cancel_local(job_id, "the job failed")
+            await self.reporter.final(job_id)
+            return
+        if outcome.requeued or outcome.planned:
+            self.wake()
+        stage = "encoding" if outcome.total > 1 else "probing"
+        if outcome.assemble_ready:
+            stage = "assembling"
+        self.reporter.progress(job_id, outcome.completed, outcome.total, stage)
+        if outcome.published_candidate:
+            self._spawn(self.publish(job_id), f"publish-{job_id}")
+        if outcome.assemble_ready:
+            self._spawn(self.finalize(job_id), f"finalize-{job_id}")
+
+    # --- dispatch ------------------------------------------------------------------------------
+
+    async def run_dispatcher(self) -> None:
+        """Pushes runnable tasks to workers with free slots. Woken when a task becomes runnable
+        or a slot frees on this replica; also every dispatch_poll_seconds for tasks that other
+        replicas made runnable."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.dispatch_poll_seconds)
+            self._wake.clear()
+            try:
+                while not self.closing and await self.dispatch_once():
+                    pass
+            except Exception:  # noqa: BLE001 - the database may be away; try again later
+                log.exception("dispatch round failed")
+                await asyncio.sleep(min(1.0, self.options.dispatch_poll_seconds))
+
+    async def dispatch_once(self) -> int:
+        """One claim per worker with free slots; the number of tasks assigned."""
+        assigned = 0
+        started: list[str] = []
+        sessions = sorted(self._sessions.values(), key=lambda s: -s.free)
+        for session in sessions:
+            if session.free <= 0:
+                continue
+            claimed = await run_in_thread(self.store.claim, session.worker_id, session.free)
+            for c in claimed:
+                key = TaskKey(c.job_id, c.name, c.lease_id)
+                if session.closed:  # the stream ended meanwhile: give the task straight back
+                    await run_in_thread(self.store.unclaim, key)
+                    self.wake()
+                    continue
+                try:
+                    assignment = self._assignment(c)
+                except Exception as exc:  # noqa: BLE001 - e.g. the spec cannot be signed
+                    outcome = await run_in_thread(self.store.fail, key, f"cannot assign: {exc}", True)
+                    await self._after(outcome)
+                    continue
+                session.held[(c.job_id, c.name)] = key
+                session.send(wapi.ConnectResponse(assignment=assignment))
+                assigned += 1
+                if c.kind == dag.PROBE:
+                    started.append(c.job_id)
+        if started:
+            for job_id in await run_in_thread(self.store.mark_running, started):
+                self.reporter.progress(job_id, 0, 1, "probing", force=True)
+        return assigned
+
+    def _assignment(self, c: Claimed) -> wapi.TaskAssignment:
+        assignment = wapi.TaskAssignment.FromString(c.spec)
+        assignment.task_id = dag.task_resource(c.job_id, c.name)
+        assignment.lease_id = c.lease_id
+        assignment.lease_expire_time.CopyFrom(_timestamp(c.lease_expire_us))
+        assignment.attempt = c.attempt
+        which = assignment.WhichOneof("spec")
+        if which is None:
+            raise ValueError(f"task {c.name} has no spec")
+        source = getattr(assignment, which).source
+        source.url = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": source.bucket, "Key": source.key},
+            ExpiresIn=int(self.options.source_url_ttl_seconds),
+        )  # fmt: skip
+        return assignment
+
+    # --- publication -----------------------------------------------------------------------
+
+    async def _write(self, files: list[PlaylistFile]) -> None:
+        def put_all() -> None:
+            for f in files:
+                self._s3.put_object(
+                    Bucket=self._media_bucket, Key=f.key, Body=f.body.encode(),
+                    ContentType=PLAYLIST_CONTENT_TYPE, CacheControl=f.cache_control,
+                )  # fmt: skip
+
+        await run_in_thread(put_all)
+
+    async def publish(self, job_id: str) -> None:
+        """EVENT playlists for the leading run of finished chunks, once chunk 0 and the audio
+        are done, and again whenever the run grows (progressive playback)."""
+        async with self._lock(job_id):
+            snapshot = await run_in_thread(self.store.get, job_id)
+            if snapshot is None or snapshot.job.state != dag.JOB_RUNNING:
+                return
+            plan = snapshot.plan
+            run = snapshot.playable_run()
+            if plan is None or not dag.should_publish(run, snapshot.job.published_run):
+                return
+            try:
+                assembled = assemble(job_id, plan, snapshot.chunk_results(),
+                                     snapshot.audio_result(), run, final=False)  # fmt: skip
+            except AssemblyError as exc:
+                if await run_in_thread(self.store.fail_job, job_id, str(exc)):
+                    self.cancel_local(job_id, "the job failed")
+                    await self.reporter.final(job_id)
+                return
+            claimed, first = await run_in_thread(self.store.claim_publish, job_id, run)
+            if not claimed:
+                return
+            await self._write(assembled.files)
+            log.info("job %s: %s of %s chunks playable%s", job_id, run, len(plan.chunks),
+                     " (first playable)" if first else "")  # fmt: skip
+            after = await run_in_thread(self.store.get, job_id)
+            if after is not None and after.job.state == dag.JOB_SUCCEEDED:
+                # The final playlists were written meanwhile (by another replica): ours must
+                # not be the last word.
+                await self._write(self._final(after).files)
+                return
+            self.reporter.progress(
+                job_id, snapshot.job.completed_tasks, snapshot.job.total_tasks, "encoding",
+                result=meta.ProcessingResult(
+                    renditions=assembled.renditions, duration=dag.seconds(plan.duration),
+                    manifest_path=dag.manifest_path(job_id),
+                ),
+            )  # fmt: skip
+
+    @staticmethod
+    def _final(snapshot: Snapshot) -> Assembled:
+        plan = snapshot.plan
+        assert plan is not None
+        return assemble(snapshot.job.id, plan, snapshot.chunk_results(), snapshot.audio_result(),
+                        len(plan.chunks), final=True)  # fmt: skip
+
+    async def finalize(self, job_id: str) -> None:
+        """The assemble task: the final (VOD) playlists, then the job SUCCEEDED, video READY."""
+        async with self._lock(job_id):
+            key = await run_in_thread(self.store.claim_assemble, job_id, self.id)
+            if key is None:
+                return
+            snapshot = await run_in_thread(self.store.get, job_id)
+            assert snapshot is not None
+            try:
+                assembled = self._final(snapshot)
+            except (AssemblyError, ValueError) as exc:
+                outcome = await run_in_thread(self.store.fail, key, str(exc), False)
+                await self._after(outcome)
+                return
+            try:
+                await self._write(assembled.files)
+            except Exception as exc:  # noqa: BLE001 - storage trouble: try again
+                log.warning("job %s: writing playlists failed: %s", job_id, exc)
+                outcome = await run_in_thread(
+                    self.store.fail, key, f"writing the playlists failed: {exc}", True)
+                await self._after(outcome)
+                return
+            if await run_in_thread(self.store.finish_assemble, key):
+                log.info("job %s succeeded", job_id)
+                await self.reporter.final(job_id)
+
+    # --- the sweeper ---------------------------------------------------------------------------
+
+    async def run_sweeper(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001
+                log.exception("sweep failed")
+            await asyncio.sleep(self.options.sweep_interval_seconds)
+
+    async def sweep(self) -> None:
+        """Expired leases back to PENDING (or the job fails after max attempts), overdue jobs
+        FAILED, assembly and publication that were interrupted, final states not reported."""
+        for key in await run_in_thread(self.store.expired_leases):
+            outcome = await run_in_thread(
+                self.store.fail, key, "the worker stopped answering (its lease expired)", True)
+            if outcome.applied:
+                log.info("lease of %s/%s expired", key.job_id, key.name)
+                self._drop_everywhere(key)
+                await self._after(outcome)
+        limit = self.options.job_deadline_seconds
+        for job_id in await run_in_thread(self.store.overdue_jobs):
+            reason = f"transcoding took longer than the limit of {_human(limit)}"
+            if await run_in_thread(self.store.fail_job, job_id, reason):
+                self.cancel_local(job_id, "the job ran out of time")
+                await self.reporter.final(job_id)
+        for job_id in await run_in_thread(self.store.jobs_ready_to_assemble):
+            await self.finalize(job_id)
+        for job_id in await run_in_thread(self.store.jobs_to_publish):
+            await self.publish(job_id)
+        for job_id in await run_in_thread(self.store.unreported_jobs):
+            await self.reporter.final(job_id)
+        self.wake()
+
+    def _drop_everywhere(self, key: TaskKey) -> None:
+        for session in list(self._sessions.values()):
+            session.drop(key, "the task's lease expired")
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background step %s failed", task.get_name(), exc_info=task.exception())
+
+

@@ -1,0 +1,178 @@
+"""TranscodeService: job control for operators and services.
+
+* CreateTranscodeJob (services only) is idempotent per video (job id = video id). The source
+  is found by the Upload service's convention: the one object under `sources/{video_id}/` in
+  the uploads bucket (if there are several, the most recent). The video must exist and its
+  upload be complete (status UPLOADED, or later for a re-submission).
+* Get/List: services see every job; a user sees the jobs of their own videos (others' are
+  NOT_FOUND / not listed).
+* Cancel/Retry: services only.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from streamify.core import errors
+from streamify.core.auth import Principal, current_principal
+from streamify.core.db import run_in_thread
+from streamify.core.metadata_client import MetadataClient
+from streamify.transcode import dag
+from streamify.transcode.orchestrator import Orchestrator
+from streamify.transcode.store import Conflict, Snapshot
+from streamify.v1 import transcode_service_pb2 as api
+from streamify.v1 import transcode_service_pb2_grpc
+from streamify.v1.video_pb2 import VideoStatus
+
+DEFAULT_PAGE_SIZE = 20
+_TOKEN = re.compile(r"^(\d+):(\d+):([a-z0-9][a-z0-9-]{0,62})$")
+
+
+def _ts(us: int) -> Timestamp:
+    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
+
+
+def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
+    job = snapshot.job
+    out = api.TranscodeJob(
+        name=f"transcodeJobs/{job.id}", video=f"videos/{job.id}", state=job.state,
+        failure_reason=job.failure_reason, completed_tasks=job.completed_tasks,
+        total_tasks=job.total_tasks if job.plan else 0,
+        create_time=_ts(job.create_time_us), update_time=_ts(job.update_time_us),
+    )  # fmt: skip
+    if job.end_time_us:
+        out.end_time.CopyFrom(_ts(job.end_time_us))
+    if job.first_playable_us:
+        d = Duration()
+        d.FromMicroseconds(max(0, job.first_playable_us - job.create_time_us))
+        out.time_to_first_playable.CopyFrom(d)
+    for t in snapshot.tasks:
+        out.tasks.append(api.TranscodeTask(
+            id=t.name, kind=t.kind, state=t.state, attempts=t.attempts,
+            worker=t.worker_id if t.state == dag.RUNNING else "", last_error=t.last_error,
+            chunk_index=t.chunk_index, progress=t.progress,
+        ))  # fmt: skip
+    return out
+
+
+class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
+    def __init__(
+        self, *, orchestrator: Orchestrator, metadata: MetadataClient, s3: Any, uploads_bucket: str
+    ) -> None:
+        self._orch = orchestrator
+        self._metadata = metadata
+        self._s3 = s3
+        self._uploads_bucket = uploads_bucket
+
+    async def CreateTranscodeJob(self, request: api.CreateTranscodeJobRequest, context) -> api.TranscodeJob:
+        self._service()
+        video_id = request.video.removeprefix("videos/")
+        existing = await run_in_thread(self._orch.store.get, video_id)
+        if existing is not None:
+            return to_proto(existing)
+        try:
+            video = await self._metadata.get_video(request.video)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise errors.not_found(request.video) from None
+            raise errors.unavailable(f"the Metadata service could not be asked: {exc.details()}") from None
+        if video.status == VideoStatus.VIDEO_STATUS_UPLOADING:
+            raise errors.failed_precondition(
+                f"{request.video} is still being uploaded; complete the upload first",
+                reason="VIDEO_NOT_UPLOADED")  # fmt: skip
+        source = await run_in_thread(self._find_source, video_id)
+        if source is None:
+            raise errors.failed_precondition(
+                f"no uploaded source for {request.video} under "
+                f"s3://{self._uploads_bucket}/sources/{video_id}/", reason="SOURCE_MISSING")
+        key, size = source
+        snapshot = await self._orch.create_job(video_id, video.owner, self._uploads_bucket, key, size)
+        return to_proto(snapshot)
+
+    def _find_source(self, video_id: str) -> tuple[str, int] | None:
+        response = self._s3.list_objects_v2(Bucket=self._uploads_bucket, Prefix=f"sources/{video_id}/")
+        objects = response.get("Contents") or []
+        if not objects:
+            return None
+        newest = max(objects, key=lambda o: (o["LastModified"], o["Key"]))
+        return newest["Key"], int(newest["Size"])
+
+    async def GetTranscodeJob(self, request: api.GetTranscodeJobRequest, context) -> api.TranscodeJob:
+        principal = current_principal()
+        return to_proto(await self._readable(request.name, principal))
+
+    async def ListTranscodeJobs(
+        self, request: api.ListTranscodeJobsRequest, context
+    ) -> api.ListTranscodeJobsResponse:
+        principal = current_principal()
+        owner = None if principal.is_service else principal.user_name
+        after = None
+        if request.page_token:
+            after = self._parse_token(request.page_token, request.state)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        page = await run_in_thread(lambda: self._orch.store.list_jobs(
+            state=request.state, owner=owner, limit=size + 1, after=after))  # fmt: skip
+        more = len(page) > size
+        page = page[:size]
+        token = ""
+        if more:
+            last = page[-1].job
+            raw = f"{last.create_time_us}:{request.state}:{last.id}".encode()
+            token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return api.ListTranscodeJobsResponse(jobs=[to_proto(s) for s in page], next_page_token=token)
+
+    @staticmethod
+    def _parse_token(token: str, state: int) -> tuple[int, str]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            raw = ""
+        match = _TOKEN.match(raw)
+        if match is None:
+            raise errors.invalid_argument([("page_token", "is not a token this server issued")])
+        if int(match.group(2)) != state:
+            raise errors.invalid_argument(
+                [("page_token", "was issued for a different `state`; start again without it")])
+        return int(match.group(1)), match.group(3)
+
+    async def CancelTranscodeJob(self, request: api.CancelTranscodeJobRequest, context) -> api.TranscodeJob:
+        self._service()
+        job_id = request.name.removeprefix("transcodeJobs/")
+        try:
+            return to_proto(await self._orch.cancel_job(job_id, request.request_id))
+        except KeyError:
+            raise errors.not_found(request.name) from None
+        except Conflict as exc:
+            raise errors.failed_precondition(exc.message, exc.reason) from None
+
+    async def RetryTranscodeJob(self, request: api.RetryTranscodeJobRequest, context) -> api.TranscodeJob:
+        self._service()
+        job_id = request.name.removeprefix("transcodeJobs/")
+        try:
+            return to_proto(await self._orch.retry_job(job_id, request.request_id))
+        except KeyError:
+            raise errors.not_found(request.name) from None
+        except Conflict as exc:
+            raise errors.failed_precondition(exc.message, exc.reason) from None
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _service() -> Principal:
+        principal = current_principal()
+        if not principal.is_service:
+            raise errors.permission_denied(
+                "only Streamify services may create, cancel or retry transcode jobs")
+        return principal
+
+    async def _readable(self, name: str, principal: Principal) -> Snapshot:
+        snapshot = await run_in_thread(self._orch.store.get, name.removeprefix("transcodeJobs/"))
+        if snapshot is None or not (principal.is_service or snapshot.job.owner == principal.user_name):
+            raise errors.not_found(name)
+        return snapshot
