@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     metadata_target: str = Field("127.0.0.1:50051", description="gRPC address of the Metadata service (for Upload/Transcode).")
     cdn_base_url: str = Field("http://127.0.0.1:8080/media", description="Base URL of the media CDN; playback and poster URLs start with it.")
     page_token_secret: SecretStr | None = Field(None, description="Key that signs page tokens. Default: derived from jwt_secret.")
+    reflection_all_services: bool = Field(False, description="Each service's reflection also lists every streamify.v1 service (so grpcurl through the gateway sees them all).")
+    media_grant_secret: SecretStr | None = Field(None, description="HMAC key of /media grants for private videos (signed URL or cookie). Default: derived from the JWT signing key.")
+    media_authz_cache_seconds: float = Field(5.0, ge=0, description="How long the /media access check remembers a video's visibility.")
 
     # --- object storage (S3 API: SeaweedFS embedded, AWS S3 at scale) ---------------------------
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint the services use, e.g. http://127.0.0.1:8333. Default: AWS S3 of s3_region; embedded: the embedded SeaweedFS.")

@@ -1,0 +1,314 @@
+"""The gateway's /media access check: a tiny HTTP server Envoy's ext_authz filter asks before
+its cache (so a cached private object is never served without a grant).
+
+Envoy sends ``GET|HEAD /authz/media/{key}?{query}`` with the viewer's ``cookie``; the answer is
+
+* 200 when ``key`` is ``videos/{id}/...`` and either the query or the cookies carry a valid,
+  unexpired grant for that video (``streamify.gateway.grants``), or the video is PUBLIC or
+  UNLISTED (asked from the Metadata service's GetVideo with a service token; answers are cached
+  for ``ttl`` seconds, "not found" for ``negative_ttl``, so a visibility change takes effect
+  within seconds);
+* 403 otherwise (also for unknown videos and for keys outside ``videos/{id}/``: nothing says
+  whether a private video exists);
+* 503 when the Metadata service cannot answer (fail closed; Envoy itself turns an unreachable
+  authz server into 503 too).
+
+A valid grant is checked locally (HMAC), with no Metadata call: the grant was minted by whoever
+already checked the viewer's right to the video.
+
+Run it: ``python -m streamify.gateway.authz --port 8181`` (settings from STREAMIFY_*: the
+metadata target, the JWT secret for the service token and the grant key). ``GET /healthz`` = 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from streamify.gateway import grants
+
+log = logging.getLogger(__name__)
+
+PATH_PREFIX = "/authz/media/"
+READABLE = "public"  # lookup() answers: "public" (PUBLIC/UNLISTED), "private", None (no such video)
+Lookup = Callable[[str], Awaitable[str | None]]
+
+
+class LookupFailed(Exception):
+    """The visibility could not be determined (Metadata unreachable, ...)."""
+
+
+class MediaAuthorizer:
+    def __init__(self, key: bytes, lookup: Lookup, *, ttl: float = 5.0, negative_ttl: float = 2.0) -> None:
+        self._key = key
+        self._lookup = lookup
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._cache: dict[str, tuple[bool, float]] = {}
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self.lookups = 0  # Metadata calls made (tests, metrics)
+
+    def cached(self, video_id: str) -> bool | None:
+        entry = self._cache.get(video_id)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
+    def video_of(self, path: str) -> str | None:
+        if not path.startswith(PATH_PREFIX):
+            return None
+        key = unquote(path[len(PATH_PREFIX):])
+        m = grants.VIDEO_KEY.match(key)
+        if m is None or "/../" in key or "/./" in key:
+            return None
+        return m.group(1)
+
+    def quick(self, method: str, target: str, cookie: str | None) -> int | str:
+        """The status when it is known without I/O, else the video id to look up."""
+        if method not in ("GET", "HEAD"):
+            return 403
+        path, _, query = target.partition("?")
+        video_id = self.video_of(path)
+        if video_id is None:
+            return 403
+        if (query or cookie) and grants.verify_request(self._key, video_id, query, cookie):
+            return 200
+        readable = self.cached(video_id)
+        if readable is not None:
+            return 200 if readable else 403
+        return video_id
+
+    async def readable(self, video_id: str) -> bool:
+        """Whether anyone may read the video (single flight per id, cached)."""
+        cached = self.cached(video_id)
+        if cached is not None:
+            return cached
+        fut = self._inflight.get(video_id)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[video_id] = fut
+        try:
+            self.lookups += 1
+            answer = await self._lookup(video_id)
+            readable = answer == READABLE
+            ttl = self._ttl if answer is not None else self._negative_ttl
+            self._cache[video_id] = (readable, time.monotonic() + ttl)
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            fut.set_result(readable)
+            return readable
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waits
+            raise
+        finally:
+            self._inflight.pop(video_id, None)
+
+    async def decide(self, method: str, target: str, cookie: str | None) -> int:
+        quick = self.quick(method, target, cookie)
+        if isinstance(quick, int):
+            return quick
+        try:
+            return 200 if await self.readable(quick) else 403
+        except LookupFailed:
+            return 503
+
+
+def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, str], ...]], timeout: float = 2.0) -> Lookup:
+    """A lookup that asks the Metadata service's GetVideo (as a service identity)."""
+    import grpc
+
+    from streamify.v1 import metadata_service_pb2 as api
+    from streamify.v1 import metadata_service_pb2_grpc
+    from streamify.v1.video_pb2 import Visibility
+
+    channel: list[grpc.aio.Channel] = []
+    public = {Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED}
+
+    async def lookup(video_id: str) -> str | None:
+        if not channel:
+            channel.append(grpc.aio.insecure_channel(target, options=[("grpc.enable_retries", 1)]))
+        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])
+        try:
+            video = await stub.GetVideo(
+                api.GetVideoRequest(name=f"videos/{video_id}"), metadata=call_metadata(), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            log.warning("media authz: GetVideo(%s) failed: %s %s", video_id, exc.code().name, exc.details())
+            raise LookupFailed(str(exc)) from exc
+        return READABLE if video.visibility in public else "private"
+
+    return lookup
+
+
+# --------------------------------------------------------------------------- HTTP/1.1 server
+
+_REASONS = {200: b"OK", 403: b"Forbidden", 404: b"Not Found", 503: b"Service Unavailable", 400: b"Bad Request"}
+_MAX_HEAD = 16 * 1024
+
+
+def _response(status: int, head_only: bool = False) -> bytes:
+    body = b"" if status == 200 else _REASONS.get(status, b"Error").lower() + b"\n"
+    out = b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % (
+        status, _REASONS.get(status, b"Error"), len(body))  # fmt: skip
+    return out if head_only else out + body
+
+
+class _Connection(asyncio.Protocol):
+    """Keep-alive HTTP/1.1, one request at a time (Envoy's pool never pipelines)."""
+
+    def __init__(self, authorizer: MediaAuthorizer) -> None:
+        self._authz = authorizer
+        self._buf = b""
+        self._busy = False
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if not self._busy:
+            self._process()
+
+    def _process(self) -> None:
+        while self._transport is not None:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buf) > _MAX_HEAD:
+                    self._finish(_response(400), close=True)
+                return
+            head = self._buf[:end].decode("latin-1")
+            lines = head.split("\r\n")
+            try:
+                method, target, _ = lines[0].split(" ", 2)
+            except ValueError:
+                self._finish(_response(400), close=True)
+                return
+            cookie = None
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                lname = name.strip().lower()
+                if lname == "cookie":
+                    cookie = value.strip() if cookie is None else f"{cookie}; {value.strip()}"
+                elif lname == "content-length":
+                    length = int(value.strip() or 0)
+            if len(self._buf) < end + 4 + length:
+                return  # wait for the (ignored) body
+            self._buf = self._buf[end + 4 + length:]
+            head_only = method == "HEAD"
+            if target == "/healthz":
+                self._finish(_response(200, head_only))
+                continue
+            quick = self._authz.quick(method, target, cookie)
+            if isinstance(quick, int):
+                self._finish(_response(quick, head_only))
+                continue
+            self._busy = True
+            asyncio.ensure_future(self._slow(method, target, cookie, head_only))
+            return
+
+    async def _slow(self, method: str, target: str, cookie: str | None, head_only: bool) -> None:
+        try:
+            status = await self._authz.decide(method, target, cookie)
+        except Exception:  # noqa: BLE001
+            log.exception("media authz failed")
+            status = 503
+        self._finish(_response(status, head_only))
+        self._busy = False
+        self._process()
+
+    def _finish(self, payload: bytes, close: bool = False) -> None:
+        if self._transport is not None:
+            self._transport.write(payload)
+            if close:
+                self._transport.close()
+                self._transport = None
+
+
+class AuthzServer:
+    def __init__(self, authorizer: MediaAuthorizer, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.authorizer = authorizer
+        self.host = host
+        self.port = port
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self.authorizer), self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def __aenter__(self) -> AuthzServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def from_settings(settings: object, *, metadata_target: str | None = None, ttl: float = 5.0) -> MediaAuthorizer:
+    """An authorizer configured like every other Streamify process: the grant key and the
+    service token come from the settings (jwt_secret / embedded dev key)."""
+    from streamify.core.server import service_call_metadata
+
+    target = metadata_target or settings.metadata_target  # type: ignore[attr-defined]
+    ttl = getattr(settings, "media_authz_cache_seconds", ttl)
+    lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))  # type: ignore[arg-type]
+    return MediaAuthorizer(grants.media_grant_key(settings), lookup, ttl=ttl)
+
+
+async def _main(host: str, port: int, metadata_target: str | None) -> None:
+    from streamify.core.config import Settings
+
+    settings = Settings()
+    with contextlib.suppress(Exception):
+        from streamify.core.logs import configure_logging
+
+        configure_logging(settings)
+    server = AuthzServer(from_settings(settings, metadata_target=metadata_target), host, port)
+    await server.start()
+    log.info("media authz on %s:%s", host, server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streamify.gateway.authz", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8181)
+    p.add_argument("--metadata-target", default=None, help="default: STREAMIFY_METADATA_TARGET")
+    args = p.parse_args(argv)
+    asyncio.run(_main(args.host, args.port, args.metadata_target))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
