@@ -27,8 +27,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     defaults = MeshPorts()
     ports = MeshPorts(
-        metadata=args.port or defaults.metadata, upload=args.upload_port or defaults.upload,
+        metadata=(args.port, args.port + 10) if args.port else defaults.metadata,
+        upload=(args.upload_port, args.upload_port + 10) if args.upload_port else defaults.upload,
+        transcode=args.transcode_port or defaults.transcode,
+        **MeshPorts.around_gateway(args.gateway_port or defaults.gateway),
         metrics=defaults.metrics if args.metrics_port is None else args.metrics_port,
+        workers=defaults.workers if args.workers is None else args.workers,
     )
     try:
         asyncio.run(run_mesh(settings, ports))
@@ -132,9 +136,12 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run Streamify on one machine with embedded defaults")
-    run.add_argument("--port", type=int, help="gRPC port of the Metadata service (default 50051)")
+    run.add_argument("--port", type=int, help="gRPC port of the first Metadata replica, the second is +10 (default 50051)")
+    run.add_argument("--transcode-port", type=int, help="gRPC port of the transcode orchestrator (default 50053)")
+    run.add_argument("--gateway-port", type=int, help="Envoy gateway port (default 8080); its admin, media-authz and page servers take the next three")
+    run.add_argument("--workers", type=int, help="transcode workers to start (default 2)")
     run.add_argument("--redis", help="Redis URL for the metadata cache (default: in-process cache)")
-    run.add_argument("--upload-port", type=int, help="gRPC port of the Upload service (default 50052)")
+    run.add_argument("--upload-port", type=int, help="gRPC port of the first Upload replica, the second is +10 (default 50052)")
     run.add_argument("--metrics-port", type=int, help="first Prometheus port, one per process (default 9464; 0 = off)")
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in .streamify/)")
     run.add_argument("--s3-endpoint", help="S3 endpoint to use instead of the embedded SeaweedFS")
