@@ -183,8 +183,15 @@ async def test_lifecycle_through_status_updates_sets_cdn_urls(metadata):
         renditions=[Rendition(id="720p", width=1280, height=720, bandwidth=3_000_000, codecs="avc1.64001f")],
         manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"))
     assert ready.status == S.VIDEO_STATUS_READY and ready.source_size_bytes == 1234
-    assert ready.playback_url == f"https://cdn.example/media/{video.name}/master.m3u8"
-    assert ready.poster_url.endswith("/poster.jpg") and ready.renditions[0].height == 720
+    base, _, grant = ready.playback_url.partition("?")
+    assert base == f"https://cdn.example/media/{video.name}/master.m3u8"
+    assert "Expires=" in grant and "Signature=" in grant  # private: the URL carries a /media grant
+    assert ready.poster_url.partition("?")[0].endswith("/poster.jpg") and ready.renditions[0].height == 720
+    public = await metadata.UpdateVideo(api.UpdateVideoRequest(
+        video=Video(name=video.name, visibility=Visibility.VISIBILITY_PUBLIC),
+        update_mask=FieldMask(paths=["visibility"])), metadata=ALICE)
+    assert public.playback_url == base  # public media needs no grant
+    ready = public
     again = await move(metadata, video, S.VIDEO_STATUS_READY)
     assert again.etag == ready.etag  # a repeated terminal transition changes nothing
 

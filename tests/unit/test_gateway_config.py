@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from streamify.gateway import grants
+from streamify.core import media_grants as grants
 from streamify.gateway.authz import MediaAuthorizer
 from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, render
 

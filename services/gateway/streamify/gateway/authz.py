@@ -4,7 +4,7 @@ its cache (so a cached private object is never served without a grant).
 Envoy sends ``GET|HEAD /authz/media/{key}?{query}`` with the viewer's ``cookie``; the answer is
 
 * 200 when ``key`` is ``videos/{id}/...`` and either the query or the cookies carry a valid,
-  unexpired grant for that video (``streamify.gateway.grants``), or the video is PUBLIC or
+  unexpired grant for that video (``streamify.core.media_grants``), or the video is PUBLIC or
   UNLISTED (asked from the Metadata service's GetVideo with a service token; answers are cached
   for ``ttl`` seconds, "not found" for ``negative_ttl``, so a visibility change takes effect
   within seconds);
@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
-from streamify.gateway import grants
+from streamify.core import media_grants as grants
 
 log = logging.getLogger(__name__)
 

@@ -99,7 +99,19 @@ export function createPlayer(video: HTMLVideoElement, qualities: HTMLElement, in
       if (Hls.isSupported()) {
         // startPosition 0: while the video is PROCESSING its playlists are EVENT playlists that
         // grow; watch from the start rather than from the "live" edge.
-        hls = new Hls({ startPosition: 0 });
+        // A private video's playback URL carries a media grant (?Expires=&Signature=); relative
+        // URLs in the playlists do not, so every request for the video's objects gets it too.
+        const grant = new URL(url, location.href).search;
+        hls = new Hls({
+          startPosition: 0,
+          xhrSetup: grant
+            ? (xhr, requestUrl) => {
+                const target = new URL(requestUrl, location.href);
+                if (!target.search) target.search = grant;
+                xhr.open("GET", target.toString(), true);
+              }
+            : undefined,
+        });
         hls.on(Hls.Events.MANIFEST_PARSED, () => {
           renderQualities();
           void tryPlay();

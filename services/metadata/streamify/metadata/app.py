@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from streamify.core import media_grants
 from streamify.core.auth import signing_key
 from streamify.core.cache import make_cache
 from streamify.core.config import Settings
@@ -40,6 +41,7 @@ def build(settings: Settings) -> tuple[MetadataService, object]:
     servicer = MetadataService(
         store=store, reader=reader, changes=VideoChanges(),
         page_tokens=PageTokenCodec(page_token_key(settings)), cdn_base_url=settings.cdn_base_url,
+        grant_key=media_grants.media_grant_key(settings), grant_ttl_seconds=settings.media_grant_ttl_seconds,
     )
     return servicer, cache
 

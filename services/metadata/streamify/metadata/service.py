@@ -9,7 +9,7 @@ import secrets
 from google.protobuf.empty_pb2 import Empty
 from sqlalchemy.orm import Session
 
-from streamify.core import errors
+from streamify.core import errors, media_grants
 from streamify.core.auth import Principal, current_principal
 from streamify.core.db import run_in_thread
 from streamify.metadata import state_machine
@@ -61,8 +61,10 @@ def check_writable(principal: Principal, row: VideoRow, name: str) -> None:
 class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     def __init__(
         self, *, store: VideoStore, reader: VideoReader, changes: VideoChanges,
-        page_tokens: PageTokenCodec, cdn_base_url: str,
+        page_tokens: PageTokenCodec, cdn_base_url: str, grant_key: bytes, grant_ttl_seconds: float,
     ) -> None:
+        self._grant_key = grant_key
+        self._grant_ttl = grant_ttl_seconds
         self._store = store
         self._reader = reader
         self._changes = changes
@@ -72,7 +74,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     # --- reads ------------------------------------------------------------------------------
 
     async def GetVideo(self, request: api.GetVideoRequest, context) -> Video:
-        return await self._readable(request.name, current_principal())
+        return self._present(await self._readable(request.name, current_principal()))
 
     async def ListVideos(self, request: api.ListVideosRequest, context) -> api.ListVideosResponse:
         principal = current_principal()
@@ -95,7 +97,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             after=after, limit=page_size + 1,
         ))
         response = api.ListVideosResponse(
-            videos=[to_proto(row, self._cdn_base_url) for row in rows[:page_size]]
+            videos=[self._present(to_proto(row, self._cdn_base_url)) for row in rows[:page_size]]
         )
         if len(rows) > page_size:
             last = rows[page_size - 1]
@@ -114,7 +116,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
                 raise errors.not_found(request.name)
             if video.etag != last_etag:
                 last_etag = video.etag
-                yield api.WatchVideoResponse(video=video)
+                yield api.WatchVideoResponse(video=self._present(video))
             if video.status in state_machine.TERMINAL:
                 return
             await self._changes.wait(video_id, WATCH_REFRESH_SECONDS)
@@ -144,7 +146,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
         video = await self._mutate(principal, "CreateVideo", request.request_id, create, Video)
         await self._after_write(video_id_of(video.name))
-        return video
+        return self._present(video)
 
     async def UpdateVideo(self, request: api.UpdateVideoRequest, context) -> Video:
         principal = current_principal()
@@ -176,7 +178,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
         video = await self._mutate(principal, "UpdateVideo", request.request_id, update, Video)
         await self._after_write(video_id)
-        return video
+        return self._present(video)
 
     async def DeleteVideo(self, request: api.DeleteVideoRequest, context) -> Empty:
         principal = current_principal()
@@ -231,9 +233,23 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
         video = await self._mutate(principal, "UpdateVideoStatus", request.request_id, transition, Video)
         await self._after_write(video_id)
-        return video
+        return self._present(video)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _present(self, video: Video) -> Video:
+        """What a reader gets: a private video's media URLs carry a grant for /media (the caller
+        was already allowed to read the video), so its owner's player can fetch them."""
+        if video.visibility in READABLE_BY_ANYONE or not (video.playback_url or video.poster_url):
+            return video
+        grant = media_grants.signed_query(self._grant_key, video_id_of(video.name), self._grant_ttl)
+        signed = Video()
+        signed.CopyFrom(video)
+        if signed.playback_url:
+            signed.playback_url += "?" + grant
+        if signed.poster_url:
+            signed.poster_url += "?" + grant
+        return signed
 
     async def _readable(self, name: str, principal: Principal) -> Video:
         video = await self._reader.get(video_id_of(name))

@@ -19,7 +19,7 @@ from streamify.upload.limits import UploadLimits
 from streamify.upload.models import OutboxRow, UploadRow
 from streamify.upload.outbox import OutboxRelay, uploaded_event
 from streamify.upload.parts import PartPlan, plan_parts
-from streamify.upload.storage import StoredPart, UploadStorage
+from streamify.upload.storage import UploadStorage
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1 import upload_service_pb2_grpc
 from streamify.v1.upload_service_pb2 import UploadState
