@@ -1,0 +1,28 @@
+"""Fixtures of the browser end-to-end tests: the whole mesh, started as the README does.
+
+  mesh_url   -> base URL of the Envoy gateway serving the page at `/`, the API (grpc-web, same
+                origin) and `/media`, without a trailing slash.
+  mesh_token -> a user bearer token the mesh accepts.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.local_mesh import local_mesh
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory):
+    with local_mesh(tmp_path_factory.mktemp("mesh")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def mesh_url(mesh) -> str:
+    return mesh.url
+
+
+@pytest.fixture(scope="session")
+def mesh_token(mesh) -> str:
+    return mesh.token("e2e")
