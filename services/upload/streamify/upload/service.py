@@ -123,13 +123,17 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         if out_of_range:
             raise errors.invalid_argument(out_of_range)
         expires = timestamp(now_us() + self._limits.url_ttl_seconds * 1_000_000)
-        return api.SignPartsResponse(parts=[
-            api.SignedPart(
-                part_number=n, size_bytes=plan.length_of(n), expire_time=expires,
-                url=self._storage.sign_part(row.object_key, row.s3_upload_id, n, plan.length_of(n)),
-            )
-            for n in request.part_numbers
-        ])
+
+        def sign_all() -> list[api.SignedPart]:  # ~0.2 ms a part: off the event loop
+            return [
+                api.SignedPart(
+                    part_number=n, size_bytes=plan.length_of(n), expire_time=expires,
+                    url=self._storage.sign_part(row.object_key, row.s3_upload_id, n, plan.length_of(n)),
+                )
+                for n in request.part_numbers
+            ]
+
+        return api.SignPartsResponse(parts=await run_in_thread(sign_all))
 
     async def ListParts(self, request: api.ListPartsRequest, context) -> api.ListPartsResponse:
         row = await self._owned(request.name)
