@@ -50,8 +50,14 @@ def test_plan_of_a_640x360_clip_never_upscales_and_splits_on_the_segment_grid():
 
 
 def test_more_segments_per_chunk_make_fewer_chunks():
-    plan = plan_of(probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4))
+    plan = plan_of(probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4, first_chunk_segments=4))
     assert [c.segment_count for c in plan.chunks] == [4, 4, 2]
+
+
+def test_the_first_chunk_is_short_so_the_video_is_playable_early():
+    plan = plan_of(probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4))
+    assert [c.segment_count for c in plan.chunks] == [1, 4, 4, 1]
+    assert [c.first_segment_index for c in plan.chunks] == [0, 1, 5, 9]
 
 
 def test_a_source_without_video_cannot_be_planned_with_a_reason_a_person_understands():

@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     transcode_job_deadline_seconds: float = Field(6 * 3600.0, gt=0, description="A job still running after this ends FAILED.")
     transcode_segment_seconds: float = Field(4.0, gt=0, description="HLS segment length; every segment of every rendition starts with an IDR frame.")
     transcode_segments_per_chunk: int = Field(4, ge=1, description="Segments per chunk task (the unit of parallelism and retry).")
+    transcode_first_chunk_segments: int = Field(1, ge=1, description="Segments in the first chunk; short, so a rung is playable early (progressive playback).")
     transcode_audio_bitrate: int = Field(128_000, gt=0, description="AAC-LC bitrate of the audio rendition.")
     transcode_poster_max_width: int = Field(1280, gt=0, description="Widest poster image.")
     transcode_max_width: int = Field(4096, gt=0, description="Sources wider than this are refused (FAILED with a reason).")

@@ -190,7 +190,8 @@ def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
             retryable=False,
         )  # fmt: skip
     chunks = plan_chunks(
-        duration, options.segment_seconds, options.segments_per_chunk, frame_rate=frame_rate
+        duration, options.segment_seconds, options.segments_per_chunk, frame_rate=frame_rate,
+        first_chunk_segments=options.first_chunk_segments,
     )
     return Plan(
         duration=duration,

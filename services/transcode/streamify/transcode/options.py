@@ -30,6 +30,7 @@ class OrchestratorOptions:
     job_deadline_seconds: float = 6 * 3600.0  # a job still running after this fails
     segment_seconds: float = 4.0
     segments_per_chunk: int = 4
+    first_chunk_segments: int = 1  # a short first chunk: the first playable rung comes sooner
     audio_bitrate: int = 128_000
     poster_max_width: int = 1280
     max_width: int = 4096  # larger sources fail (media.ladder)

@@ -177,11 +177,13 @@ def plan_chunks(
     segments_per_chunk: int = 4,
     *,
     frame_rate: float | None = None,
+    first_chunk_segments: int | None = None,
 ) -> list[Chunk]:
     """Split ``duration`` seconds into chunks of whole segments on one fixed grid.
 
     With ``frame_rate`` the grid is the output frame grid: the duration is rounded to whole
     frames and no segment is left without a frame; the last chunk ends at the last frame's end.
+    ``first_chunk_segments`` makes the first chunk shorter, so the video is playable sooner.
     """
     if duration <= 0:
         raise MediaError("the video has no duration", reason=Reason.CORRUPT, retryable=False)
@@ -196,9 +198,11 @@ def plan_chunks(
     else:
         count = max(1, math.ceil(duration / float(seg) - 1e-9))
         end_of_video = duration
+    head = first_chunk_segments or segments_per_chunk
+    starts = [0, *range(head, count, segments_per_chunk)] if head < count else [0]
     chunks: list[Chunk] = []
-    for index, first in enumerate(range(0, count, segments_per_chunk)):
-        last = min(first + segments_per_chunk, count)
+    for index, first in enumerate(starts):
+        last = starts[index + 1] if index + 1 < len(starts) else count
         end = float(last * seg) if last < count else end_of_video
         chunks.append(
             Chunk(
