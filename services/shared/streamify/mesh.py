@@ -77,7 +77,8 @@ def child_env(settings: Settings, storage: dict[str, object], ports: MeshPorts) 
         "STREAMIFY_EMBEDDED": "true" if settings.embedded else "false",
         "STREAMIFY_DATA_DIR": str(Path(settings.data_dir).resolve()),
         "STREAMIFY_DATABASE_URL": settings.resolved_database_url,
-        "STREAMIFY_METADATA_TARGET": f"{host}:{ports.metadata[0]}",
+        # every replica: the internal channels balance over them and skip one that is down
+        "STREAMIFY_METADATA_TARGET": "ipv4:" + ",".join(f"{host}:{p}" for p in ports.metadata),
         "STREAMIFY_ORCHESTRATOR_TARGET": f"{host}:{ports.transcode}",
         "STREAMIFY_CDN_BASE_URL": f"http://{host}:{ports.gateway}/media",
         "STREAMIFY_REFLECTION_ALL_SERVICES": "true",

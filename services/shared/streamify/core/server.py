@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 import signal
 import threading
@@ -224,6 +225,11 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):
             return exc.code, status.details, status.trailing_metadata + rid_md
         if isinstance(exc, NotImplementedError):
             return grpc.StatusCode.UNIMPLEMENTED, f"method {m.path} is not implemented", rid_md
+        if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT_DOWNSTREAM:
+            # A service this call depends on is briefly away (a replica restarting): the
+            # caller's retry will succeed, so say so instead of INTERNAL.
+            log.warning("%s: a dependency answered %s (request id %s)", m.path, exc.code().name, rid)
+            return grpc.StatusCode.UNAVAILABLE, f"a service this call depends on is unavailable; retry (request id {rid})", rid_md
         log.error("unhandled error in %s (request id %s)", m.path, rid, exc_info=exc)
         return grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", rid_md
 
@@ -505,9 +511,28 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 # --- client side ----------------------------------------------------------------------------
 
 
+_TRANSIENT_DOWNSTREAM = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+# Calls between services are reads or carry request ids, so retrying UNAVAILABLE is safe;
+# round_robin spreads them over every address the target resolves to (several replicas in an
+# `ipv4:a:p,b:p` target, or a headless Service's DNS name), and skips a replica that is down.
+_INTERNAL_SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{}],
+        "retryPolicy": {
+            "maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s",
+            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+})
+
+
 def client_channel(target: str) -> grpc.aio.Channel:
     """An insecure grpc.aio channel for service-to-service calls inside the mesh."""
-    return grpc.aio.insecure_channel(target, options=[("grpc.enable_retries", 1)])
+    return grpc.aio.insecure_channel(target, options=[
+        ("grpc.enable_retries", 1), ("grpc.service_config", _INTERNAL_SERVICE_CONFIG),
+    ])
 
 
 _SERVICE_TOKEN_TTL = 300
