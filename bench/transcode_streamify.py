@@ -16,6 +16,8 @@ measure its wall time, CPU-seconds (RUSAGE_CHILDREN) and the RSS of its process 
 * ``stages``: where the CPU goes, on chunk 0 only, single-threaded so every CPU-second is
   attributed exactly: decode (1 decoder thread), scale per rung (``VideoReformatter``,
   bicubic, as video_chunk does), x264 per rung (threads=1, same options as video_chunk), mux.
+  Chunk 0 has no pre-roll, so the pre-roll of the later chunks (video_chunk.PREROLL_SECONDS
+  on the rungs up to 720p) is not in these figures.
 
 The last line on stdout is one JSON object.
 """
@@ -102,7 +104,7 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
     ts_offset = plan_ts_offset(frame_rate)
     duration = plan_duration(info)
     chunks = plan_chunks(duration, opts.segment_seconds, opts.segments_per_chunk,
-                         frame_rate=frame_rate)
+                         frame_rate=frame_rate, first_chunk_segments=opts.first_chunk_segments)
     rotation = info.video.rotation_degrees
     tasks: list[tuple[str, str, tuple, dict]] = []
     if info.audio is not None:  # dag.planned_tasks: audio first
@@ -154,7 +156,7 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
     from av.video.frame import PictureType
     from av.video.reformatter import Interpolation, VideoReformatter
 
-    from streamify.transcode.media import grid, plan_frame_rate, plan_ladder, probe
+    from streamify.transcode.media import grid, plan_frame_rate, plan_ladder, probe, video_chunk
     from streamify.transcode.media.hls_output import HlsTarget, open_hls
 
     info = probe(source)
@@ -171,7 +173,10 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
             "preset": r.preset, "profile": r.profile, "g": str(keyint),
             "keyint_min": str(keyint), "sc_threshold": "0", "forced-idr": "1",
             "maxrate": str(r.max_bitrate), "bufsize": str(r.buffer_size),
-            "x264-params": "open-gop=0", "threads": "1",
+            "x264-params": "open-gop=0" + (
+                f":ratetol={video_chunk.SMALL_RUNG_RATE_TOLERANCE}"
+                if r.width * r.height <= video_chunk.SMALL_RUNG_MAX_PIXELS else ""),
+            "threads": "1",
         })
         stream.width, stream.height, stream.pix_fmt = r.width, r.height, "yuv420p"
         stream.bit_rate = r.bitrate

@@ -49,6 +49,26 @@ MAX_BAD_PACKETS = 50
 # The video stream may end this much before the planned end (the container's duration also
 # counts the audio): the last picture is held. A bigger gap means a truncated source.
 MAX_HOLD_SECONDS = 5.0
+# Chunk joins. Each chunk is a fresh x264 whose one-pass ABR starts cold (a guessed quantiser,
+# no history) at the chunk's first IDR and needs 2-4 s to converge: the first segment of every
+# chunk came out 10-15% under the target, and the rungs with the most bits per pixel lost up to
+# 1.2 dB PSNR-Y against one ffmpeg process at the same bitrate (docs/performance.md,
+# "Transcode"). For the rungs up to SMALL_RUNG_MAX_PIXELS (720p and below), which lose the most
+# and cost the least:
+# - pre-roll: every chunk but the first also encodes PREROLL_SECONDS of the video before its
+#   start and throws those packets away, so the rate control reaches the chunk's first IDR warm;
+# - x264 ``ratetol`` SMALL_RUNG_RATE_TOLERANCE (default 1.0): the ABR makes up what is left of
+#   the cold-start undershoot within the chunk instead of over a whole video it never sees.
+#   VBV (maxrate, bufsize) bounds the peaks as before;
+# - ONE unsliced x264 thread. PyAV's encoder defaults to SLICE threading, which cuts every frame
+#   into slices: 0.07 / 0.16 / 0.23 dB worse at 480p / 360p / 240p than the ffmpeg CLI's frame
+#   threads for the same bits. Frame threads would add ~50 MB per chunk process; these rungs
+#   are cheap and the rung threads already keep the cores busy.
+# 1080p keeps x264's defaults: it loses <= 0.08 dB without them, pre-roll would cost most there,
+# and a tighter ratetol cost it 0.07 dB on content whose complexity changes.
+SMALL_RUNG_MAX_PIXELS = 1280 * 720
+PREROLL_SECONDS = 1.0
+SMALL_RUNG_RATE_TOLERANCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,7 @@ def encode_video_chunk(
     rate = grid.as_rate(frame_rate)
     n_start = grid.frame_index_at(chunk.start, rate)
     n_end = grid.frame_index_at(chunk.end, rate)
+    n_first = max(0, n_start - math.ceil(PREROLL_SECONDS * rate))
     idr_frames = _idr_frames(chunk.first_segment_index, n_start, n_end, segment_seconds, rate)
 
     rungs = [
@@ -92,6 +113,7 @@ def encode_video_chunk(
             rate=rate,
             segment_seconds=segment_seconds,
             first_segment=chunk.first_segment_index,
+            first_frame=n_start,
             ts_offset=ts_offset,
             encoder_threads=encoder_threads,
         )
@@ -100,10 +122,10 @@ def encode_video_chunk(
     try:
         for rung in rungs:
             rung.start()
-        total = n_end - n_start
+        total = n_end - n_first
         reported = -1.0
         for count, slot in enumerate(
-            _frames_on_grid(source, chunk, rate, n_start, n_end, idr_frames, rotation), 1
+            _frames_on_grid(source, chunk, rate, n_first, n_end, idr_frames, rotation), 1
         ):
             for rung in rungs:
                 rung.put(slot)
@@ -209,8 +231,8 @@ def _frames_on_grid(
         stream.thread_type = "AUTO"
         origin = origin_seconds(container)
         try:
-            if chunk.start > 0:
-                target = origin + chunk.start
+            if n_start > 0:
+                target = origin + float(Fraction(n_start) / rate)
                 container.seek(
                     int(target / stream.time_base), stream=stream, backward=True, any_frame=False
                 )
@@ -310,6 +332,7 @@ class _RungEncoder:
         rate: Fraction,
         segment_seconds: float,
         first_segment: int,
+        first_frame: int,
         ts_offset: float,
         encoder_threads: int | None,
     ) -> None:
@@ -319,6 +342,8 @@ class _RungEncoder:
         self.time_base = Fraction(1) / rate
         self.segment_seconds = segment_seconds
         self.first_segment = first_segment
+        self.first_frame = first_frame
+        self.small = rendition.width * rendition.height <= SMALL_RUNG_MAX_PIXELS
         self.ts_offset = ts_offset
         self.encoder_threads = encoder_threads
         self.queue: queue.Queue[_Slot | None] = queue.Queue(maxsize=QUEUE_FRAMES)
@@ -370,9 +395,21 @@ class _RungEncoder:
             # Closed GOPs: no frame of a segment refers to the previous one.
             "x264-params": "open-gop=0",
         }
+        if self.small:
+            options["x264-params"] += f":ratetol={SMALL_RUNG_RATE_TOLERANCE}"
         if self.encoder_threads:
             options["threads"] = str(self.encoder_threads)
+        elif self.small:
+            options["threads"] = "1"
         return options
+
+    def _mux(self, output, packet) -> None:
+        # Pre-roll packets (before the chunk's first frame) only warmed up the rate control.
+        # The chunk's first frame is an IDR and GOPs are closed, so every packet before it in
+        # decode order is also before it in presentation order.
+        if packet.pts is not None and packet.pts < self.first_frame:
+            return
+        output.mux(packet)
 
     def _run(self) -> None:
         output = None
@@ -394,6 +431,8 @@ class _RungEncoder:
             while (slot := self.queue.get()) is not None:
                 if self.aborted:
                     continue  # keep draining so the decoder never blocks on a full queue
+                if slot.n < self.first_frame and not self.small:
+                    continue  # pre-roll frame, for the small rungs only
                 frame = scaler.reformat(
                     slot.frame,
                     width=self.rendition.width,
@@ -408,12 +447,12 @@ class _RungEncoder:
                 frame.time_base = self.time_base
                 frame.pict_type = PictureType.I if slot.idr else PictureType.NONE
                 for packet in stream.encode(frame):
-                    output.mux(packet)
+                    self._mux(output, packet)
             drained = True
             if self.aborted:
                 raise _Aborted()
             for packet in stream.encode():
-                output.mux(packet)
+                self._mux(output, packet)
             output.close()
             output = None
             with open(self.target.private_init, "rb") as f:
