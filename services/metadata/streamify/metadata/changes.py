@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+from streamify.core.aio import wait_for_event
+
 
 class VideoChanges:
     def __init__(self) -> None:
@@ -24,9 +26,7 @@ class VideoChanges:
         waiters = self._waiters[video_id]
         waiters.add(event)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+            await wait_for_event(event, timeout)
         finally:
             waiters.discard(event)
             if not waiters:

@@ -245,7 +245,7 @@ class ProbeResult(_message.Message):
     def __init__(self, format: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., video: _Optional[_Union[VideoStreamInfo, _Mapping]] = ..., audio: _Optional[_Union[AudioStreamInfo, _Mapping]] = ...) -> None: ...
 
 class VideoStreamInfo(_message.Message):
-    __slots__ = ("codec", "width", "height", "rotation_degrees", "frame_rate", "pixel_format", "frame_count")
+    __slots__ = ("codec", "width", "height", "rotation_degrees", "frame_rate", "pixel_format", "frame_count", "duration", "sample_aspect_ratio")
     CODEC_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +253,8 @@ class VideoStreamInfo(_message.Message):
     FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
     PIXEL_FORMAT_FIELD_NUMBER: _ClassVar[int]
     FRAME_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_ASPECT_RATIO_FIELD_NUMBER: _ClassVar[int]
     codec: str
     width: int
     height: int
@@ -260,7 +262,9 @@ class VideoStreamInfo(_message.Message):
     frame_rate: float
     pixel_format: str
     frame_count: int
-    def __init__(self, codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., rotation_degrees: _Optional[int] = ..., frame_rate: _Optional[float] = ..., pixel_format: _Optional[str] = ..., frame_count: _Optional[int] = ...) -> None: ...
+    duration: _duration_pb2.Duration
+    sample_aspect_ratio: float
+    def __init__(self, codec: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., rotation_degrees: _Optional[int] = ..., frame_rate: _Optional[float] = ..., pixel_format: _Optional[str] = ..., frame_count: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sample_aspect_ratio: _Optional[float] = ...) -> None: ...
 
 class AudioStreamInfo(_message.Message):
     __slots__ = ("codec", "sample_rate", "channels")

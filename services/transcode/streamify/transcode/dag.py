@@ -166,6 +166,7 @@ def media_info(probe: wapi.ProbeResult, size_bytes: int = 0) -> MediaInfo:
         video = VideoInfo(
             codec=v.codec, width=v.width, height=v.height, rotation_degrees=v.rotation_degrees,
             frame_rate=v.frame_rate, pixel_format=v.pixel_format, frame_count=v.frame_count,
+            sample_aspect_ratio=v.sample_aspect_ratio or 1.0, duration=to_seconds(v.duration),
         )  # fmt: skip
     audio = None
     if probe.HasField("audio"):

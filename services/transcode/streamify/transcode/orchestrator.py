@@ -19,6 +19,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.transcode import dag
 from streamify.transcode.assembly import (
@@ -292,8 +293,7 @@ class Orchestrator:
         or a slot frees on this replica; also every dispatch_poll_seconds for tasks that other
         replicas made runnable."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.dispatch_poll_seconds)
+            await wait_for_event(self._wake, self.options.dispatch_poll_seconds)
             self._wake.clear()
             try:
                 while not self.closing and await self.dispatch_once():

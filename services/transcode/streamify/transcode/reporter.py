@@ -13,13 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
 import grpc
 
+from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
 from streamify.transcode import dag
@@ -88,8 +88,7 @@ class Reporter:
                     for j in self._pending
                 )  # fmt: skip
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(wait, 0.01))
+            await wait_for_event(self._wake, max(wait, 0.01))
 
     async def _send_progress(self, job_id: str, request: meta.UpdateVideoStatusRequest) -> None:
         self._last_sent[job_id] = time.monotonic()

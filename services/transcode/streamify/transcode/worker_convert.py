@@ -220,6 +220,8 @@ def probe_result(info: MediaInfo) -> pb.ProbeResult:
                 frame_rate=v.frame_rate,
                 pixel_format=v.pixel_format,
                 frame_count=v.frame_count,
+                duration=duration(v.duration),
+                sample_aspect_ratio=v.sample_aspect_ratio,
             )
         )
     if info.audio is not None:
@@ -246,6 +248,8 @@ def media_info(result: pb.ProbeResult) -> MediaInfo:
             frame_rate=v.frame_rate,
             pixel_format=v.pixel_format,
             frame_count=v.frame_count,
+            sample_aspect_ratio=v.sample_aspect_ratio or 1.0,
+            duration=seconds(v.duration),
         )
     if result.HasField("audio"):
         a = result.audio

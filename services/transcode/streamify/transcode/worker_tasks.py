@@ -219,9 +219,14 @@ class TaskContext:
 
 def run_probe(spec: pb.ProbeSpec, ctx: TaskContext) -> pb.TaskResult:
     from streamify.transcode.media import probe
+    from streamify.transcode.media.errors import MediaError, Reason
 
     if not spec.source.url and not (spec.source.bucket and spec.source.key):
         raise conv.SpecError("the probe task has no source (neither a URL nor a bucket and key)")
+    if spec.source.key and spec.source.size_bytes == 0:
+        # Storage answers a ranged read of an empty object with 416, which FFmpeg reports as an
+        # obscure HTTP error: say what is wrong instead.
+        raise MediaError("the file is empty (0 bytes)", reason=Reason.EMPTY_FILE, retryable=False)
     info = probe(ctx.source_url(spec.source))
     return pb.TaskResult(probe=conv.probe_result(info))
 

@@ -17,6 +17,7 @@ import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import JobQueue
@@ -57,10 +58,7 @@ class OutboxRelay:
                 log.exception("outbox relay round failed")
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), backoff)
-            except TimeoutError:
-                pass
+            await wait_for_event(self._wake, backoff)
 
     async def drain(self) -> bool:
         """Relays every pending row; True when none is left failing."""
