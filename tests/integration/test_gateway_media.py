@@ -13,8 +13,8 @@ import pytest
 import requests
 from botocore.config import Config
 
-from streamify.core.server import service_call_metadata
 from streamify.core import media_grants as grants
+from streamify.core.server import service_call_metadata
 from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
 from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
 from streamify.gateway.envoy import Envoy
