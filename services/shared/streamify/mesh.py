@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import urllib.request
@@ -85,6 +86,10 @@ def child_env(settings: Settings, storage: dict[str, object], ports: MeshPorts) 
     }
     if settings.redis_url:
         env["STREAMIFY_REDIS_URL"] = settings.redis_url
+    elif len(ports.metadata) > 1 and "STREAMIFY_CACHE_TTL_SECONDS" not in os.environ:
+        # Each replica then has its own in-process cache, which a write through the other
+        # replica cannot invalidate: keep entries short-lived (give --redis for a shared cache).
+        env["STREAMIFY_CACHE_TTL_SECONDS"] = "1"
     for key, value in storage.items():
         env[f"STREAMIFY_{key.upper()}"] = str(value)
     return env
