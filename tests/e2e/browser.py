@@ -39,7 +39,7 @@ def chromium_path() -> str:
         or shutil.which("chromium-browser")
     )
     if not path:
-        pytest.skip("no Chromium on PATH: apt-get install -y chromium")
+        pytest.fail("no Chromium on PATH: apt-get install -y chromium (./streamify test installs it)")
     return path
 
 

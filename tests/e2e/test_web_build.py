@@ -26,7 +26,7 @@ def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def built():
     if shutil.which("npm") is None:
-        pytest.skip("needs Node.js and npm")
+        pytest.fail("needs Node.js and npm (./streamify test installs them)")
     if not (WEB / "node_modules" / ".package-lock.json").exists():
         ci = npm("ci", "--no-audit", "--no-fund")
         assert ci.returncode == 0, ci.stdout + ci.stderr
