@@ -31,7 +31,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from common import cpu_seconds, free_port
 
 from streamify.core.auth import mint_token
 from streamify.v1 import metadata_service_pb2 as api
@@ -52,7 +52,6 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 METHOD = "/streamify.v1.MetadataService/GetVideo"
 SECRET = "bench-only-jwt-secret-0123456789abcdef"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 GOAL_RATIO = 0.70
 GOAL_P99_MS = 5.0
 
@@ -80,19 +79,6 @@ def ensure_h2load() -> str:
     if not path:
         sys.exit("h2load still missing after installing nghttp2-client")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

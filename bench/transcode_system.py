@@ -18,7 +18,6 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from common import cpu_seconds, free_port, log  # noqa: F401  (re-exported)
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -36,38 +36,10 @@ from streamify.v1 import transcode_service_pb2_grpc
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-only-jwt-secret-0123456789abcdef"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 UPLOADS, MEDIA = "streamify-uploads", "streamify-media"
 
 
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def free_port(avoid: set[int]) -> int:
-    """A free port whose +10000 is also free (SeaweedFS's gRPC port convention)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 55535 or port in avoid or port + 10000 in avoid:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 10000))
-        except OSError:
-            continue
-        avoid.update({port, port + 10000})
-        return port
-
-
-def proc_cpu(pid: int) -> float:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    f = stat[stat.rindex(")") + 2 :].split()
-    return (int(f[11]) + int(f[12])) / CLK_TCK
+proc_cpu = cpu_seconds  # the name transcode.py imports
 
 
 def stop(proc: subprocess.Popen, timeout: float = 30) -> None:

@@ -41,7 +41,6 @@ import resource
 import secrets
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from pathlib import Path
 
 import grpc
 import requests
+from common import cpu_seconds, free_port, log
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -65,41 +65,11 @@ from streamify.v1 import upload_service_pb2_grpc
 
 BIN = Path(sys.executable).parent
 SECRET = "bench-only-jwt-secret-0123456789abcdef"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MiB = 1024 * 1024
 BUCKET = "streamify-uploads"
 CONTENT_TYPE = "video/mp4"
 GOAL_RATIO = 0.95
 GOAL_SIGN_US = 1000.0
-
-
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
-def free_port(avoid: set[int] | None = None) -> int:
-    """A free port whose +10000 is also free and below 65536 (SeaweedFS's gRPC convention)."""
-    avoid = avoid if avoid is not None else set()
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port > 55535 or port in avoid or port + 10000 in avoid:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 10000))
-        except OSError:
-            continue
-        avoid.update({port, port + 10000})
-        return port
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (all threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def self_cpu() -> float:
