@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from streamify.upload import app as upload_app
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
-from streamify.v1.video_pb2 import Progress, VideoStatus
+from streamify.v1.video_pb2 import Progress, VideoStatus, Visibility
 from tests.support.mesh import running_service
 from tests.support.metadata import TEST_SECRET, bearer, service_settings
 from tests.support.servers import free_port
@@ -287,7 +288,30 @@ async def test_wait_follows_transcoding_until_ready(mesh, tmp_path):
     assert proc.returncode == 0, err_lines
     out = "".join(out_lines) + rest.decode()
     assert "status: READY" in out
-    assert f"playback: {mesh.settings.cdn_base_url}/{video_name}/master.m3u8" in out
+    # private (the default): the URL carries the video's grant in its path
+    playback = re.search(r"^playback: (\S+)$", out, re.M).group(1)
+    assert re.fullmatch(rf"{re.escape(mesh.settings.cdn_base_url)}/{video_name}/grant\.\d+\.[\w-]+/master\.m3u8",
+                        playback), playback
+
+
+@pytest.mark.parametrize("visibility, expected", [
+    ("public", Visibility.VISIBILITY_PUBLIC), ("unlisted", Visibility.VISIBILITY_UNLISTED),
+    (None, Visibility.VISIBILITY_PRIVATE),
+])
+async def test_visibility_is_chosen_at_upload(mesh, tmp_path, visibility, expected):
+    path, _ = video_file(tmp_path / f"seen-{visibility}.mp4", 20_000)
+    args = [str(path)] + (["--visibility", visibility] if visibility else [])
+    code, out, err = await mesh.run(*args)
+    assert code == 0, err
+    name = re.search(r"^video: (\S+)$", out, re.M).group(1)
+    video = await mesh.videos.GetVideo(meta.GetVideoRequest(name=name), metadata=ALICE)
+    assert video.visibility == expected
+
+
+async def test_an_unknown_visibility_is_a_usage_error(mesh, tmp_path):
+    path, _ = video_file(tmp_path / "hidden.mp4", 20_000)
+    code, _, err = await mesh.run(str(path), "--visibility", "secret")
+    assert code == 2 and "--visibility" in err and "private" in err
 
 
 async def test_wait_exits_4_when_transcoding_fails(mesh, tmp_path):

@@ -32,9 +32,10 @@ _base_ids = itertools.count(201)
 
 
 class Media:
-    def __init__(self, envoy, port, s3, bucket, key, public_id, private_id):
+    def __init__(self, envoy, port, s3, bucket, key, public_id, private_id, unlisted_id):
         self.envoy, self.port, self.s3, self.bucket = envoy, port, s3, bucket
         self.key, self.public_id, self.private_id = key, public_id, private_id
+        self.unlisted_id = unlisted_id
         self.segment = os.urandom(1 << 20)
         self.playlist = b"#EXTM3U\n#EXT-X-VERSION:3\n" + b"#EXTINF:2.0,\nseg.ts\n" * 60
 
@@ -61,6 +62,8 @@ async def media(seaweedfs, tmp_path_factory):
             video=Video(title="public", visibility=Visibility.VISIBILITY_PUBLIC)), metadata=ALICE)
         private = await metadata.stub.CreateVideo(api.CreateVideoRequest(
             video=Video(title="private", visibility=Visibility.VISIBILITY_PRIVATE)), metadata=ALICE)
+        unlisted = await metadata.stub.CreateVideo(api.CreateVideoRequest(
+            video=Video(title="unlisted", visibility=Visibility.VISIBILITY_UNLISTED)), metadata=ALICE)
         key = grants.media_grant_key(settings)
         lookup = metadata_lookup(metadata.target, lambda: service_call_metadata(settings, subject="gateway"))
         async with AuthzServer(MediaAuthorizer(key, lookup)) as authz:
@@ -81,7 +84,7 @@ async def media(seaweedfs, tmp_path_factory):
                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             )
             m = Media(envoy, port, s3, seaweedfs.media_bucket, key,
-                      public.name.split("/")[1], private.name.split("/")[1])
+                      public.name.split("/")[1], private.name.split("/")[1], unlisted.name.split("/")[1])
             try:
                 yield m
             finally:
@@ -148,29 +151,86 @@ async def test_players_get_cors_headers(media):
     assert "GET" in pre.headers["access-control-allow-methods"]
 
 
-def _cookie(key: bytes, video_id: str, ttl: float = 60) -> str:
-    return "; ".join(c.split(";")[0] for c in grants.cookies_for(key, video_id, ttl))
+def _granted(media, key: str, ttl: float = 60, video_id: str | None = None) -> str:
+    """`key` (videos/{id}/rest) as a player gets it: the grant segment after the video's dir."""
+    video_id = video_id or media.private_id
+    segment = grants.grant_segment(media.key, video_id, ttl)
+    return grants.with_grant("/" + key, key.split("/")[1], segment).lstrip("/")
 
 
-async def test_private_video_needs_a_valid_grant(media):
-    key = f"videos/{media.private_id}/seg0.ts"
+async def test_private_video_needs_a_valid_grant_in_its_path(media):
+    key = f"videos/{media.private_id}/720p/seg0.ts"
     media.put(key, media.segment)
     assert (await _get(media, key)).status_code == 403
-    ok = await _get(media, key, Cookie=_cookie(media.key, media.private_id))
+    ok = await _get(media, _granted(media, key))
     assert ok.status_code == 200 and ok.content == media.segment
     # now it is in the cache: still 403 without a grant (ext_authz runs before the cache)
     assert (await _get(media, key)).status_code == 403
     assert (await _get(media, key, Range="bytes=0-9")).status_code == 403
-    signed = f"{key}?{grants.signed_query(media.key, media.private_id, 60)}"
-    r = await _get(media, signed)
-    assert r.status_code == 200 and r.content == media.segment
-    expired = _cookie(media.key, media.private_id, ttl=-10)
-    assert (await _get(media, key, Cookie=expired)).status_code == 403
+    assert (await _get(media, _granted(media, key, ttl=-10))).status_code == 403  # expired
     exp, sig = grants.sign(media.key, media.private_id, 60)
-    tampered = f"{grants.COOKIE_EXPIRES}={exp + 3600}; {grants.COOKIE_SIGNATURE}={sig}"
-    assert (await _get(media, key, Cookie=tampered)).status_code == 403
-    other_video = _cookie(media.key, media.public_id)  # a grant for another video
-    assert (await _get(media, key, Cookie=other_video)).status_code == 403
+    later = key.replace(f"{media.private_id}/", f"{media.private_id}/grant.{exp + 3600}.{sig}/", 1)
+    assert (await _get(media, later)).status_code == 403  # a longer expiry, the old signature
+    # a grant for another video, moved onto this one, or this grant walked over to another video
+    public_grant = grants.grant_segment(media.key, media.public_id, 60)
+    assert (await _get(media, key.replace(f"{media.private_id}/", f"{media.private_id}/{public_grant}/", 1))).status_code == 403
+    escape = f"videos/{media.public_id}/{public_grant}/../../{media.private_id}/720p/seg0.ts"
+    assert await _raw_status(media, escape) == 403
+    # junk where a grant goes is no grant: 403, never a reset (503) or an error
+    for junk in ("grant.%C3%A9%FF.x", "grant.", "grant.1.2.3", "grant.%00", "grant.1.\xe9\xff"):
+        bad = key.replace(f"{media.private_id}/", f"{media.private_id}/{junk}/", 1)
+        assert await _raw_status(media, bad) in (400, 403), junk
+
+
+async def _raw_status(media, key: str) -> int:
+    """GET /media/{key} exactly as given, raw bytes on the socket (no client-side
+    normalisation or encoding; non-ASCII characters go out as Latin-1 bytes)."""
+    import socket
+
+    def get() -> int:
+        with socket.create_connection(("127.0.0.1", media.port), timeout=10) as sock:
+            sock.sendall(b"GET /media/" + key.encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = b""
+            while b"\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        return int(head.split(b" ", 2)[1])
+
+    return await asyncio.to_thread(get)
+
+
+async def test_one_cache_entry_serves_every_grant(media):
+    key = f"videos/{media.private_id}/720p/shared.m4s"
+    media.put(key, media.segment)
+    first = await _get(media, _granted(media, key, ttl=60))
+    assert first.status_code == 200
+    before = media.origin_requests()
+    second = await _get(media, _granted(media, key, ttl=120))  # another viewer's grant
+    assert second.status_code == 200 and second.content == media.segment
+    assert media.origin_requests() == before, "a second grant must be a cache hit"
+
+
+async def test_relative_uris_inherit_the_grant(media):
+    master = f"videos/{media.private_id}/master.m3u8"
+    media.put(master, b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n", PLAYLIST_CC)
+    media.put(f"videos/{media.private_id}/360p/index.m3u8", media.playlist, PLAYLIST_CC)
+    media.put(f"videos/{media.private_id}/360p/seg.ts", media.segment)
+    from urllib.parse import urljoin
+
+    url = media.url(_granted(media, master))
+    playlist_url = urljoin(url, "360p/index.m3u8")
+    segment_url = urljoin(playlist_url, "seg.ts")
+    for target in (url, playlist_url, segment_url):
+        assert (await asyncio.to_thread(requests.get, target)).status_code == 200, target
+
+
+async def test_unlisted_video_is_readable_with_its_link_alone(media):
+    key = f"videos/{media.unlisted_id}/720p/seg0.ts"
+    media.put(key, media.segment)
+    r = await _get(media, key)
+    assert r.status_code == 200 and r.content == media.segment
 
 
 async def test_public_video_is_readable_without_a_grant_and_other_keys_are_not(media):

@@ -4,6 +4,7 @@ real PostgreSQL with a real Redis."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import grpc
 import pytest
@@ -183,10 +184,12 @@ async def test_lifecycle_through_status_updates_sets_cdn_urls(metadata):
         renditions=[Rendition(id="720p", width=1280, height=720, bandwidth=3_000_000, codecs="avc1.64001f")],
         manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"))
     assert ready.status == S.VIDEO_STATUS_READY and ready.source_size_bytes == 1234
-    base, _, grant = ready.playback_url.partition("?")
-    assert base == f"https://cdn.example/media/{video.name}/master.m3u8"
-    assert "Expires=" in grant and "Signature=" in grant  # private: the URL carries a /media grant
-    assert ready.poster_url.partition("?")[0].endswith("/poster.jpg") and ready.renditions[0].height == 720
+    # private: the URLs carry a /media grant for this video in their path
+    grant = re.fullmatch(rf"https://cdn\.example/media/{video.name}/(grant\.[^/]+)/master\.m3u8", ready.playback_url)
+    assert grant is not None, ready.playback_url
+    assert ready.poster_url == f"https://cdn.example/media/{video.name}/{grant.group(1)}/poster.jpg"
+    assert ready.renditions[0].height == 720
+    base = f"https://cdn.example/media/{video.name}/master.m3u8"
     public = await metadata.UpdateVideo(api.UpdateVideoRequest(
         video=Video(name=video.name, visibility=Visibility.VISIBILITY_PUBLIC),
         update_mask=FieldMask(paths=["visibility"])), metadata=ALICE)

@@ -182,13 +182,17 @@ def parser() -> argparse.ArgumentParser:
     upload.add_argument("file", metavar="FILE", help="the video file")
     upload.add_argument("--title", help="title of the video (default: the file name)")
     upload.add_argument("--description", help="description of the video")
+    upload.add_argument("--visibility", choices=["private", "unlisted", "public"], default="private",
+                        help="who may watch it: only you (private, the default), anyone with the link "
+                             "(unlisted) or everyone, listed (public)")
     upload.add_argument("--wait", action="store_true",
                         help="after uploading, follow transcoding until READY (print the playback URL) or FAILED")
     upload.add_argument("--parallel", type=int, default=4, metavar="N", help="parts sent at once (default 4)")
     upload.add_argument("--server", metavar="HOST:PORT",
-                        help="Upload service (default $STREAMIFY_UPLOAD_TARGET or 127.0.0.1:50052)")
+                        help="the gateway or the Upload service (default $STREAMIFY_UPLOAD_TARGET or 127.0.0.1:8080, "
+                             "the gateway of `streamify run`)")
     upload.add_argument("--metadata-server", metavar="HOST:PORT",
-                        help="Metadata service, for --wait (default $STREAMIFY_METADATA_TARGET or 127.0.0.1:50051)")
+                        help="Metadata service, for --wait (default $STREAMIFY_METADATA_TARGET or --server)")
     upload.add_argument("--token", help="bearer token (default: see below)")
     upload.add_argument("--quiet", "-q", action="store_true", help="no progress or status lines, only results and errors")
     upload.add_argument("--json", action="store_true", help="print one JSON object with the result instead of text")

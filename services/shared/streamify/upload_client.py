@@ -45,7 +45,14 @@ from streamify.v1 import metadata_service_pb2 as meta_api
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.upload_service_pb2 import UploadState
-from streamify.v1.video_pb2 import Video, VideoStatus
+from streamify.v1.video_pb2 import Video, VideoStatus, Visibility
+
+# --visibility: the CLI's words for the API's enum
+VISIBILITIES = {
+    "private": Visibility.VISIBILITY_PRIVATE,
+    "unlisted": Visibility.VISIBILITY_UNLISTED,
+    "public": Visibility.VISIBILITY_PUBLIC,
+}
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -72,8 +79,7 @@ EXIT_REFUSED = 3
 EXIT_TRANSCODE_FAILED = 4
 EXIT_INTERRUPTED = 130
 
-DEFAULT_UPLOAD_TARGET = "127.0.0.1:50052"
-DEFAULT_METADATA_TARGET = "127.0.0.1:50051"
+DEFAULT_UPLOAD_TARGET = "127.0.0.1:8080"  # the gateway of `streamify run`, which routes every service
 DEFAULT_SUBJECT = "alice"
 FALLBACK_CONTENT_TYPE = "video/mp4"
 
@@ -633,7 +639,9 @@ class Uploader:
 
     # --- the whole flow ---------------------------------------------------------------------
 
-    def upload(self, path: Path | str, *, title: str = "", description: str = "") -> UploadResult:
+    def upload(
+        self, path: Path | str, *, title: str = "", description: str = "", visibility: int = 0,
+    ) -> UploadResult:
         """Uploads (or finishes uploading) one file; returns once CompleteUpload succeeded."""
         started = time.monotonic()
         self._put_attempts = 0
@@ -645,7 +653,7 @@ class Uploader:
             upload = self._remembered(state)
             resumed = upload is not None
             if upload is None:
-                upload = self._create(source, state, title, description)
+                upload = self._create(source, state, title, description, visibility)
             result = UploadResult(
                 video=upload.video, upload=upload.name, file=str(source.path), size_bytes=source.size,
                 content_type=source.content_type, resumed=resumed, multipart=upload.HasField("multipart"),
@@ -715,7 +723,9 @@ class Uploader:
         state.generation += 1
         state.upload = state.video = state.request_id = ""
 
-    def _create(self, source: _Source, state: UploadStateFile, title: str, description: str) -> api.Upload:
+    def _create(
+        self, source: _Source, state: UploadStateFile, title: str, description: str, visibility: int,
+    ) -> api.Upload:
         for _ in range(3):
             state.request_id = request_id_for(source.key, state.generation)
             state.server = self.target
@@ -723,6 +733,7 @@ class Uploader:
             upload = self._rpc("CreateUpload", api.CreateUploadRequest(
                 file_name=source.path.name[-255:], size_bytes=source.size, content_type=source.content_type,
                 title=title, description=description, request_id=state.request_id,
+                visibility=visibility,
             ))
             if upload.state != UploadState.UPLOAD_STATE_ABORTED:
                 state.upload, state.video = upload.name, upload.video
@@ -1031,8 +1042,7 @@ def run_cli(args: Any) -> int:
         return error.exit_code
 
     upload_target = args.server or os.environ.get("STREAMIFY_UPLOAD_TARGET") or DEFAULT_UPLOAD_TARGET
-    metadata_target = (args.metadata_server or os.environ.get("STREAMIFY_METADATA_TARGET")
-                       or DEFAULT_METADATA_TARGET)
+    metadata_target = args.metadata_server or os.environ.get("STREAMIFY_METADATA_TARGET") or upload_target
     rate = os.environ.get("STREAMIFY_UPLOAD_RATE_LIMIT", "")
     result: UploadResult | None = None
     try:
@@ -1044,7 +1054,8 @@ def run_cli(args: Any) -> int:
         token = resolve_token(args.token)
         with Uploader(upload_target, token, parallel=args.parallel, quiet=quiet, say=say,
                       rate_limit=int(rate) if rate else None) as uploader:
-            result = uploader.upload(args.file, title=args.title or "", description=args.description or "")
+            result = uploader.upload(args.file, title=args.title or "", description=args.description or "",
+                                     visibility=VISIBILITIES[args.visibility])
         if not result.already_completed:
             took = f"{result.seconds:.1f}s" if result.seconds < 60 else human_duration(result.seconds)
             say(f"uploaded {Path(args.file).name} ({human_bytes(result.size_bytes)}) in {took}")

@@ -1,20 +1,18 @@
 """The gateway's /media access check: a tiny HTTP server Envoy's ext_authz filter asks before
 its cache (so a cached private object is never served without a grant).
 
-Envoy sends ``GET|HEAD /authz/media/{key}?{query}`` with the viewer's ``cookie``; the answer is
+Envoy sends ``GET|HEAD /authz/media/{path}``; the answer is
 
-* 200 when ``key`` is ``videos/{id}/...`` and either the query or the cookies carry a valid,
-  unexpired grant for that video (``streamify.core.media_grants``), or the video is PUBLIC or
-  UNLISTED (asked from the Metadata service's GetVideo with a service token; answers are cached
-  for ``ttl`` seconds, "not found" for ``negative_ttl``, so a visibility change takes effect
-  within seconds);
-* 403 otherwise (also for unknown videos and for keys outside ``videos/{id}/``: nothing says
-  whether a private video exists);
+* 200 when ``path`` is ``videos/{id}/grant.{expires}.{signature}/...`` with a valid, unexpired
+  grant for that video (``streamify.core.media_grants``; checked locally, no Metadata call: the
+  grant was minted by whoever already checked the viewer's right to the video), or when the
+  video is PUBLIC or UNLISTED (asked from the Metadata service's GetVideo with a service token;
+  answers are cached for ``ttl`` seconds, "not found" for ``negative_ttl``, so a visibility
+  change takes effect within seconds);
+* 403 otherwise (also for unknown videos, malformed or expired grants, and paths outside
+  ``videos/{id}/``: nothing says whether a private video exists);
 * 503 when the Metadata service cannot answer (fail closed; Envoy itself turns an unreachable
   authz server into 503 too).
-
-A valid grant is checked locally (HMAC), with no Metadata call: the grant was minted by whoever
-already checked the viewer's right to the video.
 
 Run it: ``python -m streamify.gateway.authz --port 8181`` (settings from STREAMIFY_*: the
 metadata target, the JWT secret for the service token and the grant key). ``GET /healthz`` = 200.
@@ -60,29 +58,29 @@ class MediaAuthorizer:
             return entry[0]
         return None
 
-    def video_of(self, path: str) -> str | None:
+    @staticmethod
+    def media_key_of(target: str) -> grants.MediaKey | None:
+        path = target.partition("?")[0]
         if not path.startswith(PATH_PREFIX):
             return None
-        key = unquote(path[len(PATH_PREFIX):])
-        m = grants.VIDEO_KEY.match(key)
-        if m is None or "/../" in key or "/./" in key:
-            return None
-        return m.group(1)
+        return grants.parse_media_key(unquote(path[len(PATH_PREFIX):], errors="strict"))
 
-    def quick(self, method: str, target: str, cookie: str | None) -> int | str:
+    def quick(self, method: str, target: str) -> int | str:
         """The status when it is known without I/O, else the video id to look up."""
         if method not in ("GET", "HEAD"):
             return 403
-        path, _, query = target.partition("?")
-        video_id = self.video_of(path)
-        if video_id is None:
+        try:
+            media = self.media_key_of(target)
+        except UnicodeDecodeError:
             return 403
-        if (query or cookie) and grants.verify_request(self._key, video_id, query, cookie):
+        if media is None:
+            return 403
+        if media.grant and grants.verify(self._key, media.video_id, media.grant):
             return 200
-        readable = self.cached(video_id)
+        readable = self.cached(media.video_id)
         if readable is not None:
             return 200 if readable else 403
-        return video_id
+        return media.video_id
 
     async def readable(self, video_id: str) -> bool:
         """Whether anyone may read the video (single flight per id, cached)."""
@@ -111,8 +109,8 @@ class MediaAuthorizer:
         finally:
             self._inflight.pop(video_id, None)
 
-    async def decide(self, method: str, target: str, cookie: str | None) -> int:
-        quick = self.quick(method, target, cookie)
+    async def decide(self, method: str, target: str) -> int:
+        quick = self.quick(method, target)
         if isinstance(quick, int):
             return quick
         try:
@@ -197,15 +195,15 @@ class _Connection(asyncio.Protocol):
             except ValueError:
                 self._finish(_response(400), close=True)
                 return
-            cookie = None
             length = 0
             for line in lines[1:]:
                 name, _, value = line.partition(":")
-                lname = name.strip().lower()
-                if lname == "cookie":
-                    cookie = value.strip() if cookie is None else f"{cookie}; {value.strip()}"
-                elif lname == "content-length":
-                    length = int(value.strip() or 0)
+                if name.strip().lower() == "content-length":
+                    try:
+                        length = int(value.strip() or 0)
+                    except ValueError:
+                        self._finish(_response(400), close=True)
+                        return
             if len(self._buf) < end + 4 + length:
                 return  # wait for the (ignored) body
             self._buf = self._buf[end + 4 + length:]
@@ -213,17 +211,17 @@ class _Connection(asyncio.Protocol):
             if target == "/healthz":
                 self._finish(_response(200, head_only))
                 continue
-            quick = self._authz.quick(method, target, cookie)
+            quick = self._authz.quick(method, target)
             if isinstance(quick, int):
                 self._finish(_response(quick, head_only))
                 continue
             self._busy = True
-            asyncio.ensure_future(self._slow(method, target, cookie, head_only))
+            asyncio.ensure_future(self._slow(method, target, head_only))
             return
 
-    async def _slow(self, method: str, target: str, cookie: str | None, head_only: bool) -> None:
+    async def _slow(self, method: str, target: str, head_only: bool) -> None:
         try:
-            status = await self._authz.decide(method, target, cookie)
+            status = await self._authz.decide(method, target)
         except Exception:  # noqa: BLE001
             log.exception("media authz failed")
             status = 503

@@ -306,9 +306,9 @@ def _grpc_cluster(cfg: GatewayConfig, up: ServiceUpstream) -> dict[str, Any]:
 # The /media Lua filter: listed after ext_authz and before the cache, so its request side runs
 # before the cache and its response side after it.
 #
-# Request: the grant (query or cookie) has been checked by ext_authz; drop it, so every viewer
-# shares one cache entry and the origin sees a clean request (a `Signature` query parameter would
-# also read as a pre-signed URL to S3). A Range request is remembered for the response side.
+# Request: the grant (a path segment, see streamify.core.media_grants) has been checked by
+# ext_authz; drop it and any query, so every viewer shares one cache entry and the origin sees a
+# clean request. A Range request is remembered for the response side.
 #
 # Response: a request reaches the origin only on a miss, and the origin cluster's upstream filter
 # strips Range there (Envoy 1.40's cache stores the partial 206 of a cold Range request and then
@@ -339,6 +339,9 @@ function envoy_on_request(handle)
   if q ~= nil then
     path = string.sub(path, 1, q - 1)
   end
+  -- a private video's grant (/media/videos/{id}/grant.E.S/...) was checked by ext_authz; the
+  -- object is the same for every viewer, so the grant leaves the path before the cache keys it
+  path = string.gsub(path, "^(/media/videos/[a-z0-9-]+/)grant%.[^/]*/", "%1", 1)
   -- /media/{key} -> /{bucket}/{key} on the origin's Host, here and not with the route's
   -- prefix_rewrite/host_rewrite: since 1.33 the cache filter fetches a miss with its own async
   -- client, which looks the route up again from these headers and ignores rewrites
@@ -547,7 +550,6 @@ def _media_filters(media: MediaConfig) -> list[dict[str, Any]]:
                         "server_uri": {"uri": f"http://{media.authz.host}:{media.authz.port}", "cluster": "media_authz", "timeout": "2s"},
                         "path_prefix": "/authz",
                     },
-                    allowed_headers={"patterns": [{"exact": "cookie"}]},
                     failure_mode_allow=False,
                     status_on_error={"code": 503},
                 ),

@@ -98,20 +98,9 @@ export function createPlayer(video: HTMLVideoElement, qualities: HTMLElement, in
       else video.removeAttribute("poster");
       if (Hls.isSupported()) {
         // startPosition 0: while the video is PROCESSING its playlists are EVENT playlists that
-        // grow; watch from the start rather than from the "live" edge.
-        // A private video's playback URL carries a media grant (?Expires=&Signature=); relative
-        // URLs in the playlists do not, so every request for the video's objects gets it too.
-        const grant = new URL(url, location.href).search;
-        hls = new Hls({
-          startPosition: 0,
-          xhrSetup: grant
-            ? (xhr, requestUrl) => {
-                const target = new URL(requestUrl, location.href);
-                if (!target.search) target.search = grant;
-                xhr.open("GET", target.toString(), true);
-              }
-            : undefined,
-        });
+        // grow; watch from the start rather than from the "live" edge. Nothing else: a private
+        // video's grant is in the playback URL's path, which every relative URI inherits.
+        hls = new Hls({ startPosition: 0 });
         hls.on(Hls.Events.MANIFEST_PARSED, () => {
           renderQualities();
           void tryPlay();

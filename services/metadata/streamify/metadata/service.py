@@ -242,13 +242,14 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         was already allowed to read the video), so its owner's player can fetch them."""
         if video.visibility in READABLE_BY_ANYONE or not (video.playback_url or video.poster_url):
             return video
-        grant = media_grants.signed_query(self._grant_key, video_id_of(video.name), self._grant_ttl)
+        video_id = video_id_of(video.name)
+        grant = media_grants.grant_segment(self._grant_key, video_id, self._grant_ttl)
         signed = Video()
         signed.CopyFrom(video)
         if signed.playback_url:
-            signed.playback_url += "?" + grant
+            signed.playback_url = media_grants.with_grant(signed.playback_url, video_id, grant)
         if signed.poster_url:
-            signed.poster_url += "?" + grant
+            signed.poster_url = media_grants.with_grant(signed.poster_url, video_id, grant)
         return signed
 
     async def _readable(self, name: str, principal: Principal) -> Video:

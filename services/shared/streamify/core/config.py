@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     cdn_base_url: str = Field("http://127.0.0.1:8080/media", description="Base URL of the media CDN; playback and poster URLs start with it.")
     page_token_secret: SecretStr | None = Field(None, description="Key that signs page tokens. Default: derived from jwt_secret.")
     reflection_all_services: bool = Field(False, description="Each service's reflection also lists every streamify.v1 service (so grpcurl through the gateway sees them all).")
-    media_grant_secret: SecretStr | None = Field(None, description="HMAC key of /media grants for private videos (signed URL or cookie). Default: derived from the JWT signing key.")
+    media_grant_secret: SecretStr | None = Field(None, description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/). Default: derived from the JWT signing key.")
     media_grant_ttl_seconds: int = Field(6 * 3600, gt=0, description="Lifetime of the /media grant signed into a private video's playback and poster URLs.")
     media_authz_cache_seconds: float = Field(5.0, ge=0, description="How long the /media access check remembers a video's visibility.")
 
@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     seaweedfs_master_port: int = Field(9333, ge=1, le=55535, description="Master port of the embedded SeaweedFS (gRPC: + 10000).")
     seaweedfs_volume_port: int = Field(18080, ge=1, le=55535, description="Volume server port of the embedded SeaweedFS (gRPC: + 10000).")
     seaweedfs_filer_port: int = Field(8888, ge=1, le=55535, description="Filer port of the embedded SeaweedFS (gRPC: + 10000).")
+
+    @field_validator("data_dir", "worker_work_dir", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path | str | None) -> Path | str | None:
+        """Relative paths are resolved once, against the directory the command was run in, so
+        a child process started in another working directory sees the same place."""
+        if path is None:
+            return None
+        absolute = Path(path).expanduser().absolute()
+        return absolute if isinstance(path, Path) else str(absolute)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -1,17 +1,24 @@
 """Signed media grants: read access to one video's objects under /media until an expiry.
 
-The CloudFront model (signed URL or signed cookies with an expiry), with an HMAC instead of an
-RSA key pair because the signer (Metadata, which knows who may watch) and the verifier (the
-gateway's authz server) share the settings' secret:
+A grant is one path segment right after the video's directory:
+
+    /media/videos/{id}/grant.{expires}.{signature}/master.m3u8
 
 * resource: the key prefix ``videos/{id}/`` -- one grant covers the master playlist, every media
   playlist, every segment and the poster;
-* ``Signature = base64url(HMAC-SHA256(key, "videos/{id}/\\n{expires}"))`` (no padding),
-  ``Expires`` = Unix seconds;
-* as a query (``?Expires=...&Signature=...``, only useful on the first URL: hls.js does not
-  carry a query over to relative URLs) or, better for players, as two cookies scoped to
-  ``Path=/media/videos/{id}/`` (``Streamify-Expires``, ``Streamify-Signature``) that the browser
-  sends with every playlist and segment request of that video.
+* ``signature = base64url(HMAC-SHA256(key, "videos/{id}/\\n{expires}"))`` (no padding),
+  ``expires`` = Unix seconds;
+* in the path, not in a query or a cookie, because every URI inside our playlists is relative:
+  a player resolves ``720p/index.m3u8`` and then ``seg_00001.m4s`` against the URL it fetched,
+  so every request of the video carries the grant with no player code at all (hls.js and Shaka
+  with their defaults, AVPlayer, VLC, ffmpeg). A query string is dropped by that resolution.
+
+The gateway's check (``streamify.gateway.authz``) verifies the segment and the gateway then
+removes it from the path before its cache, so every viewer shares one cache entry per object
+while no private object is served without a valid grant. The grant cannot be widened: the video
+id is inside the MAC, and ``..`` in a path is normalised away before the check.
+
+The signer (Metadata, which knows who may watch) and the verifier share the settings' secret.
 """
 
 from __future__ import annotations
@@ -21,27 +28,47 @@ import hashlib
 import hmac
 import re
 import time
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, urlencode
+from dataclasses import dataclass
 
 __all__ = [
-    "COOKIE_EXPIRES",
-    "COOKIE_SIGNATURE",
-    "VIDEO_KEY",
-    "cookies_for",
+    "GRANT_SEGMENT",
+    "MediaKey",
+    "grant_segment",
     "media_grant_key",
+    "parse_media_key",
     "resource_of",
     "sign",
-    "signed_query",
     "verify",
-    "verify_request",
+    "with_grant",
 ]
 
-COOKIE_EXPIRES = "Streamify-Expires"
-COOKIE_SIGNATURE = "Streamify-Signature"
-# an object key under the media bucket that belongs to a video: videos/{id}/{rest}
-VIDEO_KEY = re.compile(r"^videos/([a-z0-9][a-z0-9-]{0,62})/[^?#]+$")
+_VIDEO_ID = r"[a-z0-9][a-z0-9-]{0,62}"
+GRANT_SEGMENT = re.compile(r"grant\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
+# an object path under /media that belongs to a video: videos/{id}/[grant.E.S/]{rest}
+_MEDIA_KEY = re.compile(rf"^videos/({_VIDEO_ID})/(?:(grant\.[^/]*)/)?([^?#]+)$")
 _CONTEXT = b"streamify media grants"
+
+
+@dataclass(frozen=True)
+class MediaKey:
+    """A /media path split into the video, the grant segment it carries (or "") and the
+    object key in the media bucket."""
+
+    video_id: str
+    grant: str
+    object_key: str
+
+
+def parse_media_key(path: str) -> MediaKey | None:
+    """``videos/{id}/[grant.../]rest`` -> MediaKey; None for anything that is not one video's
+    object (other prefixes, dot segments, an empty rest)."""
+    m = _MEDIA_KEY.match(path)
+    if m is None:
+        return None
+    video_id, grant, rest = m.group(1), m.group(2) or "", m.group(3)
+    if any(part in ("", ".", "..") for part in rest.split("/")):
+        return None
+    return MediaKey(video_id, grant, f"videos/{video_id}/{rest}")
 
 
 def media_grant_key(settings: object) -> bytes:
@@ -71,47 +98,27 @@ def sign(key: bytes, video_id: str, ttl_seconds: float, now: float | None = None
     return expires, _mac(key, resource_of(video_id), expires)
 
 
-def signed_query(key: bytes, video_id: str, ttl_seconds: float) -> str:
-    expires, signature = sign(key, video_id, ttl_seconds)
-    return urlencode({"Expires": expires, "Signature": signature})
+def grant_segment(key: bytes, video_id: str, ttl_seconds: float, now: float | None = None) -> str:
+    """The path segment ``grant.{expires}.{signature}``."""
+    expires, signature = sign(key, video_id, ttl_seconds, now)
+    return f"grant.{expires}.{signature}"
 
 
-def cookies_for(
-    key: bytes, video_id: str, ttl_seconds: float, *, path_prefix: str = "/media/", secure: bool = False
-) -> list[str]:
-    """Set-Cookie header values granting the video, scoped to its media path."""
-    expires, signature = sign(key, video_id, ttl_seconds)
-    attrs = f"; Path={path_prefix}{resource_of(video_id)}; Max-Age={int(ttl_seconds)}; HttpOnly; SameSite=None"
-    if secure:
-        attrs += "; Secure"
-    return [f"{COOKIE_EXPIRES}={expires}{attrs}", f"{COOKIE_SIGNATURE}={signature}{attrs}"]
+def with_grant(url: str, video_id: str, segment: str) -> str:
+    """`url` (``.../videos/{id}/rest``) with the grant segment after the video's directory."""
+    marker = f"/{resource_of(video_id)}"
+    head, found, rest = url.partition(marker)
+    if not found:
+        raise ValueError(f"{url!r} is not an object of video {video_id}")
+    return f"{head}{marker}{segment}/{rest}"
 
 
-def verify(key: bytes, video_id: str, expires: str | int | None, signature: str | None, now: float | None = None) -> bool:
-    if not expires or not signature:
+def verify(key: bytes, video_id: str, segment: str, now: float | None = None) -> bool:
+    """True when `segment` is a valid, unexpired grant for the video."""
+    m = GRANT_SEGMENT.fullmatch(segment)
+    if m is None:
         return False
-    try:
-        exp = int(expires)
-    except (TypeError, ValueError):
+    expires = int(m.group(1))
+    if expires < (time.time() if now is None else now):
         return False
-    if exp < (time.time() if now is None else now):
-        return False
-    return hmac.compare_digest(_mac(key, resource_of(video_id), exp), signature)
-
-
-def verify_request(key: bytes, video_id: str, query: str, cookie_header: str | None) -> bool:
-    """True when the query or the cookies carry a valid, unexpired grant for the video."""
-    if query:
-        q = parse_qs(query, keep_blank_values=False)
-        if verify(key, video_id, (q.get("Expires") or [None])[0], (q.get("Signature") or [None])[0]):
-            return True
-    if cookie_header:
-        jar = SimpleCookie()
-        try:
-            jar.load(cookie_header)
-        except Exception:  # noqa: BLE001 - a malformed cookie header is no grant
-            return False
-        exp, sig = jar.get(COOKIE_EXPIRES), jar.get(COOKIE_SIGNATURE)
-        if exp is not None and sig is not None and verify(key, video_id, exp.value, sig.value):
-            return True
-    return False
+    return hmac.compare_digest(_mac(key, resource_of(video_id), expires), m.group(2))

@@ -27,9 +27,10 @@ class MetadataClient:
 
     async def create_video(
         self, *, owner: str, title: str, description: str, size_bytes: int, request_id: str,
+        visibility: int = 0,
     ) -> Video:
         return await self._stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title=title, description=description), owner=owner,
+            video=Video(title=title, description=description, visibility=visibility), owner=owner,
             source_size_bytes=size_bytes, request_id=request_id,
         ), metadata=self._auth(), timeout=_TIMEOUT_SECONDS)
 

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from streamify.v1 import video_pb2 as streamify_dot_v1_dot_video__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!streamify/v1/upload_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x02\n\x06Upload\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05video\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12(\n\x05state\x18\x08 \x01(\x0e\x32\x19.streamify.v1.UploadState\x12+\n\nsingle_put\x18\t \x01(\x0b\x32\x17.streamify.v1.SinglePut\x12\x30\n\tmultipart\x18\n \x01(\x0b\x32\x1d.streamify.v1.MultipartUpload\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x01\n\tSinglePut\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x35\n\x07headers\x18\x02 \x03(\x0b\x32$.streamify.v1.SinglePut.HeadersEntry\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fMultipartUpload\x12\x17\n\x0fpart_size_bytes\x18\x01 \x01(\x03\x12\x12\n\npart_count\x18\x02 \x01(\x05\"\xa4\x02\n\x13\x43reateUploadRequest\x12\x1d\n\tfile_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xff\x01\x12\x1b\n\nsize_bytes\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12?\n\x0c\x63ontent_type\x18\x03 \x01(\tB)\xbaH&r$2\"^video/[a-z0-9][a-z0-9.+-]{0,126}$\x12(\n\x06sha256\x18\x04 \x01(\tB\x18\xbaH\x15r\x10\x32\x0e^[0-9a-f]{64}$\xd8\x01\x01\x12\x17\n\x05title\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1d\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x88\'\x12\x11\n\tmultipart\x18\x07 \x01(\x08\x12\x1b\n\nrequest_id\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\x10GetUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\"w\n\x10SignPartsRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12+\n\x0cpart_numbers\x18\x02 \x03(\x05\x42\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x64\x18\x01\"\x07\x1a\x05\x18\x90N(\x01\"<\n\x11SignPartsResponse\x12\'\n\x05parts\x18\x01 \x03(\x0b\x32\x18.streamify.v1.SignedPart\"s\n\nSignedPart\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x10ListPartsRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListPartsResponse\x12)\n\x05parts\x18\x01 \x03(\x0b\x32\x1a.streamify.v1.UploadedPart\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x0cUploadedPart\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xa3\x01\n\x15\x43ompleteUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x05parts\x18\x02 \x03(\x0b\x32\x1b.streamify.v1.CompletedPartB\t\xbaH\x06\x92\x01\x03\x10\x90N\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\rCompletedPart\x12\x1f\n\x0bpart_number\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x01\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"i\n\x12\x41\x62ortUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@*{\n\x0bUploadState\x12\x1c\n\x18UPLOAD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14UPLOAD_STATE_PENDING\x10\x01\x12\x1a\n\x16UPLOAD_STATE_COMPLETED\x10\x02\x12\x18\n\x14UPLOAD_STATE_ABORTED\x10\x03\x32\xcb\x03\n\rUploadService\x12G\n\x0c\x43reateUpload\x12!.streamify.v1.CreateUploadRequest\x1a\x14.streamify.v1.Upload\x12\x41\n\tGetUpload\x12\x1e.streamify.v1.GetUploadRequest\x1a\x14.streamify.v1.Upload\x12L\n\tSignParts\x12\x1e.streamify.v1.SignPartsRequest\x1a\x1f.streamify.v1.SignPartsResponse\x12L\n\tListParts\x12\x1e.streamify.v1.ListPartsRequest\x1a\x1f.streamify.v1.ListPartsResponse\x12K\n\x0e\x43ompleteUpload\x12#.streamify.v1.CompleteUploadRequest\x1a\x14.streamify.v1.Upload\x12\x45\n\x0b\x41\x62ortUpload\x12 .streamify.v1.AbortUploadRequest\x1a\x14.streamify.v1.Uploadb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!streamify/v1/upload_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18streamify/v1/video.proto\"\xec\x02\n\x06Upload\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05video\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12\x11\n\tfile_name\x18\x04 \x01(\t\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x0e\n\x06sha256\x18\x07 \x01(\t\x12(\n\x05state\x18\x08 \x01(\x0e\x32\x19.streamify.v1.UploadState\x12+\n\nsingle_put\x18\t \x01(\x0b\x32\x17.streamify.v1.SinglePut\x12\x30\n\tmultipart\x18\n \x01(\x0b\x32\x1d.streamify.v1.MultipartUpload\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x01\n\tSinglePut\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x35\n\x07headers\x18\x02 \x03(\x0b\x32$.streamify.v1.SinglePut.HeadersEntry\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\">\n\x0fMultipartUpload\x12\x17\n\x0fpart_size_bytes\x18\x01 \x01(\x03\x12\x12\n\npart_count\x18\x02 \x01(\x05\"\xdc\x02\n\x13\x43reateUploadRequest\x12\x1d\n\tfile_name\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xff\x01\x12\x1b\n\nsize_bytes\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12?\n\x0c\x63ontent_type\x18\x03 \x01(\tB)\xbaH&r$2\"^video/[a-z0-9][a-z0-9.+-]{0,126}$\x12(\n\x06sha256\x18\x04 \x01(\tB\x18\xbaH\x15r\x10\x32\x0e^[0-9a-f]{64}$\xd8\x01\x01\x12\x17\n\x05title\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1d\n\x0b\x64\x65scription\x18\x06 \x01(\tB\x08\xbaH\x05r\x03\x18\x88\'\x12\x11\n\tmultipart\x18\x07 \x01(\x08\x12\x1b\n\nrequest_id\x18\x08 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x36\n\nvisibility\x18\t \x01(\x0e\x32\x18.streamify.v1.VisibilityB\x08\xbaH\x05\x82\x01\x02\x10\x01\"J\n\x10GetUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\"w\n\x10SignPartsRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12+\n\x0cpart_numbers\x18\x02 \x03(\x05\x42\x15\xbaH\x12\x92\x01\x0f\x08\x01\x10\x64\x18\x01\"\x07\x1a\x05\x18\x90N(\x01\"<\n\x11SignPartsResponse\x12\'\n\x05parts\x18\x01 \x03(\x0b\x32\x18.streamify.v1.SignedPart\"s\n\nSignedPart\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12/\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x01\n\x10ListPartsRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\x12\x1c\n\npage_token\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"W\n\x11ListPartsResponse\x12)\n\x05parts\x18\x01 \x03(\x0b\x32\x1a.streamify.v1.UploadedPart\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"E\n\x0cUploadedPart\x12\x13\n\x0bpart_number\x18\x01 \x01(\x05\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"\xa3\x01\n\x15\x43ompleteUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x05parts\x18\x02 \x03(\x0b\x32\x1b.streamify.v1.CompletedPartB\t\xbaH\x06\x92\x01\x03\x10\x90N\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\rCompletedPart\x12\x1f\n\x0bpart_number\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\x90N(\x01\x12\x18\n\x04\x65tag\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\"i\n\x12\x41\x62ortUploadRequest\x12\x36\n\x04name\x18\x01 \x01(\tB(\xbaH%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\x12\x1b\n\nrequest_id\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@*{\n\x0bUploadState\x12\x1c\n\x18UPLOAD_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14UPLOAD_STATE_PENDING\x10\x01\x12\x1a\n\x16UPLOAD_STATE_COMPLETED\x10\x02\x12\x18\n\x14UPLOAD_STATE_ABORTED\x10\x03\x32\xcb\x03\n\rUploadService\x12G\n\x0c\x43reateUpload\x12!.streamify.v1.CreateUploadRequest\x1a\x14.streamify.v1.Upload\x12\x41\n\tGetUpload\x12\x1e.streamify.v1.GetUploadRequest\x1a\x14.streamify.v1.Upload\x12L\n\tSignParts\x12\x1e.streamify.v1.SignPartsRequest\x1a\x1f.streamify.v1.SignPartsResponse\x12L\n\tListParts\x12\x1e.streamify.v1.ListPartsRequest\x1a\x1f.streamify.v1.ListPartsResponse\x12K\n\x0e\x43ompleteUpload\x12#.streamify.v1.CompleteUploadRequest\x1a\x14.streamify.v1.Upload\x12\x45\n\x0b\x41\x62ortUpload\x12 .streamify.v1.AbortUploadRequest\x1a\x14.streamify.v1.Uploadb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,6 +50,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['description']._serialized_options = b'\272H\005r\003\030\210\''
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_CREATEUPLOADREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\004r\002\030@'
+  _globals['_CREATEUPLOADREQUEST'].fields_by_name['visibility']._loaded_options = None
+  _globals['_CREATEUPLOADREQUEST'].fields_by_name['visibility']._serialized_options = b'\272H\005\202\001\002\020\001'
   _globals['_GETUPLOADREQUEST'].fields_by_name['name']._loaded_options = None
   _globals['_GETUPLOADREQUEST'].fields_by_name['name']._serialized_options = b'\272H%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$'
   _globals['_SIGNPARTSREQUEST'].fields_by_name['name']._loaded_options = None
@@ -75,38 +78,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ABORTUPLOADREQUEST'].fields_by_name['name']._serialized_options = b'\272H%r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$'
   _globals['_ABORTUPLOADREQUEST'].fields_by_name['request_id']._loaded_options = None
   _globals['_ABORTUPLOADREQUEST'].fields_by_name['request_id']._serialized_options = b'\272H\004r\002\030@'
-  _globals['_UPLOADSTATE']._serialized_start=2041
-  _globals['_UPLOADSTATE']._serialized_end=2164
-  _globals['_UPLOAD']._serialized_start=114
-  _globals['_UPLOAD']._serialized_end=478
-  _globals['_SINGLEPUT']._serialized_start=481
-  _globals['_SINGLEPUT']._serialized_end=657
-  _globals['_SINGLEPUT_HEADERSENTRY']._serialized_start=611
-  _globals['_SINGLEPUT_HEADERSENTRY']._serialized_end=657
-  _globals['_MULTIPARTUPLOAD']._serialized_start=659
-  _globals['_MULTIPARTUPLOAD']._serialized_end=721
-  _globals['_CREATEUPLOADREQUEST']._serialized_start=724
-  _globals['_CREATEUPLOADREQUEST']._serialized_end=1016
-  _globals['_GETUPLOADREQUEST']._serialized_start=1018
-  _globals['_GETUPLOADREQUEST']._serialized_end=1092
-  _globals['_SIGNPARTSREQUEST']._serialized_start=1094
-  _globals['_SIGNPARTSREQUEST']._serialized_end=1213
-  _globals['_SIGNPARTSRESPONSE']._serialized_start=1215
-  _globals['_SIGNPARTSRESPONSE']._serialized_end=1275
-  _globals['_SIGNEDPART']._serialized_start=1277
-  _globals['_SIGNEDPART']._serialized_end=1392
-  _globals['_LISTPARTSREQUEST']._serialized_start=1395
-  _globals['_LISTPARTSREQUEST']._serialized_end=1530
-  _globals['_LISTPARTSRESPONSE']._serialized_start=1532
-  _globals['_LISTPARTSRESPONSE']._serialized_end=1619
-  _globals['_UPLOADEDPART']._serialized_start=1621
-  _globals['_UPLOADEDPART']._serialized_end=1690
-  _globals['_COMPLETEUPLOADREQUEST']._serialized_start=1693
-  _globals['_COMPLETEUPLOADREQUEST']._serialized_end=1856
-  _globals['_COMPLETEDPART']._serialized_start=1858
-  _globals['_COMPLETEDPART']._serialized_end=1932
-  _globals['_ABORTUPLOADREQUEST']._serialized_start=1934
-  _globals['_ABORTUPLOADREQUEST']._serialized_end=2039
-  _globals['_UPLOADSERVICE']._serialized_start=2167
-  _globals['_UPLOADSERVICE']._serialized_end=2626
+  _globals['_UPLOADSTATE']._serialized_start=2123
+  _globals['_UPLOADSTATE']._serialized_end=2246
+  _globals['_UPLOAD']._serialized_start=140
+  _globals['_UPLOAD']._serialized_end=504
+  _globals['_SINGLEPUT']._serialized_start=507
+  _globals['_SINGLEPUT']._serialized_end=683
+  _globals['_SINGLEPUT_HEADERSENTRY']._serialized_start=637
+  _globals['_SINGLEPUT_HEADERSENTRY']._serialized_end=683
+  _globals['_MULTIPARTUPLOAD']._serialized_start=685
+  _globals['_MULTIPARTUPLOAD']._serialized_end=747
+  _globals['_CREATEUPLOADREQUEST']._serialized_start=750
+  _globals['_CREATEUPLOADREQUEST']._serialized_end=1098
+  _globals['_GETUPLOADREQUEST']._serialized_start=1100
+  _globals['_GETUPLOADREQUEST']._serialized_end=1174
+  _globals['_SIGNPARTSREQUEST']._serialized_start=1176
+  _globals['_SIGNPARTSREQUEST']._serialized_end=1295
+  _globals['_SIGNPARTSRESPONSE']._serialized_start=1297
+  _globals['_SIGNPARTSRESPONSE']._serialized_end=1357
+  _globals['_SIGNEDPART']._serialized_start=1359
+  _globals['_SIGNEDPART']._serialized_end=1474
+  _globals['_LISTPARTSREQUEST']._serialized_start=1477
+  _globals['_LISTPARTSREQUEST']._serialized_end=1612
+  _globals['_LISTPARTSRESPONSE']._serialized_start=1614
+  _globals['_LISTPARTSRESPONSE']._serialized_end=1701
+  _globals['_UPLOADEDPART']._serialized_start=1703
+  _globals['_UPLOADEDPART']._serialized_end=1772
+  _globals['_COMPLETEUPLOADREQUEST']._serialized_start=1775
+  _globals['_COMPLETEUPLOADREQUEST']._serialized_end=1938
+  _globals['_COMPLETEDPART']._serialized_start=1940
+  _globals['_COMPLETEDPART']._serialized_end=2014
+  _globals['_ABORTUPLOADREQUEST']._serialized_start=2016
+  _globals['_ABORTUPLOADREQUEST']._serialized_end=2121
+  _globals['_UPLOADSERVICE']._serialized_start=2249
+  _globals['_UPLOADSERVICE']._serialized_end=2708
 # @@protoc_insertion_point(module_scope)

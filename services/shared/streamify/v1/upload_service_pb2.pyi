@@ -2,6 +2,7 @@ import datetime
 
 from buf.validate import validate_pb2 as _validate_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from streamify.v1 import video_pb2 as _video_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -76,7 +77,7 @@ class MultipartUpload(_message.Message):
     def __init__(self, part_size_bytes: _Optional[int] = ..., part_count: _Optional[int] = ...) -> None: ...
 
 class CreateUploadRequest(_message.Message):
-    __slots__ = ("file_name", "size_bytes", "content_type", "sha256", "title", "description", "multipart", "request_id")
+    __slots__ = ("file_name", "size_bytes", "content_type", "sha256", "title", "description", "multipart", "request_id", "visibility")
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +86,7 @@ class CreateUploadRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     MULTIPART_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     file_name: str
     size_bytes: int
     content_type: str
@@ -93,7 +95,8 @@ class CreateUploadRequest(_message.Message):
     description: str
     multipart: bool
     request_id: str
-    def __init__(self, file_name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., multipart: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    visibility: _video_pb2.Visibility
+    def __init__(self, file_name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., content_type: _Optional[str] = ..., sha256: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., multipart: _Optional[bool] = ..., request_id: _Optional[str] = ..., visibility: _Optional[_Union[_video_pb2.Visibility, str]] = ...) -> None: ...
 
 class GetUploadRequest(_message.Message):
     __slots__ = ("name",)

@@ -90,7 +90,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
         video = await self._metadata.create_video(
             owner=principal.user_name, title=request.title or request.file_name,
-            description=request.description, size_bytes=request.size_bytes,
+            description=request.description, size_bytes=request.size_bytes, visibility=request.visibility,
             request_id=f"upload:{request.request_id}" if request.request_id else "",
         )
         video_id = video.name.removeprefix("videos/")
