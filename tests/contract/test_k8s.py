@@ -43,7 +43,7 @@ IMAGE_NAMES = {"streamify", "111122223333.dkr.ecr.us-east-1.amazonaws.com/stream
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 # The Secrets the operator creates on EKS (docs/operations.md, "Kubernetes"): name -> keys.
 OPERATOR_SECRETS = {
-    "streamify-auth": {"jwt-secret", "media-internal-token"},
+    "streamify-auth": {"jwt-secret", "media-internal-token", "media-grant-secret"},
     "streamify-database": {"url", "password"},
     "streamify-redis": {"url", "auth-token"},
 }

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.local_mesh import local_mesh
-
 
 @pytest.fixture(scope="session")
-def mesh(tmp_path_factory):
-    with local_mesh(tmp_path_factory.mktemp("mesh")) as running:
-        yield running
+def mesh(whole_mesh):
+    return whole_mesh
 
 
 @pytest.fixture(scope="session")

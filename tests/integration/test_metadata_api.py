@@ -240,3 +240,18 @@ async def test_watch_of_someone_elses_private_video_is_not_found(metadata):
     stream = metadata.WatchVideo(api.WatchVideoRequest(name=video.name), metadata=BOB)
     error = await rpc_error(stream.read())
     assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_behind_a_grant_only_cdn_every_video_url_carries_a_grant(tmp_path):
+    settings = service_settings(data_dir=tmp_path, cdn_base_url="https://cdn.example/media",
+                                media_grant_all_videos=True)
+    async with running_metadata(settings) as running:
+        video = await create(running.stub, "open", visibility=Visibility.VISIBILITY_PUBLIC)
+        await move(running.stub, video, S.VIDEO_STATUS_UPLOADED, source_size_bytes=1)
+        await move(running.stub, video, S.VIDEO_STATUS_PROCESSING)
+        ready = await move(running.stub, video, S.VIDEO_STATUS_READY, result=api.ProcessingResult(
+            manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"))
+        assert re.fullmatch(rf"https://cdn\.example/media/{video.name}/grant\.\d+\.[\w-]{{43}}/master\.m3u8",
+                            ready.playback_url), ready.playback_url
+        got = await running.stub.GetVideo(api.GetVideoRequest(name=video.name), metadata=bearer("bob"))
+        assert "/grant." in got.playback_url and "/grant." in got.poster_url  # anyone may read; still a grant

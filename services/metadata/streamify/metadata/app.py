@@ -42,6 +42,7 @@ def build(settings: Settings) -> tuple[MetadataService, object]:
         store=store, reader=reader, changes=VideoChanges(),
         page_tokens=PageTokenCodec(page_token_key(settings)), cdn_base_url=settings.cdn_base_url,
         grant_key=media_grants.media_grant_key(settings), grant_ttl_seconds=settings.media_grant_ttl_seconds,
+        grant_all_videos=settings.media_grant_all_videos,
     )
     return servicer, cache
 

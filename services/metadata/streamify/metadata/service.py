@@ -62,9 +62,11 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     def __init__(
         self, *, store: VideoStore, reader: VideoReader, changes: VideoChanges,
         page_tokens: PageTokenCodec, cdn_base_url: str, grant_key: bytes, grant_ttl_seconds: float,
+        grant_all_videos: bool = False,
     ) -> None:
         self._grant_key = grant_key
         self._grant_ttl = grant_ttl_seconds
+        self._grant_all_videos = grant_all_videos
         self._store = store
         self._reader = reader
         self._changes = changes
@@ -239,8 +241,11 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     def _present(self, video: Video) -> Video:
         """What a reader gets: a private video's media URLs carry a grant for /media (the caller
-        was already allowed to read the video), so its owner's player can fetch them."""
-        if video.visibility in READABLE_BY_ANYONE or not (video.playback_url or video.poster_url):
+        was already allowed to read the video), so its owner's player can fetch them; every
+        video's do where the CDN checks grants only (grant_all_videos: CloudFront)."""
+        if not (video.playback_url or video.poster_url):
+            return video
+        if video.visibility in READABLE_BY_ANYONE and not self._grant_all_videos:
             return video
         video_id = video_id_of(video.name)
         grant = media_grants.grant_segment(self._grant_key, video_id, self._grant_ttl)

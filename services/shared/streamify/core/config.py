@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     page_token_secret: SecretStr | None = Field(None, description="Key that signs page tokens. Default: derived from jwt_secret.")
     reflection_all_services: bool = Field(False, description="Each service's reflection also lists every streamify.v1 service (so grpcurl through the gateway sees them all).")
     media_grant_secret: SecretStr | None = Field(None, description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/). Default: derived from the JWT signing key.")
+    media_grant_all_videos: bool = Field(False, description="Sign a grant into every video's media URLs, public ones too: for a CDN that checks grants but cannot ask who may watch (the CloudFront Function on EKS).")
     media_grant_ttl_seconds: int = Field(6 * 3600, gt=0, description="Lifetime of the /media grant signed into a private video's playback and poster URLs.")
     media_authz_cache_seconds: float = Field(5.0, ge=0, description="How long the /media access check remembers a video's visibility.")
 
