@@ -4,6 +4,7 @@ records the completed upload together with its outbox entry."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import secrets
 import time
 
@@ -50,6 +51,17 @@ def human_bytes(n: int) -> str:
     raise AssertionError
 
 
+def video_request_id(owner: str, request_id: str) -> str:
+    """The idempotency key of the CreateVideo an upload makes. Upload calls Metadata under its one
+    service identity, so the key must carry the user: another user's request_id (guessed or
+    copied) must never answer with their video. A digest keeps it inside the 64-character limit
+    whatever the lengths of owner and request_id."""
+    if not request_id:
+        return ""
+    digest = hashlib.sha256(f"{owner}\n{request_id}".encode()).hexdigest()[:48]
+    return f"upload-{digest}"
+
+
 class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def __init__(
         self, *, sessions: sessionmaker[Session], storage: UploadStorage, metadata: MetadataClient,
@@ -73,6 +85,11 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         if request.request_id:
             existing = await run_in_thread(self._by_request_id, principal.subject, request.request_id)
             if existing is not None:
+                if (existing.file_name, existing.size_bytes, existing.content_type) != (
+                        request.file_name, request.size_bytes, request.content_type):
+                    raise errors.invalid_argument([("request_id", (
+                        f"already used for another upload ({existing.file_name}, {existing.size_bytes} bytes); "
+                        "a new upload needs a new request_id"))], reason="REQUEST_ID_REUSED")
                 return self._to_proto(existing)
         pending = await run_in_thread(self._pending_count, principal.subject)
         if pending >= limits.max_pending_per_user:
@@ -91,7 +108,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         video = await self._metadata.create_video(
             owner=principal.user_name, title=request.title or request.file_name,
             description=request.description, size_bytes=request.size_bytes, visibility=request.visibility,
-            request_id=f"upload:{request.request_id}" if request.request_id else "",
+            request_id=video_request_id(principal.subject, request.request_id),
         )
         video_id = video.name.removeprefix("videos/")
         upload_id = new_id()
