@@ -2,7 +2,8 @@
 
 Decisions: an audio-only file is "not a video" (no_video_stream, not retryable); rotation is
 applied to the pixels (outputs carry no display matrix); 10-bit and 4:2:2 become 8-bit 4:2:0;
-VFR becomes constant frame rate; a file cut short is refused at probe time.
+VFR becomes constant frame rate; a file cut short keeps what arrived (as the ffmpeg CLI does),
+unless its index is missing too.
 """
 
 from __future__ import annotations
@@ -153,11 +154,10 @@ def test_moov_at_the_end_is_read(tmp_path):
     [
         (clips.empty_file, Reason.EMPTY_FILE, "the file is empty (0 bytes)"),
         (clips.random_bytes_file, Reason.NOT_MEDIA, "the file is not a video, or it is truncated"),
-        (clips.truncated_clip, Reason.CORRUPT, "the file is truncated or corrupt: it has"),
         (lambda p: clips.truncated_clip(p, faststart=False), Reason.NOT_MEDIA,
-         "the file is not a video, or it is truncated or corrupt"),
+         "the file is not a playable video: it starts like an MP4/MOV file but its index"),
     ],
-    ids=["empty", "random-bytes", "cut-in-half", "cut-in-half-moov-at-end"],
+    ids=["empty", "random-bytes", "cut-in-half-moov-at-end"],
 )  # fmt: skip
 def test_bad_files_fail_with_a_clear_permanent_error(tmp_path, make, reason, message):
     source = make(tmp_path / "in.mp4")
@@ -166,6 +166,18 @@ def test_bad_files_fail_with_a_clear_permanent_error(tmp_path, make, reason, mes
     assert caught.value.reason == reason
     assert not caught.value.retryable
     assert str(caught.value).startswith(message)
+
+
+def test_a_file_cut_short_keeps_what_arrived(tmp_path):
+    """Half of a 4 s faststart MP4: its index promises 4 s, the data holds about 2 s. The
+    ffmpeg CLI decodes those; so does the pipeline, instead of holding a frozen picture or
+    failing at the missing part."""
+    result = transcode(clips.truncated_clip, tmp_path)
+    end = result.chunks[-1].end
+    assert 1.5 < end < 2.5, end
+    assert result.info.duration == pytest.approx(end, abs=0.05)
+    assert result.audio is not None and abs(result.audio.duration - end) < 0.05
+    assert_valid_ladder(result, frames=round(end * 30))
 
 
 def test_missing_file_is_not_found(tmp_path):

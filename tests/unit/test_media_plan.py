@@ -99,13 +99,21 @@ def test_vbv_settings_follow_the_bitrate():
     assert r.profile == "high" and r.preset == "veryfast"
 
 
-@pytest.mark.parametrize("width,height", [(8192, 4320), (4320, 8192), (5000, 100)])
+@pytest.mark.parametrize("width,height", [(8192, 4320), (4320, 8192), (7682, 100), (4322, 4322)])
 def test_source_beyond_the_maximum_is_rejected_for_good(width, height):
     with pytest.raises(MediaError) as caught:
         plan_ladder(info(width, height))
     assert caught.value.reason == Reason.TOO_LARGE
     assert not caught.value.retryable
-    assert f"the video is {width}x{height}, larger than the maximum 4096x4096" in str(caught.value)
+    assert f"the video is {width}x{height}, larger than the maximum 7680x4320" in str(caught.value)
+
+
+@pytest.mark.parametrize("width,height", [(7680, 4320), (4320, 7680)])
+def test_8k_source_is_accepted_and_downscaled_into_the_whole_ladder(width, height):
+    ladder = sizes(plan_ladder(info(width, height)))
+    landscape = [("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 854, 480),
+                 ("360p", 640, 360), ("240p", 426, 240)]  # fmt: skip
+    assert ladder == (landscape if width > height else [(i, h, w) for i, w, h in landscape])
 
 
 def test_maximum_is_orientation_independent():

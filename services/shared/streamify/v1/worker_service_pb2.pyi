@@ -233,16 +233,18 @@ class TaskCancellation(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ProbeResult(_message.Message):
-    __slots__ = ("format", "duration", "video", "audio")
+    __slots__ = ("format", "duration", "video", "audio", "clock_jumps")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_JUMPS_FIELD_NUMBER: _ClassVar[int]
     format: str
     duration: _duration_pb2.Duration
     video: VideoStreamInfo
     audio: AudioStreamInfo
-    def __init__(self, format: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., video: _Optional[_Union[VideoStreamInfo, _Mapping]] = ..., audio: _Optional[_Union[AudioStreamInfo, _Mapping]] = ...) -> None: ...
+    clock_jumps: int
+    def __init__(self, format: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., video: _Optional[_Union[VideoStreamInfo, _Mapping]] = ..., audio: _Optional[_Union[AudioStreamInfo, _Mapping]] = ..., clock_jumps: _Optional[int] = ...) -> None: ...
 
 class VideoStreamInfo(_message.Message):
     __slots__ = ("codec", "width", "height", "rotation_degrees", "frame_rate", "pixel_format", "frame_count", "duration", "sample_aspect_ratio")

@@ -174,7 +174,7 @@ def media_info(probe: wapi.ProbeResult, size_bytes: int = 0) -> MediaInfo:
         audio = AudioInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
     return MediaInfo(
         format=probe.format, duration=to_seconds(probe.duration), video=video, audio=audio,
-        size_bytes=size_bytes,
+        size_bytes=size_bytes, clock_jumps=probe.clock_jumps,
     )  # fmt: skip
 
 
@@ -192,7 +192,7 @@ def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
         )  # fmt: skip
     chunks = plan_chunks(
         duration, options.segment_seconds, options.segments_per_chunk, frame_rate=frame_rate,
-        first_chunk_segments=options.first_chunk_segments,
+        first_chunk_segments=options.first_chunk_segments, seekable=not info.clock_jumps,
     )
     return Plan(
         duration=duration,

@@ -33,8 +33,8 @@ class OrchestratorOptions:
     first_chunk_segments: int = 1  # a short first chunk: the first playable rung comes sooner
     audio_bitrate: int = 128_000
     poster_max_width: int = 1280
-    max_width: int = 4096  # larger sources fail (media.ladder)
-    max_height: int = 4096
+    max_width: int = 7680  # larger sources fail (media.ladder)
+    max_height: int = 4320
     source_url_ttl_seconds: int = 6 * 3600  # pre-signed GET URLs given to workers
     progress_interval_seconds: float = 1.0  # at most one progress report per job this often
     queue_name: str = "jobs"  # the Upload service publishes VideoUploadedEvent here

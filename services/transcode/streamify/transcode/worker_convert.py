@@ -208,7 +208,9 @@ def poster_args(spec: pb.PosterSpec) -> PosterArgs:
 
 
 def probe_result(info: MediaInfo) -> pb.ProbeResult:
-    result = pb.ProbeResult(format=info.format, duration=duration(info.duration))
+    result = pb.ProbeResult(
+        format=info.format, duration=duration(info.duration), clock_jumps=info.clock_jumps
+    )
     if info.video is not None:
         v = info.video
         result.video.CopyFrom(
@@ -255,8 +257,9 @@ def media_info(result: pb.ProbeResult) -> MediaInfo:
         a = result.audio
         audio = AudioInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
     return MediaInfo(
-        format=result.format, duration=seconds(result.duration), video=video, audio=audio
-    )
+        format=result.format, duration=seconds(result.duration), video=video, audio=audio,
+        clock_jumps=result.clock_jumps,
+    )  # fmt: skip
 
 
 def segment_infos(

@@ -11,6 +11,7 @@ import av.container
 from av.audio.fifo import AudioFifo
 from av.audio.resampler import AudioResampler
 
+from streamify.transcode.media import timeline
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.hls_output import (
     HlsTarget,
@@ -115,7 +116,8 @@ def encode_audio(
     except MediaError:
         raise
     except Exception as exc:  # noqa: BLE001
-        raise translate(exc, source) from exc
+        # Where the decoding stopped: the sound written so far.
+        raise translate(exc, source, at=written / SAMPLE_RATE) from exc
     finally:
         if output is not None:
             try:
@@ -176,7 +178,7 @@ def _decode(
     container: av.container.InputContainer, stream: av.audio.stream.AudioStream
 ) -> Iterator[av.AudioFrame]:
     bad = 0
-    for packet in container.demux(stream):
+    for packet in timeline.packets(container, stream):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
@@ -199,4 +201,6 @@ def _skip(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
     fifo = AudioFifo()
     fifo.write(frame)
     fifo.read(samples)
-    return fifo.read(frame.samples - samples)
+    rest = fifo.read(frame.samples - samples)
+    rest.pts = None  # the fifo numbers its output from the samples it read: not ours
+    return rest

@@ -36,8 +36,9 @@ DEFAULT_RUNGS: tuple[Rung, ...] = (
     Rung("240p", 426, 240, 400_000, profile="main"),
 )
 
-DEFAULT_MAX_WIDTH = 4096
-DEFAULT_MAX_HEIGHT = 4096
+# Sources up to 8K UHD are accepted (and downscaled into the ladder, which never upscales).
+DEFAULT_MAX_WIDTH = 7680
+DEFAULT_MAX_HEIGHT = 4320
 # VBV: peak rate and buffer relative to the target bitrate.
 MAX_BITRATE_FACTOR = 1.5
 BUFFER_SIZE_FACTOR = 2.0
@@ -85,7 +86,8 @@ def plan_ladder(
     limit_long, limit_short = max(max_width, max_height), min(max_width, max_height)
     if max(src_w, src_h) > limit_long or min(src_w, src_h) > limit_short:
         raise MediaError(
-            f"the video is {src_w}x{src_h}, larger than the maximum {max_width}x{max_height}",
+            f"the video is {src_w}x{src_h}, larger than the maximum {max_width}x{max_height} "
+            "this service accepts (in either orientation): export it at that size or smaller",
             reason=Reason.TOO_LARGE,
             retryable=False,
         )
@@ -178,12 +180,15 @@ def plan_chunks(
     *,
     frame_rate: float | None = None,
     first_chunk_segments: int | None = None,
+    seekable: bool = True,
 ) -> list[Chunk]:
     """Split ``duration`` seconds into chunks of whole segments on one fixed grid.
 
     With ``frame_rate`` the grid is the output frame grid: the duration is rounded to whole
     frames and no segment is left without a frame; the last chunk ends at the last frame's end.
     ``first_chunk_segments`` makes the first chunk shorter, so the video is playable sooner.
+    ``seekable`` False (a source whose clock jumps, see media.timeline: a time no longer names
+    one place in the file) gives ONE chunk, read from the start.
     """
     if duration <= 0:
         raise MediaError("the video has no duration", reason=Reason.CORRUPT, retryable=False)
@@ -199,6 +204,8 @@ def plan_chunks(
         count = max(1, math.ceil(duration / float(seg) - 1e-9))
         end_of_video = duration
     head = first_chunk_segments or segments_per_chunk
+    if not seekable:
+        head = count
     starts = [0, *range(head, count, segments_per_chunk)] if head < count else [0]
     chunks: list[Chunk] = []
     for index, first in enumerate(starts):

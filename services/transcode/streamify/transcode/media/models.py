@@ -49,6 +49,7 @@ class MediaInfo:
     video: VideoInfo | None
     audio: AudioInfo | None
     size_bytes: int = 0  # 0 if unknown
+    clock_jumps: int = 0  # timestamp discontinuities corrected (media.timeline); duration is fixed
 
 
 @dataclass(frozen=True)

@@ -72,11 +72,22 @@ def origin_seconds(container: av.container.InputContainer) -> float:
     return start / 1_000_000 if start is not None else 0.0
 
 
-def translate(exc: BaseException, source: str, *, opening: bool = False) -> MediaError:
-    """Map a PyAV/OS exception to a :class:`MediaError` with a message for a person."""
+def translate(
+    exc: BaseException, source: str, *, opening: bool = False, at: float | None = None
+) -> MediaError:
+    """Map a PyAV/OS exception to a :class:`MediaError` with a message for a person.
+
+    The ONE place where libav and OS errors become reasons: a message never carries libav's or
+    the OS's own text ("Invalid data found when processing input", "Invalid argument",
+    "[Errno 1] Operation not permitted"...), which says nothing to the person who uploaded the
+    file; the worker's log keeps the original exception. ``at`` (seconds of source time) names
+    where in the video a decoding failure happened ("... at 00:41"). ``opening`` marks a
+    failure to open the container, explained from the file's first bytes when possible.
+    """
     if isinstance(exc, MediaError):
         return exc
     where = describe(source)
+    position = f" at {timecode(at)}" if at is not None else ""
     if isinstance(exc, av.error.HTTPNotFoundError):
         return MediaError(
             f"the source object does not exist (HTTP 404): {where}",
@@ -91,7 +102,7 @@ def translate(exc: BaseException, source: str, *, opening: bool = False) -> Medi
         )
     if isinstance(exc, av.error.HTTPError):
         return MediaError(
-            f"the storage server failed while reading the source: {exc}",
+            f"the storage server failed while the source was read (HTTP {_http_status(exc)})",
             reason=Reason.SOURCE_UNAVAILABLE,
             retryable=True,
         )
@@ -106,32 +117,27 @@ def translate(exc: BaseException, source: str, *, opening: bool = False) -> Medi
         (av.error.DecoderNotFoundError, av.error.DemuxerNotFoundError, av.error.PatchWelcomeError),
     ):
         return MediaError(
-            f"the file uses a format or codec this service cannot read: {_detail(exc)}",
+            "the file uses a format or codec this service cannot read",
             reason=Reason.UNSUPPORTED,
             retryable=False,
         )
+    if opening and isinstance(exc, (av.error.InvalidDataError, av.error.EOFError)):
+        return not_media(source)
     if isinstance(exc, av.error.InvalidDataError):
-        if opening:
-            return MediaError(
-                "the file is not a video, or it is truncated or corrupt: its container "
-                f"could not be read ({_detail(exc)})",
-                reason=Reason.NOT_MEDIA,
-                retryable=False,
-            )
         return MediaError(
-            f"the file is truncated or corrupt: {_detail(exc)}",
+            f"the file is truncated or corrupt: its data could not be decoded{position}",
             reason=Reason.CORRUPT,
             retryable=False,
         )
     if isinstance(exc, av.error.EOFError):
         return MediaError(
-            "the file is truncated or corrupt: it ended unexpectedly",
+            f"the file is truncated or corrupt: it ended unexpectedly{position}",
             reason=Reason.CORRUPT,
             retryable=False,
         )
     if isinstance(exc, (TimeoutError, ConnectionError, av.error.ExitError)):
         return MediaError(
-            f"reading the source timed out or the connection dropped: {_detail(exc)}",
+            "reading the source timed out or the connection dropped",
             reason=Reason.SOURCE_UNAVAILABLE,
             retryable=True,
         )
@@ -139,27 +145,105 @@ def translate(exc: BaseException, source: str, *, opening: bool = False) -> Medi
         return MediaError(
             "the worker ran out of memory", reason=Reason.ENCODER_FAILED, retryable=True
         )
-    if isinstance(exc, OSError) and exc.errno in (errno.EIO, errno.ENOSPC, errno.ETIMEDOUT):
+    if isinstance(exc, av.error.FFmpegError) and exc.errno in _TRANSIENT_ERRNOS:
         return MediaError(
-            f"an I/O error occurred: {_detail(exc)}",
+            "an I/O error occurred while the source was read",
             reason=Reason.SOURCE_UNAVAILABLE,
             retryable=True,
         )
+    if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError):
+        if exc.errno in _TRANSIENT_ERRNOS:
+            return MediaError(
+                "an I/O error occurred while the source was read",
+                reason=Reason.SOURCE_UNAVAILABLE,
+                retryable=True,
+            )
     if isinstance(exc, av.error.FFmpegError):
+        # EINVAL, EPERM, ENOSYS, AVERROR_BUG... from a demuxer or decoder: the data is
+        # damaged or uses a feature libav refuses.
         return MediaError(
-            f"the file could not be processed: {_detail(exc)}",
+            f"the file is damaged or uses a feature this service does not support: it could "
+            f"not be decoded{position}",
             reason=Reason.CORRUPT,
             retryable=False,
         )
     return MediaError(
-        f"unexpected failure while processing the source: {type(exc).__name__}: {exc}",
+        f"an internal error stopped the work on this video ({type(exc).__name__}); the "
+        "worker's log has the details",
         reason=Reason.ENCODER_FAILED,
         retryable=True,
     )
 
 
-def _detail(exc: BaseException) -> str:
-    if isinstance(exc, av.error.FFmpegError):
-        # str() of PyAV errors includes the (possibly signed) URL; keep only the message.
-        return exc.strerror or type(exc).__name__
-    return str(exc) or type(exc).__name__
+_TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ECONNRESET,
+                               errno.ECONNREFUSED, errno.EPIPE, errno.EAGAIN})  # fmt: skip
+
+
+def timecode(seconds: float) -> str:
+    """``41.7`` -> ``00:41``, ``3725`` -> ``1:02:05`` (how players show a position)."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _http_status(exc: av.error.HTTPError) -> str:
+    name = type(exc).__name__  # HTTPBadRequestError, HTTPOtherServerError, ...
+    return {"HTTPBadRequestError": "400", "HTTPTooManyRequestsError": "429",
+            "HTTPClientError": "4xx", "HTTPOtherClientError": "4xx",
+            "HTTPServerError": "5xx"}.get(name, "error")  # fmt: skip
+
+
+# --- a file no demuxer could open: say what it is instead --------------------------------------
+
+SNIFF_BYTES = 4096
+
+
+def sniff(source: str) -> bytes:
+    """The first bytes of ``source`` (b"" if they cannot be read), read through libavformat's
+    raw ``data`` demuxer so URLs work the same way as for the real open."""
+    options = dict(_HTTP_OPTIONS) if is_url(source) else {}
+    try:
+        with av.open(source, mode="r", format="data", options=options,
+                     timeout=(OPEN_TIMEOUT, READ_TIMEOUT)) as container:  # fmt: skip
+            data = b""
+            for packet in container.demux():
+                data += bytes(packet)
+                if len(data) >= SNIFF_BYTES or packet.size == 0:
+                    break
+            return data[:SNIFF_BYTES]
+    except Exception:  # noqa: BLE001 - only used to word a message better
+        return b""
+
+
+def not_media(source: str) -> MediaError:
+    """No container format could read the file: the most specific explanation its first bytes
+    allow (a web page, a text file, an MP4 without its index...)."""
+    head = sniff(source)
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        message = ("the file is not a video but a web page (HTML): the link it was downloaded "
+                   "from probably returned an error page")  # fmt: skip
+    elif head and _looks_like_text(head):
+        message = "the file is not a video but a text file"
+    elif head[4:8] == b"ftyp":
+        message = ("the file is not a playable video: it starts like an MP4/MOV file but its "
+                   "index (the moov box) is missing or damaged; the recording or the upload "
+                   "was probably cut short")  # fmt: skip
+    else:
+        message = ("the file is not a video, or it is truncated or corrupt: no known video "
+                   "format could read it")  # fmt: skip
+    return MediaError(message, reason=Reason.NOT_MEDIA, retryable=False)
+
+
+def _looks_like_text(data: bytes) -> bool:
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # A multi-byte character cut at the end of the sample is still text.
+        try:
+            decoded = data[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in decoded)
+    return printable >= 0.97 * max(1, len(decoded))

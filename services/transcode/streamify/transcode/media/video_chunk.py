@@ -13,6 +13,7 @@ x264 decides freely (B-frames kept) and never cuts a GOP at the source's keyfram
 
 from __future__ import annotations
 
+import logging
 import math
 import queue
 import threading
@@ -26,7 +27,7 @@ import av.container
 from av.video.frame import PictureType
 from av.video.reformatter import Interpolation, VideoReformatter
 
-from streamify.transcode.media import grid
+from streamify.transcode.media import grid, timeline
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.hls_output import (
     HlsTarget,
@@ -41,6 +42,7 @@ from streamify.transcode.media.rotation import Rotator
 from streamify.transcode.media.source import open_input, origin_seconds, translate
 
 ProgressCallback = Callable[[float], None]
+log = logging.getLogger("streamify.transcode.media")
 
 # Frames waiting per rung: the decoder runs at most this far ahead of the slowest encoder.
 QUEUE_FRAMES = 8
@@ -231,12 +233,7 @@ def _frames_on_grid(
         stream.thread_type = "AUTO"
         origin = origin_seconds(container)
         try:
-            if n_start > 0:
-                target = origin + float(Fraction(n_start) / rate)
-                container.seek(
-                    int(target / stream.time_base), stream=stream, backward=True, any_frame=False
-                )
-            for frame in _decode(container, stream):
+            for frame in _decode_from(container, stream, origin, Fraction(n_start) / rate, rate):
                 t = _frame_time(frame, origin, last, last_end_slot, rate)
                 slot = max(math.floor(t * rate + Fraction(1, 2)), last_slot)
                 if last is not None:
@@ -255,7 +252,9 @@ def _frames_on_grid(
         except MediaError:
             raise
         except Exception as exc:  # noqa: BLE001
-            raise translate(exc, source) from exc
+            # Where the decoding stopped: the last picture decoded (or the chunk's start).
+            at = float(Fraction(last_slot) / rate) if last is not None else chunk.start
+            raise translate(exc, source, at=at) from exc
     if last is None:
         raise MediaError(
             f"the file is truncated or corrupt: no video frame found at or after "
@@ -279,12 +278,53 @@ def _frames_on_grid(
         next_n += 1
 
 
+# Seek this much further back when a seek lands after the keyframe a chunk needs.
+SEEK_BACK_SECONDS = 10.0
+
+
+def _decode_from(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    origin: float,
+    start: Fraction,
+    rate: Fraction,
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames from the keyframe at or before ``start`` (source seconds) on.
+
+    Containers without a keyframe index (MPEG-TS/PS, some AVI/FLV) seek by timestamp and may
+    land after the last keyframe before ``start``: the decoder then skips to the next keyframe
+    and the first frame comes too late. Then we seek further back, and finally decode from the
+    start of the file (a single-keyframe TS recording), as the ffmpeg CLI would."""
+    if start <= 0:
+        yield from _decode(container, stream)
+        return
+    tolerance = 1 / (2 * rate)
+    for back in (0.0, SEEK_BACK_SECONDS, None):
+        if back is None:
+            container.seek(0)
+        else:
+            target = origin + max(0.0, float(start) - back)
+            container.seek(
+                int(target / stream.time_base), stream=stream, backward=True, any_frame=False
+            )
+        frames = _decode(container, stream)
+        first = next(frames, None)
+        if back is not None and (
+            first is None or _frame_time(first, origin, None, 0, rate) > start + tolerance
+        ):
+            continue  # landed past the keyframe we need: try from further back
+        if first is not None:
+            yield first
+            yield from frames
+        return
+
+
 def _decode(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> Iterator[av.VideoFrame]:
     """Decode packet by packet, skipping a few undecodable packets instead of failing."""
     bad = 0
-    for packet in container.demux(stream):
+    for packet in timeline.packets(container, stream):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
@@ -462,9 +502,10 @@ class _RungEncoder:
             if isinstance(exc, (MediaError, _Aborted)):
                 self.error = exc
             else:
+                log.error("encoding the %s rendition failed", self.rendition.id, exc_info=exc)
                 self.error = MediaError(
-                    f"encoding the {self.rendition.id} rendition failed: "
-                    f"{type(exc).__name__}: {exc}",
+                    f"encoding the {self.rendition.id} rendition failed (an internal error: "
+                    f"{type(exc).__name__}); the worker's log has the details",
                     reason=Reason.ENCODER_FAILED,
                     retryable=True,
                 )
