@@ -81,3 +81,34 @@ async def test_a_child_that_exits_while_starting_is_reported(tmp_path):
     with pytest.raises(ChildFailed, match="exited with status 3"):
         await supervisor.start(broken)
     await supervisor.stop_all()
+
+
+SUPERVISING = """
+import asyncio, sys
+from streamify.core.supervisor import Child, Supervisor
+
+async def main():
+    supervisor = Supervisor()
+    await supervisor.start(Child(name="child", argv=[sys.executable, "-c", sys.argv[1], sys.argv[2]]))
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path):
+    """`streamify run` SIGKILLed (or OOM-killed) leaves no service holding its ports."""
+    out = tmp_path / "child"
+    supervisor = await asyncio.create_subprocess_exec(sys.executable, "-c", SUPERVISING, SCRIPT, str(out))
+    for _ in range(200):
+        if out.exists() and out.read_text():
+            break
+        await asyncio.sleep(0.05)
+    child = int(out.read_text())
+    supervisor.kill()
+    await supervisor.wait()
+    for _ in range(100):
+        if (tmp_path / "child.stopped").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert (tmp_path / "child.stopped").read_text().split() == [str(child), str(int(signal.SIGTERM))]

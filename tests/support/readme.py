@@ -139,7 +139,17 @@ class RunningCommand:
             self._log.close()
 
     def kill(self) -> None:
+        """Clean-up after a failure: Ctrl-C first (an orderly stop), then SIGKILL to whatever
+        of the job is left, its own session's processes included."""
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            left = descendants(self.process.pid)
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            for pid in left:
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
         self._log.close()

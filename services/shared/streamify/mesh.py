@@ -166,7 +166,7 @@ async def run_mesh(settings: Settings, ports: MeshPorts = MeshPorts()) -> None:
     seaweed = None
     if settings.s3_endpoint_url is None:
         seaweed = SeaweedFS.from_settings(settings)
-        await asyncio.to_thread(seaweed.start)
+        seaweed.start()  # on this (main) thread, which outlives it; nothing else runs yet
         storage = seaweed.settings_overrides()
     else:
         storage = {}

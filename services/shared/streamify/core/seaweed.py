@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamify.core.config import Settings
 from streamify.core.errors import ConfigurationError
 from streamify.core.storage import ensure_buckets, make_s3_client, s3_credentials
+from streamify.core.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,10 @@ class SeaweedFS:
                 self.command(s3_config),
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
-            )  # fmt: skip
+                # dies with the process that started it (call start() from a thread that lives
+                # as long as the server should: the kernel ties it to the forking thread)
+                preexec_fn=die_with_parent(os.getpid()),
+            )
         deadline = time.monotonic() + timeout
         while not self._s3_answers():
             if self._proc.poll() is not None:

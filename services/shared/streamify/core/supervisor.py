@@ -1,19 +1,35 @@
 """A small process supervisor for `streamify run`: starts child processes in order, waits for
 each to be ready, restarts one that dies (with backoff), and stops them all by PID, newest
-first, on Ctrl-C or SIGTERM."""
+first, on Ctrl-C or SIGTERM. A child never outlives the supervisor: should the supervisor itself be
+killed (SIGKILL, OOM), the kernel sends each child SIGTERM (Linux PR_SET_PDEATHSIG)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 Probe = Callable[[], Awaitable[bool]]
+
+_PR_SET_PDEATHSIG = 1
+# resolved before any fork: the child then makes one C call, no Python-level locks involved
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    def preexec() -> None:  # runs in the child between fork and exec
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above: do not start
+            os._exit(1)
+    return preexec
 
 
 @dataclass
@@ -88,6 +104,7 @@ class Supervisor:
         child.process = await asyncio.create_subprocess_exec(
             *child.argv, env={**os.environ, **child.env}, stdout=output, stderr=output,
             start_new_session=True,  # Ctrl-C goes to us; we stop children in order
+            preexec_fn=die_with_parent(os.getpid()),
         )
         if output is not None:
             output.close()
