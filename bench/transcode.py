@@ -223,7 +223,7 @@ class Monitor(threading.Thread):
         super().__init__(daemon=True)
         self.roots = roots
         # "root": the roots are the task processes; "spawn": spawned children (multiprocessing);
-        # "worker": the real worker's task children (python -m streamify.transcode.worker_tasks)
+        # "worker": the real worker's task children (python -m streamify.transcode.worker.tasks)
         self.task_kind = task_kind
         self.ready = ready
         self.t0 = time.monotonic()

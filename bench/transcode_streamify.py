@@ -84,7 +84,7 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
         poster_time,
         probe,
     )  # fmt: skip
-    from streamify.transcode.options import OrchestratorOptions
+    from streamify.transcode.orchestrator.options import OrchestratorOptions
 
     ctx = multiprocessing.get_context("spawn")
     opts = OrchestratorOptions(orchestrator_id="bench")

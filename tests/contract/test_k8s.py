@@ -512,8 +512,8 @@ def test_sqs_queue_and_keda_agree_with_the_settings():
 
 
 def test_keda_backlog_query_matches_the_task_table():
-    from streamify.transcode import dag
-    from streamify.transcode.models import TaskRow
+    from streamify.transcode.orchestrator import dag
+    from streamify.transcode.orchestrator.models import TaskRow
 
     query = of_kind("eks", "ScaledObject")[0]["spec"]["triggers"][1]["metadata"]["query"]
     assert f"FROM {TaskRow.__tablename__} " in query

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import pytest
 
 from streamify.core.queue import make_queue
 from streamify.core.storage import make_s3_client
-from streamify.transcode import app, dag
-from streamify.transcode.options import OrchestratorOptions
+from streamify.transcode.orchestrator import app, dag
+from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1 import transcode_service_pb2_grpc, worker_service_pb2_grpc
@@ -352,8 +353,9 @@ async def test_a_job_runs_probe_then_chunks_audio_poster_then_ready(env):
         assert worker.sent.count("result") == 6
 
         video = await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_READY)
-        assert video.playback_url.partition("?")[0].endswith(f"/videos/{video_id}/master.m3u8")
-        assert video.poster_url.partition("?")[0].endswith(f"/videos/{video_id}/poster.jpg")
+        # a private video's URLs carry its grant in the path (videos/{id}/grant.E.S/...)
+        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/master\.m3u8$", video.playback_url), video.playback_url
+        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/poster\.jpg$", video.poster_url), video.poster_url
         assert [r.id for r in video.renditions] == ["360p", "240p"]
         top = video.renditions[0]
         assert (top.width, top.height, top.frame_rate) == (640, 360, 30.0)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from streamify.transcode import dag
+from streamify.transcode.orchestrator import dag
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1.video_pb2 import VideoStatus
 from tests.integration.test_orchestrator import (  # noqa: F401  (env is a fixture)

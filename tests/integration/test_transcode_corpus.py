@@ -32,8 +32,8 @@ from pathlib import Path
 import av
 import pytest
 
-from streamify.transcode import dag
 from streamify.transcode.media.errors import Reason, documented_reason
+from streamify.transcode.orchestrator import dag
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1.video_pb2 import Video, VideoStatus
 from tests.support import clips, corpus

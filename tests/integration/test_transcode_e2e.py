@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamify.transcode import dag
+from streamify.transcode.orchestrator import dag
 from streamify.v1.video_pb2 import VideoStatus
 from tests.support import clips
 from tests.support.transcode import (

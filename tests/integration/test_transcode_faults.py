@@ -12,9 +12,9 @@ import signal
 
 import pytest
 
-from streamify.transcode import dag
-from streamify.transcode.options import OrchestratorOptions
-from streamify.transcode.orchestrator import Orchestrator
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1.video_pb2 import VideoStatus
 from tests.support import clips
 from tests.support.transcode import (

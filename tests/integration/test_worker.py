@@ -30,8 +30,8 @@ from streamify.core.auth import current_principal
 from streamify.core.config import Settings
 from streamify.core.server import ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
-from streamify.transcode import worker_convert as conv
-from streamify.transcode.worker import Worker, _hold_lock, sweep_work_dirs
+from streamify.transcode.worker import convert as conv
+from streamify.transcode.worker.main import Worker, _hold_lock, sweep_work_dirs
 from streamify.v1 import worker_service_pb2 as pb
 from streamify.v1 import worker_service_pb2_grpc as pb_grpc
 from tests.support import clips
@@ -652,7 +652,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def worker_process(tmp_path: Path, seaweedfs, port: int) -> subprocess.Popen:
-    """`python -m streamify.transcode.worker` configured through STREAMIFY_* variables."""
+    """`python -m streamify.transcode.worker.main` configured through STREAMIFY_* variables."""
     env = {
         **os.environ,
         **{f"STREAMIFY_{k.upper()}": str(v) for k, v in seaweedfs.settings_overrides().items()},
@@ -662,7 +662,7 @@ def worker_process(tmp_path: Path, seaweedfs, port: int) -> subprocess.Popen:
         "TMPDIR": str(tmp_path),  # its work directory
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "streamify.transcode.worker",
+        [sys.executable, "-m", "streamify.transcode.worker.main",
          "--orchestrator", f"127.0.0.1:{port}", "--slots", "1"],
         env=env,
     )  # fmt: skip

@@ -37,8 +37,8 @@ from pydantic import SecretStr
 
 from streamify.core.config import Settings
 from streamify.core.storage import make_s3_client
-from streamify.transcode import app as transcode_app
-from streamify.transcode import dag
+from streamify.transcode.orchestrator import app as transcode_app
+from streamify.transcode.orchestrator import dag
 from streamify.upload import app as upload_app
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import (

@@ -13,10 +13,10 @@ import av
 import av.error
 import pytest
 
-from streamify.transcode.dag import failure_reason
 from streamify.transcode.media.errors import DOCUMENTED, MediaError, Reason, documented_reason
 from streamify.transcode.media.source import not_media, timecode, translate
 from streamify.transcode.media.timeline import ClockFixer
+from streamify.transcode.orchestrator.dag import failure_reason
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 RAW = ("Invalid argument", "Operation not permitted", "Invalid data found", "Errno",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from streamify.transcode import dag
-from streamify.transcode.assembly import (
+from streamify.transcode.media.errors import MediaError
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.assembly import (
     FINAL_CACHE_CONTROL,
     GROWING_CACHE_CONTROL,
     AssemblyError,
     assemble,
 )
-from streamify.transcode.media.errors import MediaError
-from streamify.transcode.options import OrchestratorOptions
+from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import worker_service_pb2 as wapi
 
 pytestmark = pytest.mark.unit

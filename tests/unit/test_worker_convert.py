@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from streamify.core.config import Settings
-from streamify.transcode import worker_convert as conv
 from streamify.transcode.media.models import (
     AudioInfo,
     AudioOutput,
@@ -20,9 +19,10 @@ from streamify.transcode.media.models import (
     Segment,
     VideoInfo,
 )
-from streamify.transcode.worker import BACKOFF_CAP, backoff_delay
-from streamify.transcode.worker_process import describe_exit
-from streamify.transcode.worker_tasks import Progress, TaskContext, execute, settings_payload
+from streamify.transcode.worker import convert as conv
+from streamify.transcode.worker.main import BACKOFF_CAP, backoff_delay
+from streamify.transcode.worker.task_process import describe_exit
+from streamify.transcode.worker.tasks import Progress, TaskContext, execute, settings_payload
 from streamify.v1 import worker_service_pb2 as pb
 
 pytestmark = pytest.mark.unit

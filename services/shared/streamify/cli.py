@@ -52,14 +52,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     elif args.service == "upload":
         from streamify.upload import app
     else:
-        from streamify.transcode import app
+        from streamify.transcode.orchestrator import app
     asyncio.run(app.run(settings))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from streamify.core.logs import configure_logging
-    from streamify.transcode.worker import run_worker
+    from streamify.transcode.worker.main import run_worker
 
     settings = Settings()
     configure_logging(settings)

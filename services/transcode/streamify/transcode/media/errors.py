@@ -82,7 +82,7 @@ DOCUMENTED: dict[str, tuple[str, ...]] = {
 }
 
 # A retryable failure that used its last attempt is reported by the orchestrator as
-# "<task> failed N times; last error: <message>" (streamify.transcode.dag.failure_reason).
+# "<task> failed N times; last error: <message>" (streamify.transcode.orchestrator.dag.failure_reason).
 _RETRIED = re.compile(r"^.+ failed \d+ times; last error: ")
 # Specifics inside a documented sentence: "the video is 8192x4320, larger than ...",
 # "encoding the 720p rendition failed", "rendition 720p, chunk 3: the muxer wrote ...".

@@ -14,14 +14,14 @@ import logging
 
 from streamify.core import errors
 from streamify.core.auth import current_principal
-from streamify.transcode.orchestrator import Orchestrator, WorkerSession
+from streamify.transcode.orchestrator.dispatch import Orchestrator, WorkerSession
 from streamify.v1 import worker_service_pb2 as wapi
 from streamify.v1 import worker_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
-class TranscodeWorkerGateway(worker_service_pb2_grpc.TranscodeWorkerServiceServicer):
+class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer):
     def __init__(self, orchestrator: Orchestrator) -> None:
         self._orch = orchestrator
 

@@ -1,6 +1,6 @@
-"""One transcode task, run in its own child process: ``python -m streamify.transcode.worker_tasks``.
+"""One transcode task, run in its own child process: ``python -m streamify.transcode.worker.tasks``.
 
-The worker (``streamify.transcode.worker``) starts one child per task, so that a crash, a hang
+The worker (``streamify.transcode.worker.main``) starts one child per task, so that a crash, a hang
 or a kill of one task never takes the worker down, memory goes back to the system after every
 task, and cancelling a task is a real kill of the child's PID.
 
@@ -37,10 +37,10 @@ from typing import IO, Any
 from pydantic import SecretStr
 
 from streamify.core.config import Settings
-from streamify.transcode import worker_convert as conv
+from streamify.transcode.worker import convert as conv
 from streamify.v1 import worker_service_pb2 as pb
 
-log = logging.getLogger("streamify.transcode.worker_tasks")
+log = logging.getLogger("streamify.transcode.worker.tasks")
 
 FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024

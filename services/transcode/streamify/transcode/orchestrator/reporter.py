@@ -22,9 +22,9 @@ import grpc
 from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
-from streamify.transcode import dag
-from streamify.transcode.assembly import AssemblyError, assemble
-from streamify.transcode.store import Snapshot, Store
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.assembly import AssemblyError, assemble
+from streamify.transcode.orchestrator.store import Snapshot, Store
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1.video_pb2 import Progress, VideoStatus
 

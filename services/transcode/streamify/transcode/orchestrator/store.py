@@ -26,11 +26,11 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from streamify.transcode import dag
-from streamify.transcode.dag import Plan
 from streamify.transcode.media.errors import MediaError
-from streamify.transcode.models import JobRow, TaskRow
-from streamify.transcode.options import OrchestratorOptions
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.dag import Plan
+from streamify.transcode.orchestrator.models import JobRow, TaskRow
+from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import worker_service_pb2 as wapi
 
 log = logging.getLogger(__name__)

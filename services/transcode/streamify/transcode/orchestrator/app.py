@@ -14,14 +14,14 @@ from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
 from streamify.core.server import ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
-from streamify.transcode import schema
-from streamify.transcode.consumer import UploadedConsumer
-from streamify.transcode.gateway import TranscodeWorkerGateway
-from streamify.transcode.options import OrchestratorOptions
-from streamify.transcode.orchestrator import Orchestrator
-from streamify.transcode.reporter import Reporter
-from streamify.transcode.service import TranscodeService
-from streamify.transcode.store import Store
+from streamify.transcode.orchestrator import schema
+from streamify.transcode.orchestrator.consumer import UploadedConsumer
+from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.options import OrchestratorOptions
+from streamify.transcode.orchestrator.reporter import Reporter
+from streamify.transcode.orchestrator.service import TranscodeService
+from streamify.transcode.orchestrator.store import Store
+from streamify.transcode.orchestrator.worker_stream import WorkerStreamService
 from streamify.v1 import transcode_service_pb2_grpc, worker_service_pb2_grpc
 
 SERVICE_NAME = "streamify.v1.TranscodeService"
@@ -75,7 +75,7 @@ async def run(
             ServiceRegistration(
                 name=WORKER_SERVICE_NAME,
                 add_to_server=worker_service_pb2_grpc.add_TranscodeWorkerServiceServicer_to_server,
-                servicer=TranscodeWorkerGateway(orchestrator),
+                servicer=WorkerStreamService(orchestrator),
             ),
         ], stop_event=stop, **serve_options)  # fmt: skip
     finally:

@@ -23,9 +23,9 @@ from streamify.core import errors
 from streamify.core.auth import Principal, current_principal
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
-from streamify.transcode import dag
-from streamify.transcode.orchestrator import Orchestrator
-from streamify.transcode.store import Conflict, Snapshot
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.store import Conflict, Snapshot
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1 import transcode_service_pb2_grpc
 from streamify.v1.video_pb2 import VideoStatus

@@ -1,7 +1,7 @@
 """The transcode worker: one bidirectional stream to the orchestrator, one child process per task.
 
 ``streamify worker --orchestrator HOST:PORT [--slots N]`` (or ``python -m
-streamify.transcode.worker ...``) runs :func:`run_worker`. The worker
+streamify.transcode.worker.main ...``) runs :func:`run_worker`. The worker
 
 * opens ``TranscodeWorkerService.Connect`` with a service token, says hello (id, slots,
   encoders) and waits for the welcome, which sets the heartbeat interval;
@@ -41,9 +41,9 @@ import grpc.aio
 from streamify.core.config import Settings
 from streamify.core.logs import get_logger
 from streamify.core.server import client_channel, service_call_metadata
-from streamify.transcode import worker_convert as conv
-from streamify.transcode.worker_process import TaskProcess, describe_exit
-from streamify.transcode.worker_tasks import settings_payload
+from streamify.transcode.worker import convert as conv
+from streamify.transcode.worker.task_process import TaskProcess, describe_exit
+from streamify.transcode.worker.tasks import settings_payload
 from streamify.v1 import worker_service_pb2 as pb
 from streamify.v1 import worker_service_pb2_grpc as pb_grpc
 
@@ -588,7 +588,7 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m streamify.transcode.worker --orchestrator HOST:PORT [--slots N]``."""
+    """``python -m streamify.transcode.worker.main --orchestrator HOST:PORT [--slots N]``."""
     parser = argparse.ArgumentParser(prog="streamify worker", description=__doc__.split("\n")[0])
     parser.add_argument("--orchestrator", required=True, help="HOST:PORT of the orchestrator")
     parser.add_argument("--slots", type=int, default=1, help="tasks run at once (default 1)")

@@ -27,7 +27,7 @@ from streamify.transcode.media.ladder import (
 )
 from streamify.transcode.media.models import AudioInfo, MediaInfo, VideoInfo
 from streamify.transcode.media.poster import poster_time
-from streamify.transcode.options import OrchestratorOptions
+from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
 

@@ -15,7 +15,7 @@ import re
 from google.protobuf.message import DecodeError
 
 from streamify.core.queue import Delivery, JobQueue
-from streamify.transcode.orchestrator import Orchestrator
+from streamify.transcode.orchestrator.dispatch import Orchestrator
 from streamify.v1.events_pb2 import VideoUploadedEvent
 
 log = logging.getLogger(__name__)

@@ -21,17 +21,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
-from streamify.transcode import dag
-from streamify.transcode.assembly import (
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.assembly import (
     PLAYLIST_CONTENT_TYPE,
     Assembled,
     AssemblyError,
     PlaylistFile,
     assemble,
 )
-from streamify.transcode.options import OrchestratorOptions
-from streamify.transcode.reporter import CANCELLED_REASON, Reporter
-from streamify.transcode.store import Claimed, Outcome, Snapshot, Store, TaskKey
+from streamify.transcode.orchestrator.options import OrchestratorOptions
+from streamify.transcode.orchestrator.reporter import CANCELLED_REASON, Reporter
+from streamify.transcode.orchestrator.store import Claimed, Outcome, Snapshot, Store, TaskKey
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import worker_service_pb2 as wapi
 

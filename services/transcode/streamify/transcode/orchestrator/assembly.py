@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from streamify.transcode import dag
-from streamify.transcode.dag import Plan
 from streamify.transcode.media.models import Segment
 from streamify.transcode.media.playlists import (
     AudioRendition,
@@ -22,6 +20,8 @@ from streamify.transcode.media.playlists import (
     master_playlist,
     media_playlist,
 )
+from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator.dag import Plan
 from streamify.v1 import video_pb2
 from streamify.v1 import worker_service_pb2 as wapi
 

@@ -1,6 +1,6 @@
 """The worker's side of one task's child process (see ``worker_tasks`` for the child's side).
 
-A :class:`TaskProcess` starts ``python -m streamify.transcode.worker_tasks`` in its own session
+A :class:`TaskProcess` starts ``python -m streamify.transcode.worker.tasks`` in its own session
 (a Ctrl-C on the worker's terminal reaches the worker only, which then kills its children),
 hands it the settings and the assignment, yields the messages it sends back, and on
 :meth:`close` kills it by its PID if it is still running and deletes its private directory.
@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from streamify.core.logs import get_logger
-from streamify.transcode.worker_tasks import FRAME_HEADER, MAX_FRAME
+from streamify.transcode.worker.tasks import FRAME_HEADER, MAX_FRAME
 from streamify.v1 import worker_service_pb2 as pb
 
 log = get_logger(__name__)
 
-CHILD_MODULE = "streamify.transcode.worker_tasks"
+CHILD_MODULE = "streamify.transcode.worker.tasks"
 
 
 def describe_exit(returncode: int | None) -> str:

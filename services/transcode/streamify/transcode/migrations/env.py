@@ -1,7 +1,0 @@
-"""Alembic environment of the transcode orchestrator."""
-
-from streamify.core.migrations import run_env
-from streamify.transcode import models  # noqa: F401  (registers the tables)
-from streamify.transcode.schema import TABLES
-
-run_env(TABLES)
