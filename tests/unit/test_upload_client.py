@@ -11,7 +11,7 @@ import grpc
 import pytest
 import requests
 
-from streamify import upload_client as uc
+from streamify.cli import upload_client as uc
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.video_pb2 import Progress as VideoProgress
 from streamify.v1.video_pb2 import Video, VideoStatus

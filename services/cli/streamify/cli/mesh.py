@@ -24,7 +24,7 @@ from streamify.core.config import Settings
 from streamify.core.seaweed import SeaweedFS
 from streamify.core.supervisor import Child, Supervisor
 
-WEB_DIST = Path(__file__).resolve().parents[2] / "gateway" / "web" / "dist"
+WEB_DIST = Path(__file__).resolve().parents[3] / "gateway" / "web" / "dist"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          s3_endpoint_url=args.s3_endpoint)
     from streamify.core.logs import configure_logging
     from streamify.core.supervisor import ChildFailed
-    from streamify.mesh import MeshPorts, run_mesh
+    from streamify.cli.mesh import MeshPorts, run_mesh
 
     configure_logging(settings)
     defaults = MeshPorts()
@@ -106,7 +106,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from streamify.upload_client import run_cli
+    from streamify.cli.upload_client import run_cli
 
     return run_cli(args)
 
@@ -207,6 +207,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
