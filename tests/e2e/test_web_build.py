@@ -66,6 +66,8 @@ def test_dist_is_a_complete_page(built):
         assert f'id="{element}"' in html, element
     app = (built / "app.js").read_text()
     assert "Your session token expired" in app
+    # The library actions (src/library-actions.ts).
+    assert "This cannot be undone" in app and "changed elsewhere after this page read it" in app
     assert "1.7.4" in app  # hls.js is bundled, not loaded from elsewhere
     assert "grpc-web" in app.lower()
     css = (built / "app.css").read_text()

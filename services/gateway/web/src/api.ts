@@ -3,6 +3,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import { MetadataService } from "./gen/streamify/v1/metadata_service_pb.js";
+import { TranscodeService } from "./gen/streamify/v1/transcode_service_pb.js";
 import { UploadService } from "./gen/streamify/v1/upload_service_pb.js";
 
 const TOKEN_KEY = "streamify.token";
@@ -39,6 +40,7 @@ export interface Api {
   baseUrl: string;
   uploads: Client<typeof UploadService>;
   metadata: Client<typeof MetadataService>;
+  transcode: Client<typeof TranscodeService>;
 }
 
 export function createApi(baseUrl: string, token: () => string | null, onUnauthenticated: () => void): Api {
@@ -57,6 +59,7 @@ export function createApi(baseUrl: string, token: () => string | null, onUnauthe
     baseUrl,
     uploads: createClient(UploadService, transport),
     metadata: createClient(MetadataService, transport),
+    transcode: createClient(TranscodeService, transport),
   };
 }
 

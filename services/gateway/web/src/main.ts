@@ -1,8 +1,10 @@
-// Streamify's page: upload, live status, library, player. Plain DOM, no framework: four small
-// views over one API client (Uppy brings its own Preact for its two widgets).
+// Streamify's page: upload, live status, library (with the owner's edit/retry/delete actions),
+// player. Plain DOM, no framework: small views over one API client (Uppy brings its own Preact
+// for its two widgets).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Api, EXPIRED_MESSAGE, MISSING_MESSAGE, apiBaseUrl, createApi, describe, takeToken } from "./api.js";
-import { type Video, VideoStatus } from "./gen/streamify/v1/video_pb.js";
+import { type Video, VideoStatus, Visibility } from "./gen/streamify/v1/video_pb.js";
+import { type Actions, type ActionEvents, videoActions } from "./library-actions.js";
 import { createPlayer } from "./player.js";
 import { statusName, statusText, watchVideo } from "./status.js";
 import { createUploader } from "./upload.js";
@@ -47,8 +49,9 @@ function renderNow(v: Video): void {
   updateCard(v);
 }
 
-function select(api: Api, name: string, scroll = false): void {
-  if (watching?.name === name) return;
+/** Watches `name` live (`again`: subscribe anew even if it is the one watched, after a retry). */
+function select(api: Api, name: string, scroll = false, again = false): void {
+  if (watching?.name === name && !again) return;
   watching?.stop.abort();
   player.destroy();
   const stop = new AbortController();
@@ -67,9 +70,9 @@ const library = $<HTMLUListElement>("library");
 const more = $<HTMLButtonElement>("more");
 let nextPage = "";
 
-function card(api: Api, v: Video): HTMLLIElement {
-  const li = document.createElement("li");
-  li.dataset.name = v.name;
+const actions = new Map<string, Actions>(); // by video name
+
+function cardButton(api: Api, v: Video): HTMLButtonElement {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "card";
@@ -88,21 +91,69 @@ function card(api: Api, v: Video): HTMLLIElement {
     when.textContent = d.toLocaleString();
   }
   button.append(img, title, badge(v), when);
-  li.append(button);
+  return button;
+}
+
+const isPrivate = (v: Video) => v.visibility === Visibility.PRIVATE || v.visibility === Visibility.UNSPECIFIED;
+
+function actionEvents(api: Api): ActionEvents {
+  return {
+    changed(v, before) {
+      updateCard(v);
+      if (watching?.name !== v.name) return;
+      $("now-title").textContent = v.title || v.name;
+      // Made private, its grant-less URL stops working: play the new one, with a grant. (Made
+      // public, the grant in the URL playing keeps working until it expires.)
+      if (isPrivate(v) && !isPrivate(before) && player.src && v.playbackUrl) player.load(v.playbackUrl, v.posterUrl);
+    },
+    deleted(name) {
+      cardOf(name)?.remove();
+      actions.delete(name);
+      $("library-empty").hidden = library.children.length > 0;
+      if (watching?.name !== name) return;
+      watching.stop.abort();
+      watching = null;
+      player.destroy();
+      $("now").hidden = true;
+    },
+    retried(name) {
+      select(api, name, true, true);
+    },
+    say(text) {
+      if (text) showAlert(text);
+      else clearAlert();
+    },
+  };
+}
+
+function card(api: Api, v: Video): HTMLLIElement {
+  const li = document.createElement("li");
+  li.dataset.name = v.name;
+  const a = videoActions(api, v, actionEvents(api));
+  actions.set(v.name, a);
+  li.append(cardButton(api, v), a.element);
   return li;
 }
 
+const cardOf = (name: string) => library.querySelector<HTMLLIElement>(`li[data-name="${CSS.escape(name)}"]`);
+
 let cardApi: Api | null = null;
+/** Shows a newer version of a video in its card (the actions' form, if open, stays as it is). */
 function updateCard(v: Video): void {
-  const old = library.querySelector<HTMLLIElement>(`li[data-name="${CSS.escape(v.name)}"]`);
-  if (old && cardApi) old.replaceWith(card(cardApi, v));
+  const li = cardOf(v.name);
+  if (!li || !cardApi) return;
+  li.querySelector(".card")?.replaceWith(cardButton(cardApi, v));
+  actions.get(v.name)?.update(v);
 }
 
 async function loadLibrary(api: Api, reset: boolean): Promise<void> {
   more.disabled = true;
   try {
     const page = await api.metadata.listVideos({ pageSize: 12, pageToken: reset ? "" : nextPage });
-    if (reset) library.replaceChildren();
+    if (reset) {
+      library.replaceChildren();
+      actions.clear();
+    }
     for (const v of page.videos) library.append(card(api, v));
     nextPage = page.nextPageToken;
     more.hidden = !nextPage;

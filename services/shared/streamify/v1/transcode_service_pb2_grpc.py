@@ -102,7 +102,8 @@ class TranscodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RetryTranscodeJob(self, request, context):
-        """Runs a FAILED or CANCELLED job again, keeping the tasks that already succeeded.
+        """Runs a FAILED or CANCELLED job again, keeping the tasks that already succeeded. A service or
+        the video's owner may retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

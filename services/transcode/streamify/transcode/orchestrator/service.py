@@ -6,7 +6,8 @@
   upload be complete (status UPLOADED, or later for a re-submission).
 * Get/List: services see every job; a user sees the jobs of their own videos (others' are
   NOT_FOUND / not listed).
-* Cancel/Retry: services only.
+* Cancel: services only. Retry: a service or the video's owner (the page's Retry button); anyone
+  else gets NOT_FOUND, as for a job they cannot read.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
             raise errors.failed_precondition(exc.message, exc.reason) from None
 
     async def RetryTranscodeJob(self, request: api.RetryTranscodeJobRequest, context) -> api.TranscodeJob:
-        self._service()
+        await self._readable(request.name, current_principal())  # a service, or the video's owner
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
             return to_proto(await self._orch.retry_job(job_id, request.request_id))
