@@ -21,8 +21,9 @@ What the rendered gateway does (see docs/architecture.md, "Gateway"):
 * ``/grpc.health.v1.Health/`` and ``/grpc.reflection.`` go to the first service's cluster (every
   service answers health for "" and reflection for all ``streamify.v1`` services);
 * ``/media/`` (optional): ext_authz (signed grants, visibility) -> request clean-up (query,
-  cookies, Range on misses) -> HTTP cache -> the S3 origin, whose requests are SigV4-signed by
-  an upstream ``aws_request_signing`` filter after the path and host rewrites.
+  cookies; Range is taken off and answered on the way back, from the whole object) -> HTTP cache
+  of whole objects -> the S3 origin, whose requests are SigV4-signed by an upstream
+  ``aws_request_signing`` filter after the path and host rewrites (see MEDIA_LUA).
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ class MediaConfig:
     access_key_id: str | None = None
     secret_access_key: str | None = None
     authz: Endpoint | None = None  # the streamify.gateway.authz server; None = no access control
-    cache_max_body_bytes: int = 16 * 1024 * 1024  # larger objects pass through uncached
+    # meant as "larger objects pass through uncached", but Envoy 1.40 does not enforce it (a
+    # 20 MB object is cached: docs/envoy-range-repro/README.md); the cache is unbounded
+    cache_max_body_bytes: int = 16 * 1024 * 1024
     cors_max_age_seconds: int = 86400
     # guards the internal origin route (see MEDIA_LUA); None = random per process. Give a fixed
     # secret where several renders must agree (e.g. rendered once per Kubernetes rollout).
@@ -308,28 +311,144 @@ def _grpc_cluster(cfg: GatewayConfig, up: ServiceUpstream) -> dict[str, Any]:
 #
 # Request: the grant (a path segment, see streamify.core.media_grants) has been checked by
 # ext_authz; drop it and any query, so every viewer shares one cache entry and the origin sees a
-# clean request. A Range request is remembered for the response side.
+# clean request. Range and If-Range are taken off the request here, so the cache only ever sees
+# plain GETs: it fetches, stores and serves WHOLE objects, and cold and warm requests take the
+# same path. A GET's Range is remembered in dynamic metadata.
 #
-# Response: a request reaches the origin only on a miss, and the origin cluster's upstream filter
-# strips Range there (Envoy 1.40's cache stores the partial 206 of a cold Range request and then
-# serves it to full GETs). The cache stores the full 200; this cuts that 200 down to the 206 the
-# client asked for. Cache hits for a Range already arrive as a 206 and are not touched.
-MEDIA_LUA = """
-local function parse_range(value, size)
-  local first, last = string.match(value, "^bytes=(%d*)-(%d*)$")
-  if first == nil then return nil end
-  if first == "" then
-    if last == "" then return nil end
-    local n = tonumber(last)
-    if n == 0 then return nil end
-    if n > size then n = size end
-    return size - n, size - 1
+# Response: Range is answered here, from the whole object the cache (hit) or the origin (miss)
+# sends, by RFC 9110 section 14: one satisfiable range -> 206 with Content-Range, cut out of the
+# body as it streams past (bodyChunks, never handle:body()); no satisfiable range -> 416 with
+# `Content-Range: bytes */size`; several ranges -> the full 200 (no multipart; a server may
+# ignore Range); another unit, bad syntax, HEAD, an If-Range that does not match -> the full 200.
+#
+# Why like this (docs/envoy-range-repro/README.md has the reproductions, on Envoy 1.40.0):
+# * buffering the body with handle:body() answers 500 for every object above the stream's buffer
+#   limit (1 MiB by default): `ffmpeg -i` sends `Range: bytes=0-` for each segment;
+# * the old cache filter (envoy.extensions.filters.http.cache.v3.CacheConfig) crashes Envoy
+#   (SIGSEGV, always at the same place) when downstream streams end early while it fetches
+#   misses: after body()'s buffer-overflow 500, after a client closes on its trimmed 206 or 416,
+#   and, with nothing but that cache and the router, after players hang up (which they do on
+#   every seek or quality switch). The cache_v2 filter (CacheV2Config, used below) serves misses
+#   from a cache session and survives all of these;
+# * the old cache stores a cold Range request's 206 and serves it to full GETs later (recipes
+#   section 11); cache_v2 fetches the whole object for a cold Range, and here it never sees one;
+#   the origin cluster strips Range as well (ORIGIN_REQUEST_HEADERS_REMOVED), in depth;
+# * cache_v2 answers Range itself, but its 416 has no Content-Range, it answers 200 to a range
+#   that covers the whole object and 206 to HEAD: hence Range never reaches it.
+# Warm ranges thus stream the whole cached object through this filter (about 2 ms per 16 MiB).
+MEDIA_LUA = r"""
+local MAX_RANGE_SPECS = 64  -- more ranges than this in one header: ignored (the full 200)
+
+local function trim(s)
+  return (string.gsub(s, "^[ \t]*(.-)[ \t]*$", "%1"))
+end
+
+-- A Range value -> its list of byte range-specs ({first = n, last = n|nil} or {suffix = n}), or
+-- nil when the header must be ignored (another unit, invalid syntax, too many ranges).
+local function parse_range(value)
+  local unit, set = string.match(value, "^[ \t]*([^ \t=]+)[ \t]*=(.*)$")
+  if unit == nil or string.lower(unit) ~= "bytes" then return nil end
+  local specs = {}
+  for element in string.gmatch(set .. ",", "([^,]*),") do
+    element = trim(element)
+    if element ~= "" then  -- empty list elements are allowed and ignored (RFC 9110 5.6.1)
+      local first, last = string.match(element, "^(%d*)%-(%d*)$")
+      if first == nil or (first == "" and last == "") then return nil end
+      if #specs == MAX_RANGE_SPECS then return nil end
+      if first == "" then
+        specs[#specs + 1] = {suffix = tonumber(last)}
+      else
+        local spec = {first = tonumber(first)}
+        if last ~= "" then
+          spec.last = tonumber(last)
+          if spec.last < spec.first then return nil end  -- invalid: the whole header is
+        end
+        specs[#specs + 1] = spec
+      end
+    end
   end
-  local a = tonumber(first)
-  local b = size - 1
-  if last ~= "" then b = math.min(tonumber(last), size - 1) end
-  if a > b or a >= size then return nil end
-  return a, b
+  if #specs == 0 then return nil end
+  return specs
+end
+
+-- How a `size`-byte object answers `specs`: "full" (200), "none" (416) or "range", a, b (206
+-- with bytes a..b).
+local function answer(specs, size)
+  local satisfiable, a, b = 0, nil, nil
+  for _, spec in ipairs(specs) do
+    if spec.suffix ~= nil then
+      if spec.suffix > 0 then
+        -- satisfiable even when the object is empty, but then there is no byte to send
+        if size == 0 then return "full" end
+        satisfiable = satisfiable + 1
+        a, b = math.max(size - spec.suffix, 0), size - 1
+      end
+    elseif spec.first < size then
+      satisfiable = satisfiable + 1
+      a, b = spec.first, math.min(spec.last or (size - 1), size - 1)
+    end
+  end
+  if satisfiable == 0 then return "none" end
+  if #specs > 1 then return "full" end  -- several ranges: the full 200 instead of multipart
+  return "range", a, b
+end
+
+-- If-Range (RFC 9110 13.1.5): a strong entity tag equal to the ETag, or a date equal to
+-- Last-Modified; anything else sends the full 200.
+local function if_range_matches(value, headers)
+  value = trim(value)
+  if string.sub(value, 1, 2) == "W/" then return false end
+  local validator = headers:get(string.sub(value, 1, 1) == '"' and "etag" or "last-modified")
+  return validator ~= nil and trim(validator) == value
+end
+
+local function remember_range(handle, headers)
+  local range = headers:get("range")
+  local if_range = headers:get("if-range")
+  headers:remove("range")
+  headers:remove("if-range")
+  -- Range is defined for GET only; any other method ignores it (RFC 9110 14.2)
+  if range == nil or headers:get(":method") ~= "GET" or parse_range(range) == nil then return end
+  local meta = handle:streamInfo():dynamicMetadata()
+  meta:set("streamify.media", "range", range)
+  if if_range ~= nil then meta:set("streamify.media", "if_range", if_range) end
+end
+
+local function answer_range(handle)
+  local meta = handle:streamInfo():dynamicMetadata():get("streamify.media")
+  if meta == nil or meta["range"] == nil then return end
+  local headers = handle:headers()
+  if headers:get(":status") ~= "200" then return end  -- errors, 304s: as they are
+  local size = tonumber(string.match(headers:get("content-length") or "", "^[ \t]*(%d+)[ \t]*$"))
+  if size == nil then return end  -- length unknown: the full 200 is a valid answer
+  if meta["if_range"] ~= nil and not if_range_matches(meta["if_range"], headers) then return end
+  local kind, a, b = answer(parse_range(meta["range"]), size)
+  if kind == "full" then return end
+  if kind == "none" then
+    headers:replace(":status", "416")
+    headers:replace("content-range", string.format("bytes */%d", size))
+    headers:replace("content-length", "0")
+    headers:replace("cache-control", "no-store")  -- not the object's year-long max-age
+    a, b = size, size - 1  -- keep no byte
+  else
+    headers:replace(":status", "206")
+    headers:replace("content-range", string.format("bytes %d-%d/%d", a, b, size))
+    headers:replace("content-length", string.format("%d", b - a + 1))
+    if a == 0 and b == size - 1 then return end  -- the whole object: the body as it is
+  end
+  -- Keep bytes a..b of the body as it streams past, chunk by chunk.
+  local pos = 0
+  for chunk in handle:bodyChunks() do
+    local n = chunk:length()
+    local first, last = pos, pos + n - 1
+    if last < a or first > b then
+      if n > 0 then chunk:setBytes("") end
+    elseif first < a or last > b then
+      local from = math.max(a, first)
+      chunk:setBytes(chunk:getBytes(from - first, math.min(b, last) - from + 1))
+    end
+    pos = pos + n
+  end
 end
 
 function envoy_on_request(handle)
@@ -352,32 +471,21 @@ function envoy_on_request(handle)
   headers:replace(INTERNAL_HEADER, INTERNAL_TOKEN)
   headers:remove("cookie")
   headers:remove("authorization")
-  local range = headers:get("range")
-  if range ~= nil and headers:get(":method") == "GET" then
-    handle:streamInfo():dynamicMetadata():set("streamify.media", "range", range)
-  end
+  remember_range(handle, headers)
 end
 
 function envoy_on_response(handle)
-  local meta = handle:streamInfo():dynamicMetadata():get("streamify.media")
-  if meta == nil or meta["range"] == nil then return end
-  if handle:headers():get(":status") ~= "200" then return end
-  local body = handle:body()
-  local size = body:length()
-  local a, b = parse_range(meta["range"], size)
-  if a == nil then return end  -- multi-range or unsatisfiable: the full 200 is a valid answer
-  body:setBytes(body:getBytes(a, b - a + 1))
-  local headers = handle:headers()  -- fetched again: body() invalidates earlier handles
-  headers:replace(":status", "206")
-  headers:replace("content-range", "bytes " .. a .. "-" .. b .. "/" .. size)
-  headers:replace("content-length", tostring(b - a + 1))
+  answer_range(handle)
 end
 """
 
 # Upstream filter of the origin cluster (see MEDIA_LUA): the origin is only asked on a miss, and
-# then always for the whole object, without the viewer's Origin. From its answer go its own CORS
-# headers (Envoy answers CORS) and `Vary: Origin` (SeaweedFS sends it always, and the cache
-# refuses to store a response that varies on a header outside its allow-list).
+# then always for the whole object, without the viewer's Origin. Range and If-Range never get
+# here (the Lua filter takes them off), and are removed again in case a later change lets them:
+# Envoy 1.40's old cache filter stores a cold Range request's 206 and serves it to full GETs.
+# From the origin's answer go its own CORS headers (Envoy answers CORS) and `Vary: Origin`
+# (SeaweedFS sends it always, and the cache refuses to store a response that varies on a header
+# outside its allow-list).
 ORIGIN_REQUEST_HEADERS_REMOVED = ("range", "origin", "if-range", INTERNAL_HEADER)
 ORIGIN_RESPONSE_HEADERS_REMOVED = (
     "vary", "access-control-allow-origin", "access-control-allow-credentials",
@@ -566,10 +674,13 @@ def _media_filters(media: MediaConfig) -> list[dict[str, Any]]:
             ),
         },
         {
+            # The cache_v2 extension (see MEDIA_LUA for why not the old CacheConfig one). Its API
+            # is tagged work-in-progress in Envoy 1.40, which logs a warning about it at start.
+            # The filter keeps its name, which only labels it in this chain.
             "name": "envoy.filters.http.cache",
             "typed_config": _typed(
-                "envoy.extensions.filters.http.cache.v3.CacheConfig",
-                typed_config=_typed("envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig"),
+                "envoy.extensions.filters.http.cache_v2.v3.CacheV2Config",
+                typed_config=_typed("envoy.extensions.http.cache_v2.simple_http_cache.v3.SimpleHttpCacheV2Config"),
                 max_body_bytes=media.cache_max_body_bytes,
             ),
             # on for every route (it has no per-route config); gRPC POSTs are never cacheable
