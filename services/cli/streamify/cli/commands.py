@@ -20,9 +20,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
     settings = _settings(args, redis_url=args.redis, database_url=args.database_url,
                          s3_endpoint_url=args.s3_endpoint)
+    from streamify.cli.mesh import MeshPorts, run_mesh
     from streamify.core.logs import configure_logging
     from streamify.core.supervisor import ChildFailed
-    from streamify.cli.mesh import MeshPorts, run_mesh
 
     configure_logging(settings)
     defaults = MeshPorts()
