@@ -80,8 +80,8 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
         plan_duration,
         plan_frame_rate,
         plan_ladder,
+        plan_poster_time,
         plan_ts_offset,
-        poster_time,
         probe,
     )  # fmt: skip
     from streamify.transcode.orchestrator.options import OrchestratorOptions
@@ -116,7 +116,7 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
             segment_seconds=opts.segment_seconds, frame_rate=frame_rate, rotation=rotation,
             ts_offset=ts_offset)))
     tasks.append(("poster", "poster", (source, out / "poster.jpg"), dict(
-        at_seconds=poster_time(duration), max_width=opts.poster_max_width, rotation=rotation)))
+        at_seconds=plan_poster_time(duration), max_width=opts.poster_max_width, rotation=rotation)))
 
     running: dict[str, multiprocessing.process.BaseProcess] = {}
     pending = list(tasks)

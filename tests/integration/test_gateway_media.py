@@ -14,6 +14,7 @@ import requests
 from botocore.config import Config
 
 from streamify.core import media_grants as grants
+from streamify.core.auth import media_grant_key
 from streamify.core.server import service_call_metadata
 from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
 from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
@@ -64,7 +65,7 @@ async def media(seaweedfs, tmp_path_factory):
             video=Video(title="private", visibility=Visibility.VISIBILITY_PRIVATE)), metadata=ALICE)
         unlisted = await metadata.stub.CreateVideo(api.CreateVideoRequest(
             video=Video(title="unlisted", visibility=Visibility.VISIBILITY_UNLISTED)), metadata=ALICE)
-        key = grants.media_grant_key(settings)
+        key = media_grant_key(settings)
         lookup = metadata_lookup(metadata.target, lambda: service_call_metadata(settings, subject="gateway"))
         async with AuthzServer(MediaAuthorizer(key, lookup)) as authz:
             port, admin = free_port(), free_port()

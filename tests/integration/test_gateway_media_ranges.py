@@ -32,7 +32,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from streamify.core import media_grants as grants
+from streamify.core.auth import media_grant_key
 from streamify.core.server import service_call_metadata
 from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
 from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
@@ -198,7 +198,7 @@ async def gateway(seaweedfs, tmp_path_factory):
         public = await metadata.stub.CreateVideo(api.CreateVideoRequest(
             video=Video(title="ranges", visibility=Visibility.VISIBILITY_PUBLIC)), metadata=bearer("alice"))
         lookup = metadata_lookup(metadata.target, lambda: service_call_metadata(settings, subject="gateway"))
-        async with AuthzServer(MediaAuthorizer(grants.media_grant_key(settings), lookup)) as authz:
+        async with AuthzServer(MediaAuthorizer(media_grant_key(settings), lookup)) as authz:
             port, admin = free_port(), free_port()
             cfg = GatewayConfig.local(
                 {"metadata": [metadata.target]}, listen_port=port, admin_port=admin,

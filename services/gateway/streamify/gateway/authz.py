@@ -274,7 +274,9 @@ def from_settings(settings: object, *, metadata_target: str | None = None, ttl: 
     target = metadata_target or settings.metadata_target  # type: ignore[attr-defined]
     ttl = getattr(settings, "media_authz_cache_seconds", ttl)
     lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))  # type: ignore[arg-type]
-    return MediaAuthorizer(grants.media_grant_key(settings), lookup, ttl=ttl)
+    from streamify.core.auth import media_grant_key
+
+    return MediaAuthorizer(media_grant_key(settings), lookup, ttl=ttl)
 
 
 async def _main(host: str, port: int, metadata_target: str | None) -> None:

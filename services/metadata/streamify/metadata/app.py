@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from streamify.core import media_grants
-from streamify.core.auth import signing_key
+from streamify.core.auth import media_grant_key, signing_key
 from streamify.core.cache import make_cache
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions
@@ -41,7 +40,7 @@ def build(settings: Settings) -> tuple[MetadataService, object]:
     servicer = MetadataService(
         store=store, reader=reader, changes=VideoChanges(),
         page_tokens=PageTokenCodec(page_token_key(settings)), cdn_base_url=settings.cdn_base_url,
-        grant_key=media_grants.media_grant_key(settings), grant_ttl_seconds=settings.media_grant_ttl_seconds,
+        grant_key=media_grant_key(settings), grant_ttl_seconds=settings.media_grant_ttl_seconds,
         grant_all_videos=settings.media_grant_all_videos,
     )
     return servicer, cache

@@ -8,6 +8,8 @@ non-public call and puts the :class:`Principal` in a ContextVar that handlers re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -227,6 +229,17 @@ def signing_key(settings: Settings) -> bytes:
             resolved,
         )
     return key
+
+
+_MEDIA_GRANT_CONTEXT = b"streamify media grants"
+
+
+def media_grant_key(settings: Settings) -> bytes:
+    """The HMAC key of /media grants (streamify.core.media_grants): settings.media_grant_secret
+    when set, else derived from the JWT signing key (so one secret configures a deployment)."""
+    if settings.media_grant_secret is not None:
+        return settings.media_grant_secret.get_secret_value().encode()
+    return hmac.new(signing_key(settings), _MEDIA_GRANT_CONTEXT, hashlib.sha256).digest()
 
 
 def _load_or_create_dev_key(path: Path) -> bytes:

@@ -18,7 +18,8 @@ removes it from the path before its cache, so every viewer shares one cache entr
 while no private object is served without a valid grant. The grant cannot be widened: the video
 id is inside the MAC, and ``..`` in a path is normalised away before the check.
 
-The signer (Metadata, which knows who may watch) and the verifier share the settings' secret.
+The signer (Metadata, which knows who may watch) and the verifier share one key
+(``streamify.core.auth.media_grant_key``). This module is pure: no I/O, no settings.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ __all__ = [
     "GRANT_SEGMENT",
     "MediaKey",
     "grant_segment",
-    "media_grant_key",
     "parse_media_key",
     "resource_of",
     "sign",
@@ -46,7 +46,6 @@ _VIDEO_ID = r"[a-z0-9][a-z0-9-]{0,62}"
 GRANT_SEGMENT = re.compile(r"grant\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 # an object path under /media that belongs to a video: videos/{id}/[grant.E.S/]{rest}
 _MEDIA_KEY = re.compile(rf"^videos/({_VIDEO_ID})/(?:(grant\.[^/]*)/)?([^?#]+)$")
-_CONTEXT = b"streamify media grants"
 
 
 @dataclass(frozen=True)
@@ -69,18 +68,6 @@ def parse_media_key(path: str) -> MediaKey | None:
     if any(part in ("", ".", "..") for part in rest.split("/")):
         return None
     return MediaKey(video_id, grant, f"videos/{video_id}/{rest}")
-
-
-def media_grant_key(settings: object) -> bytes:
-    """The HMAC key: settings.media_grant_secret when set, else derived from the JWT signing key
-    (so one secret configures a deployment)."""
-    secret = getattr(settings, "media_grant_secret", None)
-    if secret is not None:
-        value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-        return value.encode()
-    from streamify.core.auth import signing_key
-
-    return hmac.new(signing_key(settings), _CONTEXT, hashlib.sha256).digest()  # type: ignore[arg-type]
 
 
 def resource_of(video_id: str) -> str:

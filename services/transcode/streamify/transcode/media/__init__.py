@@ -15,6 +15,7 @@ from streamify.transcode.media.ladder import (
     plan_duration,
     plan_frame_rate,
     plan_ladder,
+    plan_poster_time,
     plan_ts_offset,
 )
 from streamify.transcode.media.models import (
@@ -34,7 +35,7 @@ from streamify.transcode.media.playlists import (
     master_playlist,
     media_playlist,
 )
-from streamify.transcode.media.poster import extract_poster, poster_time
+from streamify.transcode.media.poster import extract_poster
 from streamify.transcode.media.probe import probe
 from streamify.transcode.media.video_chunk import encode_video_chunk
 
@@ -64,6 +65,6 @@ __all__ = [
     "plan_frame_rate",
     "plan_ladder",
     "plan_ts_offset",
-    "poster_time",
+    "plan_poster_time",
     "probe",
 ]

@@ -173,6 +173,18 @@ def plan_ts_offset(frame_rate: float) -> float:
     return round(max(1.0, 4.0 / frame_rate), 3)
 
 
+POSTER_FRACTION = 0.10  # a frame at 10% of the duration: past fade-ins and black intros
+POSTER_MAX_AT = 30.0  # seconds, so long videos do not seek far
+SHORT_CLIP = 2.0  # seconds: below this, the first frame
+
+
+def plan_poster_time(duration: float) -> float:
+    """Where to take the poster from, in source seconds."""
+    if duration < SHORT_CLIP:
+        return 0.0
+    return min(duration * POSTER_FRACTION, POSTER_MAX_AT)
+
+
 def plan_chunks(
     duration: float,
     segment_seconds: float = 4.0,

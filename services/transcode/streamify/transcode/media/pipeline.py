@@ -23,6 +23,7 @@ from streamify.transcode.media.ladder import (
     plan_duration,
     plan_frame_rate,
     plan_ladder,
+    plan_poster_time,
     plan_ts_offset,
 )
 from streamify.transcode.media.models import (
@@ -40,7 +41,7 @@ from streamify.transcode.media.playlists import (
     master_playlist,
     media_playlist,
 )
-from streamify.transcode.media.poster import extract_poster, poster_time
+from streamify.transcode.media.poster import extract_poster
 from streamify.transcode.media.probe import probe
 from streamify.transcode.media.video_chunk import encode_video_chunk
 
@@ -139,7 +140,7 @@ def transcode_local(
         extract_poster,
         (source, poster_path),
         dict(
-            at_seconds=poster_time(plan_duration(info)),
+            at_seconds=plan_poster_time(plan_duration(info)),
             max_width=poster_max_width,
             rotation=rotation,
         ),

@@ -14,17 +14,7 @@ from streamify.transcode.media.probe import first_video_stream
 from streamify.transcode.media.rotation import Rotator
 from streamify.transcode.media.source import open_input, origin_seconds, translate
 
-POSTER_FRACTION = 0.10  # a frame at 10% of the duration: past fade-ins and black intros
-POSTER_MAX_AT = 30.0  # seconds, so long videos do not seek far
-SHORT_CLIP = 2.0  # seconds: below this, the first frame
 JPEG_QUALITY = 3  # mjpeg qscale: 2 (best) .. 31
-
-
-def poster_time(duration: float) -> float:
-    """Where to take the poster from, in source seconds."""
-    if duration < SHORT_CLIP:
-        return 0.0
-    return min(duration * POSTER_FRACTION, POSTER_MAX_AT)
 
 
 def extract_poster(

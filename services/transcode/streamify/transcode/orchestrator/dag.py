@@ -23,10 +23,10 @@ from streamify.transcode.media.ladder import (
     plan_duration,
     plan_frame_rate,
     plan_ladder,
+    plan_poster_time,
     plan_ts_offset,
 )
 from streamify.transcode.media.models import AudioInfo, MediaInfo, VideoInfo
-from streamify.transcode.media.poster import poster_time
 from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
@@ -208,7 +208,7 @@ def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
         has_audio=info.audio is not None,
         audio_channels=(info.audio.channels if info.audio else 0) or 2,
         audio_bitrate=options.audio_bitrate,
-        poster_at=min(poster_time(duration), max(0.0, duration - 1.0 / frame_rate)),
+        poster_at=min(plan_poster_time(duration), max(0.0, duration - 1.0 / frame_rate)),
         source_format=info.format,
         source_codec=info.video.codec,
     )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,12 @@ log = logging.getLogger(__name__)
 
 MAX_SLOTS = 64
 
+
+
+def default_orchestrator_id() -> str:
+    """host-pid-random: unique per process, readable in leases and logs."""
+    host = socket.gethostname().split(".")[0][:40] or "orchestrator"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
 
 @dataclass(eq=False)
 class WorkerSession:
@@ -78,6 +86,7 @@ class Orchestrator:
     ) -> None:
         self.store = store
         self.options = options
+        self._id = options.orchestrator_id or default_orchestrator_id()
         self.reporter = reporter
         self._s3 = s3
         self._media_bucket = media_bucket
@@ -89,7 +98,7 @@ class Orchestrator:
 
     @property
     def id(self) -> str:
-        return self.options.orchestrator_id
+        return self._id
 
     # --- background helpers ---------------------------------------------------------------
 

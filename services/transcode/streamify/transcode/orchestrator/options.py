@@ -1,57 +1,48 @@
-"""The orchestrator's tunables, read from Settings.
+"""The orchestrator's tunables: the `transcode_*` fields of Settings, as one frozen value that the
+pure DAG and the store can take without knowing about environment variables.
 
-The `transcode_*` fields are not in streamify.core.config yet; until they are, they are read
-with getattr and these defaults (so STREAMIFY_TRANSCODE_* variables have no effect until the
-fields exist). Tests pass an OrchestratorOptions directly to app.run(options=...).
+The defaults are the Settings defaults (one definition: streamify.core.config); tests pass an
+OrchestratorOptions with the fields they change to app.run(options=...).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from streamify.core.config import Settings
 
-def default_orchestrator_id() -> str:
-    host = socket.gethostname().split(".")[0][:40] or "orchestrator"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
+def _default(name: str) -> Any:
+    return field(default=Settings.model_fields[f"transcode_{name}"].default)
 
 
 @dataclass(frozen=True)
 class OrchestratorOptions:
-    orchestrator_id: str = ""  # "" = host-pid-random, unique per process
-    lease_seconds: float = 60.0  # a task's lease unless extended by heartbeats/progress
-    heartbeat_interval_seconds: float = 10.0  # told to workers in WorkerWelcome
-    sweep_interval_seconds: float = 5.0  # expired leases, job deadlines, missed reports
-    dispatch_poll_seconds: float = 1.0  # look for runnable tasks created by other replicas
-    max_attempts: int = 3  # attempts of one task before its job fails
-    job_deadline_seconds: float = 6 * 3600.0  # a job still running after this fails
-    segment_seconds: float = 4.0
-    segments_per_chunk: int = 4
-    first_chunk_segments: int = 1  # a short first chunk: the first playable rung comes sooner
-    audio_bitrate: int = 128_000
-    poster_max_width: int = 1280
-    max_width: int = 7680  # larger sources fail (media.ladder)
-    max_height: int = 4320
-    source_url_ttl_seconds: int = 6 * 3600  # pre-signed GET URLs given to workers
-    progress_interval_seconds: float = 1.0  # at most one progress report per job this often
-    queue_name: str = "jobs"  # the Upload service publishes VideoUploadedEvent here
+    orchestrator_id: str = _default("orchestrator_id")  # "" = host-pid-random (dispatch.py)
+    lease_seconds: float = _default("lease_seconds")
+    heartbeat_interval_seconds: float = _default("heartbeat_interval_seconds")
+    sweep_interval_seconds: float = _default("sweep_interval_seconds")
+    dispatch_poll_seconds: float = _default("dispatch_poll_seconds")
+    max_attempts: int = _default("max_attempts")
+    job_deadline_seconds: float = _default("job_deadline_seconds")
+    segment_seconds: float = _default("segment_seconds")
+    segments_per_chunk: int = _default("segments_per_chunk")
+    first_chunk_segments: int = _default("first_chunk_segments")
+    audio_bitrate: int = _default("audio_bitrate")
+    poster_max_width: int = _default("poster_max_width")
+    max_width: int = _default("max_width")
+    max_height: int = _default("max_height")
+    source_url_ttl_seconds: int = _default("source_url_ttl_seconds")
+    progress_interval_seconds: float = _default("progress_interval_seconds")
+    queue_name: str = _default("queue_name")
 
     def __post_init__(self) -> None:
-        if not self.orchestrator_id:
-            object.__setattr__(self, "orchestrator_id", default_orchestrator_id())
         if self.max_attempts < 1 or self.lease_seconds <= 0 or self.segments_per_chunk < 1:
             raise ValueError("max_attempts, lease_seconds and segments_per_chunk must be positive")
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> OrchestratorOptions:
-        """Each field from `settings.transcode_<field>` when present, else its default."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = getattr(settings, f"transcode_{f.name}", None)
-            if value is not None:
-                values[f.name] = value
-        values.update(overrides)
-        return cls(**values)
+    def from_settings(cls, settings: Settings, **overrides: Any) -> OrchestratorOptions:
+        """Each field from `settings.transcode_<field>`."""
+        values = {f.name: getattr(settings, f"transcode_{f.name}") for f in fields(cls)}
+        return cls(**(values | overrides))
