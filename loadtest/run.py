@@ -296,7 +296,7 @@ def seed_videos(gateway: str, token: str, clips: list[Path], count: int, state_d
     """At least `count` READY PUBLIC videos owned by SEED_OWNER (reuses ones a previous run made)."""
     from google.protobuf import field_mask_pb2
 
-    from streamify.cli.upload_client import Uploader, watch_video
+    from streamify.cli.upload.transport import Uploader, watch_video
     from streamify.v1 import metadata_service_pb2 as meta
     from streamify.v1 import video_pb2
 

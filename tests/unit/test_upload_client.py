@@ -5,13 +5,44 @@ decisions driven by fakes."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 import requests
 
-from streamify.cli import upload_client as uc
+from streamify.cli.upload import transport
+from streamify.cli.upload.cli import default_subject
+from streamify.cli.upload.errors import (
+    ServerRefused,
+    TranscodeFailed,
+    TransferFailed,
+    UsageError,
+    _Cancelled,
+)
+from streamify.cli.upload.progress import Progress, describe_video, format_progress
+from streamify.cli.upload.resume import (
+    StateStore,
+    UploadStateFile,
+    file_key,
+    request_id_for,
+    state_dir,
+)
+from streamify.cli.upload.source import _Source, guess_content_type
+from streamify.cli.upload.transport import (
+    BACKOFF_CAP_SECONDS,
+    PUT_ATTEMPTS,
+    FileSlice,
+    PartSlice,
+    Uploader,
+    _UrlBook,
+    backoff_delay,
+    batches,
+    part_slices,
+    s3_error_summary,
+    watch_video,
+)
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.video_pb2 import Progress as VideoProgress
 from streamify.v1.video_pb2 import Video, VideoStatus
@@ -25,29 +56,29 @@ MiB = 1024 * 1024
 
 def test_parts_cover_the_file_exactly_and_only_the_last_is_short():
     size = 12 * MiB + 12345
-    parts = uc.part_slices(size, 5 * MiB, 3)
+    parts = part_slices(size, 5 * MiB, 3)
     assert [(p.number, p.offset, p.length) for p in parts] == [
         (1, 0, 5 * MiB), (2, 5 * MiB, 5 * MiB), (3, 10 * MiB, 2 * MiB + 12345)]
     assert sum(p.length for p in parts) == size
 
 
 def test_a_file_of_whole_parts_has_no_short_part():
-    assert [p.length for p in uc.part_slices(10 * MiB, 5 * MiB, 2)] == [5 * MiB, 5 * MiB]
-    assert [p.length for p in uc.part_slices(1, 5 * MiB, 1)] == [1]
+    assert [p.length for p in part_slices(10 * MiB, 5 * MiB, 2)] == [5 * MiB, 5 * MiB]
+    assert [p.length for p in part_slices(1, 5 * MiB, 1)] == [1]
 
 
 @pytest.mark.parametrize(("size", "part", "count"), [(10 * MiB, 5 * MiB, 3), (11 * MiB, 5 * MiB, 2), (0, 5, 1)])
 def test_a_plan_that_does_not_cover_the_file_is_rejected(size, part, count):
     with pytest.raises(ValueError):
-        uc.part_slices(size, part, count)
+        part_slices(size, part, count)
 
 
 def test_batches_hold_at_most_100_numbers_in_order():
     numbers = list(range(1, 251))
-    cut = uc.batches(numbers)
+    cut = batches(numbers)
     assert [len(b) for b in cut] == [100, 100, 50]
     assert [n for b in cut for n in b] == numbers
-    assert uc.batches([]) == []
+    assert batches([]) == []
 
 
 class FakeSigner:
@@ -62,7 +93,7 @@ class FakeSigner:
         numbers = list(request.part_numbers)
         assert 1 <= len(numbers) <= 100 and len(set(numbers)) == len(numbers)
         self.batches.append(numbers)
-        expires = int(uc.time.time() + self.expires_in)
+        expires = int(time.time() + self.expires_in)
         return api.SignPartsResponse(parts=[
             api.SignedPart(part_number=n, url=f"https://s3/part/{n}/v{len(self.batches)}",
                            expire_time={"seconds": expires}) for n in numbers])
@@ -71,7 +102,7 @@ class FakeSigner:
 def test_urls_are_signed_in_batches_ahead_of_need_and_never_twice():
     signer = FakeSigner()
     order = list(range(1, 251))
-    book = uc._UrlBook(signer, "uploads/u", order, parallel=4)
+    book = _UrlBook(signer, "uploads/u", order, parallel=4)
     assert book.get(1).startswith("https://s3/part/1/")
     assert signer.batches == [list(range(1, 101))]
     for n in range(2, 93):  # plenty signed ahead: no more calls
@@ -87,7 +118,7 @@ def test_urls_are_signed_in_batches_ahead_of_need_and_never_twice():
 
 def test_resuming_signs_only_the_parts_still_to_send():
     signer = FakeSigner()
-    book = uc._UrlBook(signer, "uploads/u", [2, 5, 9], parallel=2)
+    book = _UrlBook(signer, "uploads/u", [2, 5, 9], parallel=2)
     for n in (2, 5, 9):
         book.get(n)
     assert signer.batches == [[2, 5, 9]]
@@ -95,12 +126,12 @@ def test_resuming_signs_only_the_parts_still_to_send():
 
 def test_a_refused_or_expiring_url_is_signed_again_alone():
     signer = FakeSigner()
-    book = uc._UrlBook(signer, "uploads/u", list(range(1, 11)), parallel=1)
+    book = _UrlBook(signer, "uploads/u", list(range(1, 11)), parallel=1)
     first = book.get(1)
     again = book.get(1, fresh=True)  # the 403 path
     assert again != first and signer.batches[-1] == [1]
     short = FakeSigner(expires_in=5)  # closer to expiry than the safety margin
-    book = uc._UrlBook(short, "uploads/u", [1, 2], parallel=1)
+    book = _UrlBook(short, "uploads/u", [1, 2], parallel=1)
     book.get(1)
     assert short.batches == [[1, 2], [1]]
 
@@ -109,11 +140,11 @@ def test_a_refused_or_expiring_url_is_signed_again_alone():
 
 
 def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all():
-    lows = [uc.backoff_delay(a, base=0.5, cap=20, rand=lambda: 0.0) for a in range(8)]
-    highs = [uc.backoff_delay(a, base=0.5, cap=20, rand=lambda: 1.0) for a in range(8)]
+    lows = [backoff_delay(a, base=0.5, cap=20, rand=lambda: 0.0) for a in range(8)]
+    highs = [backoff_delay(a, base=0.5, cap=20, rand=lambda: 1.0) for a in range(8)]
     assert highs == [0.5, 1, 2, 4, 8, 16, 20, 20]
     assert lows == [h / 2 for h in highs]
-    assert uc.backoff_delay(10_000, rand=lambda: 1.0) == uc.BACKOFF_CAP_SECONDS  # no overflow
+    assert backoff_delay(10_000, rand=lambda: 1.0) == BACKOFF_CAP_SECONDS  # no overflow
 
 
 # --- resume state -----------------------------------------------------------------------------------
@@ -121,31 +152,31 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_all():
 
 def test_state_key_follows_path_size_and_mtime(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    key = uc.file_key(tmp_path / "a.mp4", 100, 1_700_000_000_000_000_000)
-    assert key == uc.file_key(Path("a.mp4"), 100, 1_700_000_000_000_000_000)  # relative = absolute
-    assert key != uc.file_key(tmp_path / "a.mp4", 101, 1_700_000_000_000_000_000)
-    assert key != uc.file_key(tmp_path / "a.mp4", 100, 1_700_000_000_000_000_001)
-    assert key != uc.file_key(tmp_path / "b.mp4", 100, 1_700_000_000_000_000_000)
+    key = file_key(tmp_path / "a.mp4", 100, 1_700_000_000_000_000_000)
+    assert key == file_key(Path("a.mp4"), 100, 1_700_000_000_000_000_000)  # relative = absolute
+    assert key != file_key(tmp_path / "a.mp4", 101, 1_700_000_000_000_000_000)
+    assert key != file_key(tmp_path / "a.mp4", 100, 1_700_000_000_000_000_001)
+    assert key != file_key(tmp_path / "b.mp4", 100, 1_700_000_000_000_000_000)
 
 
 def test_request_ids_fit_the_api_and_change_with_the_generation():
-    key = uc.file_key(Path("/x.mp4"), 1, 1)
-    ids = {uc.request_id_for(key, g) for g in range(3)}
+    key = file_key(Path("/x.mp4"), 1, 1)
+    ids = {request_id_for(key, g) for g in range(3)}
     assert len(ids) == 3 and all(len(i) <= 64 for i in ids)
-    assert uc.request_id_for(key, 0) == uc.request_id_for(key, 0)
+    assert request_id_for(key, 0) == request_id_for(key, 0)
 
 
 def test_state_dir_precedence():
-    assert uc.state_dir({"STREAMIFY_UPLOAD_STATE_DIR": "/s", "XDG_CACHE_HOME": "/c"}) == Path("/s")
-    assert uc.state_dir({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/streamify/uploads")
-    assert uc.state_dir({"HOME": "/h"}) == Path("/h/.cache/streamify/uploads")
+    assert state_dir({"STREAMIFY_UPLOAD_STATE_DIR": "/s", "XDG_CACHE_HOME": "/c"}) == Path("/s")
+    assert state_dir({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/streamify/uploads")
+    assert state_dir({"HOME": "/h"}) == Path("/h/.cache/streamify/uploads")
 
 
 def test_state_store_round_trip_and_damage(tmp_path):
-    store = uc.StateStore(tmp_path / "state")
-    key = uc.file_key(tmp_path / "a.mp4", 10, 20)
+    store = StateStore(tmp_path / "state")
+    key = file_key(tmp_path / "a.mp4", 10, 20)
     assert store.load(key) is None
-    state = uc.UploadStateFile(path="/a.mp4", size=10, mtime_ns=20, generation=1, upload="uploads/u")
+    state = UploadStateFile(path="/a.mp4", size=10, mtime_ns=20, generation=1, upload="uploads/u")
     store.save(key, state)
     assert store.load(key) == state
     assert [p.name for p in (tmp_path / "state").iterdir()] == [f"{key[:32]}.json"]  # no temp files left
@@ -157,11 +188,11 @@ def test_state_store_round_trip_and_damage(tmp_path):
 
 
 def test_state_of_an_earlier_version_of_the_file_is_found_as_stale(tmp_path):
-    store = uc.StateStore(tmp_path)
-    old_key, new_key = uc.file_key(Path("/v.mp4"), 10, 1), uc.file_key(Path("/v.mp4"), 11, 2)
-    store.save(old_key, uc.UploadStateFile(path="/v.mp4", size=10, mtime_ns=1, upload="uploads/old"))
-    store.save(uc.file_key(Path("/w.mp4"), 10, 1), uc.UploadStateFile(path="/w.mp4", size=10, mtime_ns=1))
-    store.save(new_key, uc.UploadStateFile(path="/v.mp4", size=11, mtime_ns=2))
+    store = StateStore(tmp_path)
+    old_key, new_key = file_key(Path("/v.mp4"), 10, 1), file_key(Path("/v.mp4"), 11, 2)
+    store.save(old_key, UploadStateFile(path="/v.mp4", size=10, mtime_ns=1, upload="uploads/old"))
+    store.save(file_key(Path("/w.mp4"), 10, 1), UploadStateFile(path="/w.mp4", size=10, mtime_ns=1))
+    store.save(new_key, UploadStateFile(path="/v.mp4", size=11, mtime_ns=2))
     [(file, state)] = store.others_for("/v.mp4", new_key)
     assert file == store.path_for(old_key) and state.upload == "uploads/old"
 
@@ -170,15 +201,15 @@ def test_state_of_an_earlier_version_of_the_file_is_found_as_stale(tmp_path):
 
 
 def test_progress_line():
-    assert uc.format_progress(5 * MiB, 12 * MiB, 1 * MiB) == "5.0 MiB / 12.0 MiB   41.7%  1.0 MiB/s  ETA 0:07"
-    assert uc.format_progress(0, 3 * 1024**3, None) == "0 B / 3.0 GiB    0.0%  -- MiB/s  ETA --:--"
-    assert uc.format_progress(0, 3723 * MiB, 1 * MiB).endswith("ETA 1:02:03")
-    assert uc.format_progress(12 * MiB, 12 * MiB, 50 * MiB).endswith("100.0%  50.0 MiB/s  ETA 0:00")
+    assert format_progress(5 * MiB, 12 * MiB, 1 * MiB) == "5.0 MiB / 12.0 MiB   41.7%  1.0 MiB/s  ETA 0:07"
+    assert format_progress(0, 3 * 1024**3, None) == "0 B / 3.0 GiB    0.0%  -- MiB/s  ETA --:--"
+    assert format_progress(0, 3723 * MiB, 1 * MiB).endswith("ETA 1:02:03")
+    assert format_progress(12 * MiB, 12 * MiB, 50 * MiB).endswith("100.0%  50.0 MiB/s  ETA 0:00")
 
 
 def test_progress_rate_is_recent_and_failed_attempts_do_not_count():
     now = [0.0]
-    progress = uc.Progress(total=100 * MiB, already=10 * MiB, clock=lambda: now[0])
+    progress = Progress(total=100 * MiB, already=10 * MiB, clock=lambda: now[0])
     progress.add(4 * MiB)
     now[0] = 2.0
     assert progress.snapshot() == (14 * MiB, 2 * MiB)
@@ -196,13 +227,13 @@ def test_progress_rate_is_recent_and_failed_attempts_do_not_count():
     ("recording", "video/mp4"), ("a.unknownext", "video/mp4"),
 ])
 def test_content_type_is_guessed_from_the_name(name, expected):
-    assert uc.guess_content_type(Path(name)) == expected
+    assert guess_content_type(Path(name)) == expected
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "photo.png", "song.mp3", "doc.pdf"])
 def test_non_video_files_are_refused(name):
-    with pytest.raises(uc.UsageError, match="not a video") as info:
-        uc.guess_content_type(Path(name))
+    with pytest.raises(UsageError, match="not a video") as info:
+        guess_content_type(Path(name))
     assert info.value.exit_code == 2
 
 
@@ -210,22 +241,22 @@ def test_non_video_files_are_refused(name):
     ("alice", "alice"), ("Bob", "bob"), ("j.doe@corp", "j.doecorp"), ("", "alice"), ("__", "alice"), (None, "alice"),
 ])
 def test_default_subject_comes_from_user(user, subject):
-    assert uc.default_subject({} if user is None else {"USER": user}) == subject
+    assert default_subject({} if user is None else {"USER": user}) == subject
 
 
 def test_s3_errors_are_summarised():
     body = "<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
-    assert uc.s3_error_summary(body) == "AccessDenied: Request has expired"
-    assert uc.s3_error_summary("bad gateway") == "bad gateway"
+    assert s3_error_summary(body) == "AccessDenied: Request has expired"
+    assert s3_error_summary("bad gateway") == "bad gateway"
 
 
 def test_video_statuses_are_described():
     processing = Video(status=VideoStatus.VIDEO_STATUS_PROCESSING,
                        progress=VideoProgress(completed_tasks=3, total_tasks=9, stage="encode"))
-    assert uc.describe_video(processing) == "PROCESSING 3/9 tasks (encode)"
-    assert uc.describe_video(Video(status=VideoStatus.VIDEO_STATUS_UPLOADED)) == "UPLOADED"
+    assert describe_video(processing) == "PROCESSING 3/9 tasks (encode)"
+    assert describe_video(Video(status=VideoStatus.VIDEO_STATUS_UPLOADED)) == "UPLOADED"
     failed = Video(status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream")
-    assert uc.describe_video(failed) == "FAILED: no video stream"
+    assert describe_video(failed) == "FAILED: no video stream"
 
 
 # --- reading slices ------------------------------------------------------------------------------------
@@ -234,15 +265,15 @@ def test_video_statuses_are_described():
 def test_a_file_slice_streams_only_its_range(tmp_path):
     path = tmp_path / "f.mp4"
     path.write_bytes(bytes(range(256)) * 4)
-    progress = uc.Progress(total=1024)
-    with uc.FileSlice(path, 100, 300, progress=progress) as body:
+    progress = Progress(total=1024)
+    with FileSlice(path, 100, 300, progress=progress) as body:
         assert len(body) == 300
         data = b"".join(iter(lambda: body.read(64), b""))
     assert data == (bytes(range(256)) * 4)[100:400] and progress.sent_this_run == 300
     cancel = threading.Event()
-    with uc.FileSlice(path, 0, 10, cancel=cancel) as body:
+    with FileSlice(path, 0, 10, cancel=cancel) as body:
         cancel.set()
-        with pytest.raises(uc._Cancelled):
+        with pytest.raises(_Cancelled):
             body.read(5)
 
 
@@ -270,9 +301,9 @@ class FakeSession:
 
 @pytest.fixture
 def uploader(tmp_path, monkeypatch):
-    monkeypatch.setattr(uc, "backoff_delay", lambda attempt, **_: 0.0)
+    monkeypatch.setattr(transport, "backoff_delay", lambda attempt, **_: 0.0)
     said: list[str] = []
-    up = uc.Uploader("127.0.0.1:1", "token", state_directory=tmp_path / "state", say=said.append)
+    up = Uploader("127.0.0.1:1", "token", state_directory=tmp_path / "state", say=said.append)
     up.said = said  # type: ignore[attr-defined]
     yield up
     up.close()
@@ -281,7 +312,7 @@ def uploader(tmp_path, monkeypatch):
 def put_part(uploader, tmp_path, outcomes):
     path = tmp_path / "v.mp4"
     path.write_bytes(b"0123456789")
-    source = uc._Source(path, 10, 0, "video/mp4")
+    source = _Source(path, 10, 0, "video/mp4")
     signs: list[bool] = []
 
     def signed(fresh: bool) -> str:
@@ -289,8 +320,8 @@ def put_part(uploader, tmp_path, outcomes):
         return f"https://s3/part?v={len(signs)}"
 
     session = FakeSession(outcomes)
-    progress = uc.Progress(total=10)
-    etag = uploader._put(session, source, uc.PartSlice(2, 3, 4), signed, progress, threading.Event(), what="part 2")
+    progress = Progress(total=10)
+    etag = uploader._put(session, source, PartSlice(2, 3, 4), signed, progress, threading.Event(), what="part 2")
     return etag, session, signs, progress
 
 
@@ -310,19 +341,19 @@ def test_a_403_signs_the_url_again(uploader, tmp_path):
 
 
 def test_a_403_that_persists_fails_the_upload(uploader, tmp_path):
-    with pytest.raises(uc.TransferFailed, match="HTTP 403 AccessDenied"):
+    with pytest.raises(TransferFailed, match="HTTP 403 AccessDenied"):
         put_part(uploader, tmp_path, [FakeResponse(403, text="<Code>AccessDenied</Code>")] * 4)
 
 
 def test_client_errors_are_not_retried(uploader, tmp_path):
-    with pytest.raises(uc.TransferFailed, match="storage refused part 2: HTTP 400") as info:
+    with pytest.raises(TransferFailed, match="storage refused part 2: HTTP 400") as info:
         put_part(uploader, tmp_path, [FakeResponse(400, text="<Code>BadDigest</Code>")])
     assert info.value.exit_code == 1
 
 
 def test_retries_are_bounded(uploader, tmp_path):
-    with pytest.raises(uc.TransferFailed, match=f"failed {uc.PUT_ATTEMPTS} times; last error: HTTP 500"):
-        put_part(uploader, tmp_path, [FakeResponse(500)] * uc.PUT_ATTEMPTS)
+    with pytest.raises(TransferFailed, match=f"failed {PUT_ATTEMPTS} times; last error: HTTP 500"):
+        put_part(uploader, tmp_path, [FakeResponse(500)] * PUT_ATTEMPTS)
 
 
 # --- following a video -------------------------------------------------------------------------------
@@ -361,8 +392,8 @@ def fake_watch(monkeypatch, streams):
                     yield type("Msg", (), {"video": item})()
             return play()
 
-    monkeypatch.setattr(uc.metadata_service_pb2_grpc, "MetadataServiceStub", Stub)
-    monkeypatch.setattr(uc, "backoff_delay", lambda attempt, **_: 0.0)
+    monkeypatch.setattr(transport.metadata_service_pb2_grpc, "MetadataServiceStub", Stub)
+    monkeypatch.setattr(transport, "backoff_delay", lambda attempt, **_: 0.0)
     return calls
 
 
@@ -378,27 +409,27 @@ def test_watch_resubscribes_when_the_stream_breaks(monkeypatch):
          video(VideoStatus.VIDEO_STATUS_READY, playback_url="https://cdn/v/master.m3u8")],
     ])
     said: list[str] = []
-    ready = uc.watch_video("meta:1", "t", "videos/v", say=said.append, channel=object())
+    ready = watch_video("meta:1", "t", "videos/v", say=said.append, channel=object())
     assert ready.playback_url == "https://cdn/v/master.m3u8" and len(calls) == 3
     assert said == ["UPLOADED", "PROCESSING 3/9 tasks", "READY"]  # repeats are not printed
 
 
 def test_watch_raises_transcode_failed(monkeypatch):
     fake_watch(monkeypatch, [[video(VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream")]])
-    with pytest.raises(uc.TranscodeFailed, match="no video stream") as info:
-        uc.watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
+    with pytest.raises(TranscodeFailed, match="no video stream") as info:
+        watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
     assert info.value.exit_code == 4
 
 
 def test_watch_does_not_retry_a_refusal(monkeypatch):
     fake_watch(monkeypatch, [[FakeRpcError(grpc.StatusCode.NOT_FOUND, "video 'videos/v' not found")]])
-    with pytest.raises(uc.ServerRefused, match="NOT_FOUND") as info:
-        uc.watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
+    with pytest.raises(ServerRefused, match="NOT_FOUND") as info:
+        watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
     assert info.value.exit_code == 3
 
 
 def test_watch_gives_up_after_many_broken_streams(monkeypatch):
     broken = [[FakeRpcError(grpc.StatusCode.UNAVAILABLE, "down")]] * 3
     fake_watch(monkeypatch, broken)
-    with pytest.raises(uc.TransferFailed, match="lost the Metadata service"):
-        uc.watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object(), attempts=3)
+    with pytest.raises(TransferFailed, match="lost the Metadata service"):
+        watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object(), attempts=3)

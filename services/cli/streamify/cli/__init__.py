@@ -1,5 +1,5 @@
 """The `streamify` command and what only it uses: the local mesh of `streamify run` (mesh) and
-the resumable upload client (upload_client). The top layer: it imports the services; nothing
+the resumable upload client (upload). The top layer: it imports the services; nothing
 imports it."""
 
 from streamify.cli.commands import main

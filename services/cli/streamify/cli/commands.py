@@ -106,7 +106,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from streamify.cli.upload_client import run_cli
+    from streamify.cli.upload.cli import run_cli
 
     return run_cli(args)
 

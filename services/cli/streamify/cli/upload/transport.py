@@ -1,87 +1,41 @@
-"""Uploading a video file from a terminal or a script: `streamify upload FILE`.
-
-The flow: CreateUpload (idempotent through a request id derived from the file's identity), then
-either one pre-signed PUT or an S3 multipart upload (SignParts in batches of up to 100, parts
-PUT in parallel, each streamed from the file), then CompleteUpload. Bytes go straight to storage;
-the Upload service only signs URLs and verifies.
-
-Resuming: a small state file per source file (absolute path + size + mtime) remembers the upload.
-Running the same command again after a crash or Ctrl-C asks the service which parts storage
-already holds and sends only the others. The state file is removed once the upload is complete.
-
-Library use::
-
-    uploader = Uploader("127.0.0.1:50052", token)
-    result = uploader.upload(Path("cat.mp4"), title="Cat")
-    video = watch_video("127.0.0.1:50051", token, result.video)
-
-Errors are :class:`UploadError` subclasses carrying the process exit code the CLI uses.
-"""
+"""Talking to the Upload and Metadata services and to storage: the gRPC calls (retried with
+backoff), the pre-signed PUTs of the single file and of the parts (in parallel, streamed from the
+file, rate-limited, retried and signed again), and following a video until READY or FAILED."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import mimetypes
-import os
 import queue
 import random
 import re
 import sys
-import tempfile
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
 import requests
 
-from streamify.core.errors import details_of
+from streamify.cli.upload.errors import (
+    ServerRefused,
+    TranscodeFailed,
+    TransferFailed,
+    UploadError,
+    _Cancelled,
+    _UploadGone,
+)
+from streamify.cli.upload.progress import Progress, ProgressReporter, describe_video
+from streamify.cli.upload.resume import StateStore, UploadStateFile, request_id_for, state_dir
+from streamify.cli.upload.source import _Source, inspect_file
 from streamify.v1 import metadata_service_pb2 as meta_api
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.upload_service_pb2 import UploadState
-from streamify.v1.video_pb2 import Video, VideoStatus, Visibility
+from streamify.v1.video_pb2 import Video, VideoStatus
 
-# --visibility: the CLI's words for the API's enum
-VISIBILITIES = {
-    "private": Visibility.VISIBILITY_PRIVATE,
-    "unlisted": Visibility.VISIBILITY_UNLISTED,
-    "public": Visibility.VISIBILITY_PUBLIC,
-}
-
-__all__ = [
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_REFUSED",
-    "EXIT_TRANSCODE_FAILED",
-    "EXIT_UPLOAD_FAILED",
-    "EXIT_USAGE",
-    "ServerRefused",
-    "TranscodeFailed",
-    "TransferFailed",
-    "UploadError",
-    "UploadResult",
-    "Uploader",
-    "UsageError",
-    "run_cli",
-    "watch_video",
-]
-
-EXIT_OK = 0
-EXIT_UPLOAD_FAILED = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_TRANSCODE_FAILED = 4
-EXIT_INTERRUPTED = 130
-
-DEFAULT_UPLOAD_TARGET = "127.0.0.1:8080"  # the gateway of `streamify run`, which routes every service
-DEFAULT_SUBJECT = "alice"
-FALLBACK_CONTENT_TYPE = "video/mp4"
+__all__ = ["UploadResult", "Uploader", "watch_video"]
 
 SIGN_BATCH = 100               # SignParts accepts at most 100 part numbers per call
 PUT_ATTEMPTS = 6               # per part (or single PUT), before the upload fails
@@ -96,71 +50,6 @@ RETRYABLE_HTTP = frozenset({408, 429}) | frozenset(range(500, 600))
 RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 REPAIRABLE = frozenset({"PARTS_MISSING", "PART_SIZE_MISMATCH", "PART_ETAG_MISMATCH",
                         "OBJECT_MISSING", "SIZE_MISMATCH"})
-_SUBJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-MiB = 1024 * 1024
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-class UploadError(Exception):
-    """Something the user must hear about; `exit_code` is what the CLI exits with."""
-
-    exit_code = EXIT_UPLOAD_FAILED
-
-
-class UsageError(UploadError):
-    """Bad input, found before (or instead of) contacting the server."""
-
-    exit_code = EXIT_USAGE
-
-
-class TransferFailed(UploadError):
-    """Storage or the network kept failing after the retries."""
-
-    exit_code = EXIT_UPLOAD_FAILED
-
-
-class TranscodeFailed(UploadError):
-    """The video was uploaded but transcoding FAILED (only with --wait)."""
-
-    exit_code = EXIT_TRANSCODE_FAILED
-
-    def __init__(self, video: Video) -> None:
-        super().__init__(f"transcoding {video.name} failed: {video.failure_reason or 'no reason given'}")
-        self.video = video
-
-
-class ServerRefused(UploadError):
-    """A gRPC call failed with a status that retrying will not fix."""
-
-    exit_code = EXIT_REFUSED
-
-    def __init__(self, method: str, error: grpc.RpcError) -> None:
-        self.method = method
-        self.code: grpc.StatusCode = error.code()
-        self.message: str = error.details() or ""
-        info, bad = details_of(error)
-        self.reason = info.reason if info else ""
-        self.metadata = dict(info.metadata) if info else {}
-        self.violations = [(v.field, v.description) for v in bad.field_violations] if bad else []
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        text = f"the server refused {self.method}: {self.code.name}: {self.message}"
-        if self.reason:
-            text += f" [{self.reason}]"
-        for name, description in self.violations:
-            text += f"\n  {name}: {description}"
-        return text
-
-
-class _Cancelled(Exception):
-    """Another part failed (or the user interrupted): stop sending."""
-
-
-class _UploadGone(Exception):
-    """Storage no longer knows the multipart upload (aborted behind our back): start over."""
 
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------------
@@ -199,82 +88,6 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_SECONDS, cap: floa
     return ceiling / 2 + rand() * ceiling / 2
 
 
-def file_key(path: Path, size: int, mtime_ns: int) -> str:
-    """Identity of a source file's content as far as resuming is concerned."""
-    raw = f"{Path(path).absolute()}\0{size}\0{mtime_ns}".encode()
-    return hashlib.sha256(raw).hexdigest()
-
-
-def request_id_for(key: str, generation: int) -> str:
-    """CreateUpload's idempotency key: the same file gives the same key (so a re-run finds its
-    upload instead of creating another), a new generation after an abandoned upload."""
-    return f"cli-{key[:40]}-{generation}"
-
-
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("STREAMIFY_UPLOAD_STATE_DIR"):
-        return Path(env["STREAMIFY_UPLOAD_STATE_DIR"])
-    cache = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".cache")
-    return Path(cache) / "streamify" / "uploads"
-
-
-# Python's built-in table only (not /etc/mime.types, which differs between machines and maps
-# .ts to Qt Linguist), plus the video containers it lacks.
-_MIME = mimetypes.MimeTypes()
-for _ext, _type in {".mkv": "video/x-matroska", ".ts": "video/mp2t", ".m2ts": "video/mp2t",
-                    ".mts": "video/mp2t", ".m4v": "video/x-m4v", ".3gp": "video/3gpp",
-                    ".3g2": "video/3gpp2", ".ogv": "video/ogg", ".flv": "video/x-flv",
-                    ".wmv": "video/x-ms-wmv", ".y4m": "video/x-yuv4mpeg"}.items():
-    _MIME.add_type(_type, _ext)
-
-
-def guess_content_type(path: Path) -> str:
-    """`video/*` from the file name; unknown extensions are sent as video/mp4 (the transcoder
-    probes the bytes anyway); a known non-video type is a UsageError."""
-    guessed, _ = _MIME.guess_type(path.name, strict=False)
-    if guessed is None or guessed == "application/octet-stream":
-        return FALLBACK_CONTENT_TYPE
-    guessed = guessed.lower()
-    if not guessed.startswith("video/"):
-        raise UsageError(f"{path.name} looks like {guessed}, not a video; only video files can be uploaded")
-    return guessed
-
-
-def default_subject(env: Mapping[str, str] | None = None) -> str:
-    """The user a dev token is minted for: $USER made into a valid id, else "alice"."""
-    env = os.environ if env is None else env
-    user = re.sub(r"[^a-z0-9_.-]", "", (env.get("USER") or env.get("LOGNAME") or "").lower())
-    user = user.lstrip("_.-")[:63]
-    return user if _SUBJECT_RE.match(user) else DEFAULT_SUBJECT
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def format_progress(sent: int, total: int, rate: float | None) -> str:
-    """One progress line: '5.0 MiB / 12.0 MiB  41.7%  3.2 MiB/s  ETA 0:02'."""
-    percent = 100.0 * sent / total if total else 100.0
-    if rate and rate > 0:
-        speed = f"{rate / MiB:.1f} MiB/s"
-        eta = "ETA " + human_duration((total - sent) / rate)
-    else:
-        speed, eta = "-- MiB/s", "ETA --:--"
-    return f"{human_bytes(sent)} / {human_bytes(total)}  {percent:5.1f}%  {speed}  {eta}"
-
-
 def s3_error_summary(body: str) -> str:
     """'AccessDenied: Request has expired' from an S3 XML error body (or its first 200 chars)."""
     code = re.search(r"<Code>([^<]*)</Code>", body or "")
@@ -284,167 +97,7 @@ def s3_error_summary(body: str) -> str:
     return (body or "").strip()[:200]
 
 
-def describe_video(video: Video) -> str:
-    """'PROCESSING 3/9 tasks (encode)' / 'UPLOADED' / 'FAILED: reason'."""
-    label = VideoStatus.Name(video.status).removeprefix("VIDEO_STATUS_")
-    if video.status == VideoStatus.VIDEO_STATUS_PROCESSING and video.progress.total_tasks:
-        p = video.progress
-        return f"{label} {p.completed_tasks}/{p.total_tasks} tasks" + (f" ({p.stage})" if p.stage else "")
-    if video.status == VideoStatus.VIDEO_STATUS_FAILED:
-        return f"{label}: {video.failure_reason}"
-    return label
-
-
-# --- resume state ------------------------------------------------------------------------------
-
-
-@dataclass
-class UploadStateFile:
-    """What a re-run needs: which upload this file went to (and which request id made it)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    generation: int = 0
-    request_id: str = ""
-    upload: str = ""
-    video: str = ""
-    server: str = ""
-
-
-class StateStore:
-    """One JSON file per source file under `directory`, written atomically."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def path_for(self, key: str) -> Path:
-        return self.directory / f"{key[:32]}.json"
-
-    def load(self, key: str) -> UploadStateFile | None:
-        return self.load_file(self.path_for(key))
-
-    def save(self, key: str, state: UploadStateFile) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(asdict(state), f, indent=1)
-            os.replace(tmp, self.path_for(key))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def remove(self, key: str) -> None:
-        self.path_for(key).unlink(missing_ok=True)
-
-    def others_for(self, path: str, key: str) -> list[tuple[Path, UploadStateFile]]:
-        """State left by earlier versions of the same file (it changed since): stale."""
-        stale = []
-        for file in self.directory.glob("*.json") if self.directory.is_dir() else ():
-            if file != self.path_for(key):
-                other = self.load_file(file)
-                if other is not None and other.path == path:
-                    stale.append((file, other))
-        return stale
-
-    def load_file(self, file: Path) -> UploadStateFile | None:
-        try:
-            raw = json.loads(file.read_text())
-            return UploadStateFile(**{k: raw[k] for k in UploadStateFile.__dataclass_fields__ if k in raw})
-        except (OSError, ValueError, TypeError):
-            return None
-
-
-# --- progress ----------------------------------------------------------------------------------
-
-
-class Progress:
-    """Bytes sent, shared by the sending threads; `already` bytes were sent by an earlier run."""
-
-    def __init__(self, total: int, already: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total = total
-        self.already = already
-        self._sent = 0
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._started = clock()
-        self._samples: deque[tuple[float, int]] = deque([(self._started, 0)])
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self._sent += n
-
-    def take_back(self, n: int) -> None:
-        """A failed attempt's bytes do not count."""
-        with self._lock:
-            self._sent -= n
-
-    def average_rate(self) -> float | None:
-        elapsed = self._clock() - self._started
-        return self._sent / elapsed if elapsed > 0 else None
-
-    @property
-    def sent_this_run(self) -> int:
-        return self._sent
-
-    def snapshot(self) -> tuple[int, float | None]:
-        """(bytes done including earlier runs, recent rate in bytes/s over the last ~10 s)."""
-        now = self._clock()
-        with self._lock:
-            sent = self._sent
-            self._samples.append((now, sent))
-            while len(self._samples) > 2 and now - self._samples[1][0] >= 10:
-                self._samples.popleft()
-        t0, s0 = self._samples[0]
-        rate = (sent - s0) / (now - t0) if now - t0 > 0.2 else None
-        return min(self.total, self.already + sent), rate
-
-
-class ProgressReporter:
-    """Prints progress to `stream`: one rewritten line on a TTY, plain lines every
-    `plain_interval` seconds otherwise, nothing when quiet."""
-
-    def __init__(self, progress: Progress, stream: IO[str], *, quiet: bool = False,
-                 tty: bool | None = None, plain_interval: float = 5.0) -> None:
-        self._progress = progress
-        self._stream = stream
-        self._quiet = quiet
-        self._tty = stream.isatty() if tty is None else tty
-        self._interval = 0.25 if self._tty else plain_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> ProgressReporter:
-        if not self._quiet:
-            self._thread = threading.Thread(target=self._run, name="upload-progress", daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, exc_type, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            if exc_type is None:
-                self._print(final=True)
-            elif self._tty:
-                self._stream.write("\n")
-                self._stream.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._print()
-
-    def _print(self, final: bool = False) -> None:
-        done, rate = self._progress.snapshot()
-        if final:
-            rate = self._progress.average_rate()
-        line = format_progress(done, self._progress.total, rate)
-        if self._tty:
-            self._stream.write("\r" + line + "\x1b[K" + ("\n" if final else ""))
-        else:
-            self._stream.write(("sent " if final else "") + line + "\n")
-        self._stream.flush()
+# --- the uploader --------------------------------------------------------------------------------
 
 
 class RateLimit:
@@ -516,9 +169,6 @@ class FileSlice:
         self.close()
 
 
-# --- the uploader --------------------------------------------------------------------------------
-
-
 @dataclass
 class UploadResult:
     video: str
@@ -548,35 +198,6 @@ class UploadResult:
 class _Signed:
     url: str
     expires: float  # epoch seconds
-
-
-@dataclass
-class _Source:
-    path: Path
-    size: int
-    mtime_ns: int
-    content_type: str
-    key: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.key = file_key(self.path, self.size, self.mtime_ns)
-
-
-def inspect_file(path: Path) -> _Source:
-    """Checks the file before anything is contacted: it exists, is readable, not empty, a video."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise UsageError(f"{path}: not a regular file")
-    if st.st_size == 0:
-        raise UsageError(f"{path}: the file is empty (0 bytes); there is nothing to upload")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{path}: permission denied")
-    return _Source(path, st.st_size, st.st_mtime_ns, guess_content_type(path))
 
 
 def _expiry(ts) -> float:
@@ -998,85 +619,3 @@ def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str]
     finally:
         if own:
             channel.close()
-
-
-# --- the command -------------------------------------------------------------------------------------
-
-
-def resolve_token(given: str | None, env: Mapping[str, str] | None = None) -> str:
-    """--token, else $STREAMIFY_TOKEN, else a token minted like `streamify token` does: with
-    STREAMIFY_JWT_SECRET if set, otherwise the embedded dev key in the data dir."""
-    env = os.environ if env is None else env
-    if given:
-        return given
-    if env.get("STREAMIFY_TOKEN"):
-        return env["STREAMIFY_TOKEN"]
-    from streamify.core.auth import mint_token, signing_key
-    from streamify.core.config import Settings
-    from streamify.core.errors import ConfigurationError
-
-    try:
-        settings = Settings(embedded=True)
-        return mint_token(signing_key(settings), default_subject(env), ttl_seconds=24 * 3600,
-                          issuer=settings.jwt_issuer)
-    except ConfigurationError as exc:
-        raise UsageError(f"no token: give --token or set STREAMIFY_TOKEN ({exc})") from None
-
-
-def run_cli(args: Any) -> int:
-    """`streamify upload`: argparse namespace in, exit code out."""
-    out, err = sys.stdout, sys.stderr
-    quiet = bool(getattr(args, "quiet", False))
-    as_json = bool(getattr(args, "json", False))
-
-    def say(text: str) -> None:
-        if not quiet:
-            print(text, file=err, flush=True)
-
-    def fail(error: UploadError, result: UploadResult | None = None) -> int:
-        print(f"streamify upload: {error}", file=err, flush=True)
-        if as_json:
-            payload = result.to_json() if result else {}
-            payload.update(error=str(error), exit_code=error.exit_code)
-            print(json.dumps(payload), file=out, flush=True)
-        return error.exit_code
-
-    upload_target = args.server or os.environ.get("STREAMIFY_UPLOAD_TARGET") or DEFAULT_UPLOAD_TARGET
-    metadata_target = args.metadata_server or os.environ.get("STREAMIFY_METADATA_TARGET") or upload_target
-    rate = os.environ.get("STREAMIFY_UPLOAD_RATE_LIMIT", "")
-    result: UploadResult | None = None
-    try:
-        if args.parallel < 1:
-            raise UsageError("--parallel must be at least 1")
-        inspect_file(Path(args.file))  # bad input is exit 2 before any token or server is involved
-        if not rate.isdigit() and rate:
-            raise UsageError(f"STREAMIFY_UPLOAD_RATE_LIMIT must be bytes per second, not {rate!r}")
-        token = resolve_token(args.token)
-        with Uploader(upload_target, token, parallel=args.parallel, quiet=quiet, say=say,
-                      rate_limit=int(rate) if rate else None) as uploader:
-            result = uploader.upload(args.file, title=args.title or "", description=args.description or "",
-                                     visibility=VISIBILITIES[args.visibility])
-        if not result.already_completed:
-            took = f"{result.seconds:.1f}s" if result.seconds < 60 else human_duration(result.seconds)
-            say(f"uploaded {Path(args.file).name} ({human_bytes(result.size_bytes)}) in {took}")
-        if not as_json:
-            print(f"video: {result.video}\nupload: {result.upload}", file=out, flush=True)
-        if args.wait:
-            try:
-                video = watch_video(metadata_target, token, result.video, say=say)
-            except TranscodeFailed as failed:
-                result.video_status, result.failure_reason = "FAILED", failed.video.failure_reason
-                if not as_json:
-                    print(f"status: FAILED\nreason: {failed.video.failure_reason}", file=out, flush=True)
-                return fail(failed, result)
-            result.video_status, result.playback_url = "READY", video.playback_url
-            if not as_json:
-                print(f"status: READY\nplayback: {video.playback_url}", file=out, flush=True)
-        if as_json:
-            print(json.dumps(result.to_json()), file=out, flush=True)
-        return EXIT_OK
-    except UploadError as error:
-        return fail(error, result)
-    except KeyboardInterrupt:
-        print("\nstreamify upload: interrupted; run the same command again to resume", file=err, flush=True)
-        return EXIT_INTERRUPTED
