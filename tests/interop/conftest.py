@@ -55,6 +55,7 @@ class UploadedVideo:
     name: str                # videos/{id}
     visibility: str          # VISIBILITY_PUBLIC, ...
     playback_url: str        # as GetVideo gives it to the owner
+    poster_url: str = ""     # likewise
     renditions: list[dict] = field(default_factory=list)  # [{"id": "720p", "height": 720}, ...]
     upload_seconds: float = 0.0
 
@@ -133,7 +134,7 @@ def _set_visibility(mesh: LocalMesh, token: str, name: str, visibility: str) -> 
     assert Visibility.Name(video.visibility) == visibility
     assert video.playback_url, f"{name} has no playback_url"
     return UploadedVideo(
-        key="", name=name, visibility=visibility, playback_url=video.playback_url,
+        key="", name=name, visibility=visibility, playback_url=video.playback_url, poster_url=video.poster_url,
         renditions=[{"id": r.id, "width": r.width, "height": r.height, "bandwidth": r.bandwidth}
                     for r in video.renditions],
     )

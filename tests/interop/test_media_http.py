@@ -106,3 +106,20 @@ def test_private_media_needs_its_own_valid_grant(videos, attack):
     controls = {rest: http_status(str(public.at(rest))) for rest in ("master.m3u8", playlist, segment)}
     assert set(controls.values()) == {200}, f"control (public video): {controls}"
     assert set(answers.values()) == {403}, f"{attack}: {bad.at('master.m3u8')}: {answers}"
+
+
+@pytest.mark.parametrize("visibility", ["public", "unlisted", "private"])
+def test_the_poster_url_obeys_the_same_rules(videos, visibility):
+    """The poster URL GetVideo returns is a JPEG any <img> can load from another site; a private
+    video's poster needs its grant like every other object of the video."""
+    video = videos[visibility]
+    status, body, headers = fetch(video.poster_url, THIRD_PARTY)
+    assert status == 200 and body[:3] == b"\xff\xd8\xff", (video.poster_url, status, body[:40])
+    assert headers.get("access-control-allow-origin") in ("*", THIRD_PARTY), headers
+    poster = MediaURL.parse(video.poster_url)
+    if visibility == "private":
+        assert poster.has_grant, video.poster_url
+        assert http_status(str(poster.without_grant())) == 403
+        assert http_status(str(poster.tampered())) == 403
+    else:
+        assert not poster.has_grant, video.poster_url
