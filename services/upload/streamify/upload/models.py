@@ -50,5 +50,8 @@ class OutboxRow(Base):
     done: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # the relay working on the row, until when (a crashed relay's rows are retried after that)
+    claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    claimed_until_us: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (Index("ix_upload_outbox_pending", "done", "id"),)

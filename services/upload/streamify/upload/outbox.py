@@ -5,16 +5,22 @@ then answers. The relay turns each row into its effects — the video's status i
 service and, for a completed upload, a "video uploaded" job on the durable queue — and marks
 it done. Each effect is idempotent (request ids, repeated transitions, consumers keyed by video
 id), so a crash anywhere makes the relay repeat work, never lose it. Every replica runs a relay;
-on PostgreSQL rows are claimed with SKIP LOCKED so replicas share the work.
+a relay claims a batch of rows before delivering them (a conditional UPDATE that only one relay
+can win, after a SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL so relays do not queue behind
+each other), so replicas share the rows instead of delivering each one twice. A claim lasts
+CLAIM_SECONDS: the rows of a relay that died are taken over after that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import secrets
+import time
 
 import grpc
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core.aio import wait_for_event
@@ -29,6 +35,7 @@ from streamify.v1.video_pb2 import VideoStatus
 log = logging.getLogger(__name__)
 BATCH = 20
 MAX_BACKOFF_SECONDS = 60.0
+CLAIM_SECONDS = 60.0
 
 
 def uploaded_event(row: UploadRow) -> VideoUploadedEvent:
@@ -44,6 +51,7 @@ class OutboxRelay:
         self._metadata = metadata
         self._queue = queue
         self._wake = asyncio.Event()
+        self.relay_id = secrets.token_hex(8)
 
     def kick(self) -> None:
         self._wake.set()
@@ -62,17 +70,27 @@ class OutboxRelay:
 
     async def drain(self) -> bool:
         """Relays every pending row; True when none is left failing."""
-        rows = await run_in_thread(self._pending)
+        claiming = asyncio.ensure_future(run_in_thread(self._claim))
         ok = True
-        for row in rows:
-            try:
-                await self._deliver(row)
-            except Exception as exc:  # noqa: BLE001 - recorded and retried
-                ok = False
-                log.warning("outbox row %s failed: %s", row.id, exc)
-                await run_in_thread(self._record, row.id, False, str(exc)[:500])
-            else:
-                await run_in_thread(self._record, row.id, True, "")
+        try:
+            # shielded: a replica stopped now still learns what it claimed, to hand it back
+            rows = await asyncio.shield(claiming)
+            for row in rows:
+                try:
+                    await self._deliver(row)
+                except Exception as exc:  # noqa: BLE001 - recorded and retried
+                    ok = False
+                    log.warning("outbox row %s failed: %s", row.id, exc)
+                    await run_in_thread(self._record, row.id, False, str(exc)[:500])
+                else:
+                    await run_in_thread(self._record, row.id, True, "")
+        except BaseException:
+            # stopping (or a bug): hand the rows not yet delivered back at once, so the next
+            # relay (this replica restarted, or another) need not wait for the claim to run out
+            with contextlib.suppress(BaseException):
+                await claiming  # the claim's thread cannot be stopped: let it land first
+            self._release()
+            raise
         return ok
 
     async def _deliver(self, row: OutboxRow) -> None:
@@ -99,19 +117,44 @@ class OutboxRelay:
             if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
                 raise
 
-    def _pending(self) -> list[OutboxRow]:
+    def _claim(self) -> list[OutboxRow]:
+        """Up to BATCH pending rows that no other relay holds, now held by this one."""
+        now = int(time.time() * 1_000_000)
+        until = now + int(CLAIM_SECONDS * 1_000_000)
+        claimable = (OutboxRow.done.is_(False)) & (OutboxRow.claimed_until_us < now)
         with self._sessions() as session:
-            return list(session.scalars(
-                select(OutboxRow).where(OutboxRow.done.is_(False)).order_by(OutboxRow.id).limit(BATCH)
+            ids = list(session.scalars(
+                select(OutboxRow.id).where(claimable).order_by(OutboxRow.id).limit(BATCH)
+                .with_for_update(skip_locked=True)
             ))
+            if not ids:
+                return []
+            session.execute(
+                update(OutboxRow).where(OutboxRow.id.in_(ids), claimable)
+                .values(claimed_by=self.relay_id, claimed_until_us=until)
+            )
+            session.commit()
+            return list(session.scalars(
+                select(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.claimed_by == self.relay_id,
+                                        OutboxRow.claimed_until_us == until).order_by(OutboxRow.id)
+            ))
+
+    def _release(self) -> None:
+        with self._sessions() as session:
+            session.execute(
+                update(OutboxRow).where(OutboxRow.claimed_by == self.relay_id, OutboxRow.done.is_(False))
+                .values(claimed_until_us=0)
+            )
+            session.commit()
 
     def _record(self, row_id: int, done: bool, error: str) -> None:
         with self._sessions() as session:
             row = session.get(OutboxRow, row_id)
-            if row is not None:
+            if row is not None and row.claimed_by == self.relay_id:
                 row.attempts += 1
                 row.done = done
                 row.last_error = error
+                row.claimed_until_us = 0  # a failed row is free for the next round, any relay
                 session.commit()
 
     def _video_of(self, upload_id: str) -> str:
