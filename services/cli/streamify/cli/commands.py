@@ -83,12 +83,20 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    """Every component's migrations (each has its own Alembic version table) on the database."""
     from streamify.core.db import make_engine
-    from streamify.metadata import schema
+    from streamify.core.queue import database as queue_schema
+    from streamify.metadata import schema as metadata_schema
+    from streamify.transcode.orchestrator import schema as transcode_schema
+    from streamify.upload import schema as upload_schema
 
     settings = Settings()
-    schema.upgrade(make_engine(settings.resolved_database_url))
-    print(f"migrated {settings.resolved_database_url}")
+    engine = make_engine(settings.resolved_database_url)
+    for name, schema in (("metadata", metadata_schema), ("upload", upload_schema),
+                         ("transcode", transcode_schema), ("job queue", queue_schema)):
+        schema.upgrade(engine)
+        print(f"migrated {name}")
+    print(f"database {engine.url.render_as_string(hide_password=True)} is up to date")
     return 0
 
 
@@ -164,7 +172,7 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate = sub.add_parser("migrate", help="apply every component's database migrations (metadata, upload, transcode, job queue)")
     migrate.set_defaults(func=cmd_migrate)
 
     config = sub.add_parser("config", help="print the table of STREAMIFY_* settings")
