@@ -27,9 +27,13 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from streamify.core import media_grants as grants
+
+if TYPE_CHECKING:  # annotations only: this module imports the rest of streamify.core where used
+    from streamify.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +129,7 @@ def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, st
 
     from streamify.v1 import metadata_service_pb2 as api
     from streamify.v1 import metadata_service_pb2_grpc
-    from streamify.v1.video_pb2 import Visibility
+    from streamify.v1.video_pb2 import Video, Visibility
 
     channel: list[grpc.aio.Channel] = []
     public = {Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED}
@@ -133,9 +137,10 @@ def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, st
     async def lookup(video_id: str) -> str | None:
         if not channel:
             channel.append(grpc.aio.insecure_channel(target, options=[("grpc.enable_retries", 1)]))
-        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])
+        # The generated stub is unannotated (no .pyi for *_pb2_grpc); GetVideo answers a Video.
+        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])  # type: ignore[no-untyped-call]
         try:
-            video = await stub.GetVideo(
+            video: Video = await stub.GetVideo(
                 api.GetVideoRequest(name=f"videos/{video_id}"), metadata=call_metadata(), timeout=timeout
             )
         except grpc.aio.AioRpcError as exc:
@@ -266,14 +271,14 @@ class AuthzServer:
         await self.close()
 
 
-def from_settings(settings: object, *, metadata_target: str | None = None, ttl: float = 5.0) -> MediaAuthorizer:
+def from_settings(settings: Settings, *, metadata_target: str | None = None, ttl: float = 5.0) -> MediaAuthorizer:
     """An authorizer configured like every other Streamify process: the grant key and the
     service token come from the settings (jwt_secret / embedded dev key)."""
     from streamify.core.server import service_call_metadata
 
-    target = metadata_target or settings.metadata_target  # type: ignore[attr-defined]
+    target = metadata_target or settings.metadata_target
     ttl = getattr(settings, "media_authz_cache_seconds", ttl)
-    lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))  # type: ignore[arg-type]
+    lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))
     from streamify.core.auth import media_grant_key
 
     return MediaAuthorizer(media_grant_key(settings), lookup, ttl=ttl)

@@ -816,7 +816,8 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
 
 def to_yaml(cfg: GatewayConfig | dict[str, Any]) -> str:
     doc = render(cfg) if isinstance(cfg, GatewayConfig) else cfg
-    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    text: str = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)  # no stream: a str
+    return text
 
 
 def write(cfg: GatewayConfig, path: str | Path) -> Path:

@@ -50,7 +50,8 @@ def validate(config_path: str | Path) -> str:
 
 def admin_get(admin_port: int, path: str, host: str = "127.0.0.1", timeout: float = 2.0) -> str:
     with urllib.request.urlopen(f"http://{host}:{admin_port}{path}", timeout=timeout) as r:
-        return r.read().decode()
+        body: bytes = r.read()  # urlopen's response is untyped (typeshed: Any)
+        return body.decode()
 
 
 def is_live(admin_port: int, host: str = "127.0.0.1") -> bool:

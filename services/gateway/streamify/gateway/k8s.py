@@ -124,7 +124,7 @@ def configmap(profile: Profile) -> dict[str, Any]:
     }
 
 
-class _BlockDumper(yaml.SafeDumper):
+class _BlockDumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no type stubs
     """Multi-line strings (the embedded envoy.yaml) as readable `|` blocks."""
 
 
@@ -142,9 +142,10 @@ def to_yaml(profile: Profile) -> str:
         + ("" if profile.name == "base" else f" --profile {profile.name}")
         + "`: do not edit (tests/contract/test_k8s.py checks it is fresh).\n"
     )
-    return header + yaml.dump(
+    body: str = yaml.dump(  # no stream: a str
         configmap(profile), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1000
     )
+    return header + body
 
 
 def materialize(template: str, token: str) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Unpack
 
 from streamify.core.auth import media_grant_key, signing_key
-from streamify.core.cache import make_cache
+from streamify.core.cache import Cache, make_cache
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions
-from streamify.core.server import ServiceRegistration, serve
+from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
 from streamify.metadata import schema
 from streamify.metadata.changes import VideoChanges
 from streamify.metadata.page_tokens import PageTokenCodec
@@ -27,7 +28,7 @@ def page_token_key(settings: Settings) -> bytes:
     return hmac.new(signing_key(settings), b"streamify page tokens", hashlib.sha256).digest()
 
 
-def build(settings: Settings) -> tuple[MetadataService, object]:
+def build(settings: Settings) -> tuple[MetadataService, Cache]:
     """The servicer and the cache it owns (the caller closes the cache)."""
     engine = make_engine(settings.resolved_database_url)
     schema.upgrade(engine)
@@ -54,7 +55,7 @@ def registration(servicer: MetadataService) -> ServiceRegistration:
     )
 
 
-async def run(settings: Settings, **serve_options) -> None:
+async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop]) -> None:
     servicer, cache = build(settings)
     try:
         await serve(settings, [registration(servicer)], **serve_options)

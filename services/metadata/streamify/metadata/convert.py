@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from streamify.core.proto_enums import enum_value
 from streamify.metadata.models import VideoRow
-from streamify.v1.video_pb2 import Progress, Rendition, Video
+from streamify.v1.video_pb2 import Progress, Rendition, Video, VideoStatus, Visibility
 
 
 def now_us() -> int:
@@ -24,7 +27,7 @@ def etag_of(row: VideoRow) -> str:
     return f"v{row.version}"
 
 
-def renditions_to_json(renditions) -> list[dict]:
+def renditions_to_json(renditions: Iterable[Rendition]) -> list[dict[str, Any]]:
     return [MessageToDict(r, preserving_proto_field_name=True) for r in renditions]
 
 
@@ -35,8 +38,8 @@ def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
         owner=f"users/{row.owner}",
         title=row.title,
         description=row.description,
-        visibility=row.visibility,
-        status=row.status,
+        visibility=enum_value(Visibility, row.visibility),
+        status=enum_value(VideoStatus, row.status),
         failure_reason=row.failure_reason,
         source_size_bytes=row.source_size_bytes,
         renditions=[ParseDict(r, Rendition()) for r in row.renditions],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,7 +22,7 @@ class VideoRow(Base):
     failure_reason: Mapped[str] = mapped_column(Text, default="")
     source_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     duration_us: Mapped[int] = mapped_column(BigInteger, default=0)
-    renditions: Mapped[list] = mapped_column(JSON, default=list)
+    renditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     manifest_path: Mapped[str] = mapped_column(String(1024), default="")
     poster_path: Mapped[str] = mapped_column(String(1024), default="")
     progress_completed: Mapped[int] = mapped_column(Integer, default=0)

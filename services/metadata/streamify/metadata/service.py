@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import AsyncIterator
+from typing import TypeVar
 
+import grpc
 from google.protobuf.empty_pb2 import Empty
+from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
 from streamify.core import errors, media_grants
@@ -18,7 +22,7 @@ from streamify.metadata.convert import etag_of, now_us, renditions_to_json, to_p
 from streamify.metadata.models import VideoRow
 from streamify.metadata.page_tokens import InvalidPageToken, PagePosition, PageTokenCodec
 from streamify.metadata.reader import VideoReader
-from streamify.metadata.store import VideoStore, locked_video
+from streamify.metadata.store import Mutation, VideoStore, locked_video
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
 from streamify.v1.video_pb2 import Video, Visibility
@@ -28,6 +32,7 @@ DEFAULT_PAGE_SIZE = 20
 # How often a WatchVideo stream re-reads its video, to see changes made through other replicas.
 WATCH_REFRESH_SECONDS = 1.0
 READABLE_BY_ANYONE = frozenset({Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED})
+M = TypeVar("M", bound=Message)
 
 
 def new_video_id() -> str:
@@ -75,10 +80,10 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # --- reads ------------------------------------------------------------------------------
 
-    async def GetVideo(self, request: api.GetVideoRequest, context) -> Video:
+    async def GetVideo(self, request: api.GetVideoRequest, context: grpc.aio.ServicerContext) -> Video:
         return self._present(await self._readable(request.name, current_principal()))
 
-    async def ListVideos(self, request: api.ListVideosRequest, context) -> api.ListVideosResponse:
+    async def ListVideos(self, request: api.ListVideosRequest, context: grpc.aio.ServicerContext) -> api.ListVideosResponse:
         principal = current_principal()
         if request.owner:
             owner: str | None = user_id_of(request.owner)
@@ -108,7 +113,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             )
         return response
 
-    async def WatchVideo(self, request: api.WatchVideoRequest, context):
+    async def WatchVideo(
+        self, request: api.WatchVideoRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api.WatchVideoResponse]:
         principal = current_principal()
         video_id = video_id_of(request.name)
         last_etag = None
@@ -125,7 +132,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def CreateVideo(self, request: api.CreateVideoRequest, context) -> Video:
+    async def CreateVideo(self, request: api.CreateVideoRequest, context: grpc.aio.ServicerContext) -> Video:
         principal = current_principal()
         if not request.video.title:
             raise errors.invalid_argument([("video.title", "is required")])
@@ -144,13 +151,13 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             )
             session.add(row)
             session.flush()
-            return to_proto(row, self._cdn_base_url).SerializeToString()
+            return self._serialized(row)
 
         video = await self._mutate(principal, "CreateVideo", request.request_id, create, Video)
         await self._after_write(video_id_of(video.name))
         return self._present(video)
 
-    async def UpdateVideo(self, request: api.UpdateVideoRequest, context) -> Video:
+    async def UpdateVideo(self, request: api.UpdateVideoRequest, context: grpc.aio.ServicerContext) -> Video:
         principal = current_principal()
         name = request.video.name
         video_id = video_id_of(name, "video.name")
@@ -176,13 +183,13 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             if "visibility" in paths:
                 row.visibility = request.video.visibility or Visibility.VISIBILITY_PRIVATE
             self._touch(row)
-            return to_proto(row, self._cdn_base_url).SerializeToString()
+            return self._serialized(row)
 
         video = await self._mutate(principal, "UpdateVideo", request.request_id, update, Video)
         await self._after_write(video_id)
         return self._present(video)
 
-    async def DeleteVideo(self, request: api.DeleteVideoRequest, context) -> Empty:
+    async def DeleteVideo(self, request: api.DeleteVideoRequest, context: grpc.aio.ServicerContext) -> Empty:
         principal = current_principal()
         video_id = video_id_of(request.name)
 
@@ -197,7 +204,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         await self._after_write(video_id)
         return Empty()
 
-    async def UpdateVideoStatus(self, request: api.UpdateVideoStatusRequest, context) -> Video:
+    async def UpdateVideoStatus(self, request: api.UpdateVideoStatusRequest, context: grpc.aio.ServicerContext) -> Video:
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied("only Streamify services may change a video's status")
@@ -215,7 +222,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
                     reason="ILLEGAL_STATUS_TRANSITION",
                 )
             if current == new and current in state_machine.TERMINAL:
-                return to_proto(row, self._cdn_base_url).SerializeToString()
+                return self._serialized(row)
             row.status = new
             row.failure_reason = request.failure_reason if new == state_machine.FAILED else ""
             if request.source_size_bytes:
@@ -231,13 +238,18 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
                 row.manifest_path = result.manifest_path
                 row.poster_path = result.poster_path
             self._touch(row)
-            return to_proto(row, self._cdn_base_url).SerializeToString()
+            return self._serialized(row)
 
         video = await self._mutate(principal, "UpdateVideoStatus", request.request_id, transition, Video)
         await self._after_write(video_id)
         return self._present(video)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _serialized(self, row: VideoRow) -> bytes:
+        """The row as the Video a mutation answers (and stores for replay)."""
+        data: bytes = to_proto(row, self._cdn_base_url).SerializeToString()  # Message is untyped
+        return data
 
     def _present(self, video: Video) -> Video:
         """What a reader gets: a private video's media URLs carry a grant for /media (the caller
@@ -293,9 +305,12 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         row.version += 1
         row.update_time_us = now_us()
 
-    async def _mutate(self, principal: Principal, method: str, request_id: str, change, response_type):
+    async def _mutate(
+        self, principal: Principal, method: str, request_id: str, change: Mutation, response_type: type[M]
+    ) -> M:
         data = await run_in_thread(self._store.mutate, f"{principal.kind}:{principal.subject}", method, request_id, change)
-        return response_type.FromString(data)
+        response: M = response_type.FromString(data)  # protobuf's Message is untyped: FromString is Any
+        return response
 
     async def _after_write(self, video_id: str) -> None:
         await self._reader.invalidate(video_id)

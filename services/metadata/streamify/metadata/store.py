@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core.db import rowcount
 from streamify.metadata.convert import now_us
 from streamify.metadata.models import IdempotencyKeyRow, VideoRow
 from streamify.metadata.page_tokens import PagePosition
@@ -77,7 +78,7 @@ class VideoStore:
                 delete(IdempotencyKeyRow).where(IdempotencyKeyRow.create_time_us < cutoff_us)
             )
             session.commit()
-            return result.rowcount or 0
+            return rowcount(result) or 0
 
 
 def locked_video(session: Session, video_id: str) -> VideoRow | None:

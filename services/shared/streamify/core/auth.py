@@ -118,6 +118,8 @@ def mint_token(
 def _expiry_text(token: str) -> str:
     try:
         exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        if exp is None:
+            return "an earlier time"
         return datetime.fromtimestamp(int(exp), UTC).isoformat(timespec="seconds")
     except Exception:  # noqa: BLE001
         return "an earlier time"

@@ -17,7 +17,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from prometheus_client import Counter
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -219,7 +219,7 @@ class RedisCache:
         self.breaker.record_success()
         log.info("redis cache recovered; flushed %d keys of %s*", flushed, NAMESPACE)
 
-    async def _scan_batches(self, count: int = 500) -> AsyncIterator[list[bytes]]:
+    async def _scan_batches(self, count: int = 500) -> AsyncIterator[list[bytes | str]]:
         cursor = 0
         while True:
             cursor, keys = await self._redis.scan(cursor, match=f"{NAMESPACE}*", count=count)
@@ -240,7 +240,9 @@ class RedisCache:
             return None
         try:
             async with asyncio.timeout(self._timeout):
-                value: bytes | None = await self._redis.get(NAMESPACE + key)
+                # The client decodes nothing (no decode_responses), so GET replies bytes; redis-py
+                # types it for both modes.
+                value = cast("bytes | None", await self._redis.get(NAMESPACE + key))
         except Exception as exc:  # noqa: BLE001 - the cache must never fail the caller
             self._failed("get", exc)
             return None

@@ -97,8 +97,8 @@ class ApiError(Exception):
             bad = error_details_pb2.BadRequest()
             for v in self.violations:
                 fv = bad.field_violations.add(field=v[0], description=v[1])
-                if len(v) > 2 and v[2]:  # type: ignore[misc]
-                    fv.reason = v[2]  # type: ignore[misc]
+                if len(v) > 2 and v[2]:
+                    fv.reason = v[2]
             packed = any_pb2.Any()
             packed.Pack(bad)
             details.append(packed)

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Protocol
+
 import grpc
 
 from streamify.core.config import Settings
 from streamify.core.server import client_channel, service_call_metadata
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
-from streamify.v1.video_pb2 import Video
+from streamify.v1.video_pb2 import VISIBILITY_UNSPECIFIED, Video, Visibility
 
 # Metadata calls from services are idempotent (request ids, repeated transitions accepted), so a
 # short retry on UNAVAILABLE rides over a replica restart.
 _TIMEOUT_SECONDS = 10.0
+
+CallMetadata = tuple[tuple[str, str], ...]
+
+
+class _MetadataStub(Protocol):
+    """The calls this client makes, typed: the generated *_pb2_grpc module has no .pyi (its
+    messages do), so the stub's attributes are untyped."""
+
+    def CreateVideo(
+        self, request: api.CreateVideoRequest, *, metadata: CallMetadata, timeout: float
+    ) -> Awaitable[Video]: ...
+
+    def GetVideo(
+        self, request: api.GetVideoRequest, *, metadata: CallMetadata, timeout: float
+    ) -> Awaitable[Video]: ...
+
+    def UpdateVideoStatus(
+        self, request: api.UpdateVideoStatusRequest, *, metadata: CallMetadata, timeout: float
+    ) -> Awaitable[Video]: ...
 
 
 class MetadataClient:
@@ -20,14 +42,15 @@ class MetadataClient:
         self._settings = settings
         self._identity = identity
         self._channel = client_channel(settings.metadata_target)
-        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)
+        # The generated stub's __init__ is unannotated (no .pyi for *_pb2_grpc).
+        self._stub: _MetadataStub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)  # type: ignore[no-untyped-call]
 
-    def _auth(self):
+    def _auth(self) -> CallMetadata:
         return service_call_metadata(self._settings, self._identity)
 
     async def create_video(
         self, *, owner: str, title: str, description: str, size_bytes: int, request_id: str,
-        visibility: int = 0,
+        visibility: Visibility = VISIBILITY_UNSPECIFIED,
     ) -> Video:
         return await self._stub.CreateVideo(api.CreateVideoRequest(
             video=Video(title=title, description=description, visibility=visibility), owner=owner,
@@ -47,4 +70,4 @@ class MetadataClient:
 
 
 def is_illegal_transition(error: grpc.aio.AioRpcError) -> bool:
-    return error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    return bool(error.code() == grpc.StatusCode.FAILED_PRECONDITION)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import grpc
 import grpc.aio
@@ -87,6 +87,19 @@ class ServiceRegistration:
     public_methods: frozenset[str] = frozenset()  # method names callable without a token
 
 
+class ServeOptions(TypedDict, total=False):
+    """serve()'s keyword options but `stop_event`, for a service's run() that takes that itself."""
+
+    on_ready: Callable[[int], Any] | None
+    reflect_all_v1: bool | None
+
+
+class ServeOptionsWithStop(ServeOptions, total=False):
+    """All of serve()'s keyword options, for a run(settings, **serve_options) that passes them on."""
+
+    stop_event: asyncio.Event | None
+
+
 # --- the interceptor --------------------------------------------------------------------------
 
 
@@ -134,15 +147,15 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     except Exception:  # noqa: BLE001
         return "UNKNOWN"
     if isinstance(code, grpc.StatusCode):
-        return code.name
+        return str(code.name)  # str(): grpc is untyped, so .name is Any to mypy
     if isinstance(code, int):
         for c in grpc.StatusCode:
             if c.value[0] == code:
-                return c.name
+                return str(c.name)
     return "UNKNOWN"
 
 
-class StreamifyInterceptor(grpc.aio.ServerInterceptor):
+class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type stubs
     """Request id, authentication, validation, error mapping and metrics for every call.
 
     The wrapped handler for a method is built once, on its first call, and reused."""

@@ -21,8 +21,8 @@ from botocore.exceptions import ClientError
 from streamify.core.config import Settings
 from streamify.core.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+if TYPE_CHECKING:  # the boto3-stubs type where installed (re-exported for the services)
+    from mypy_boto3_s3 import S3Client as S3Client
 else:
     S3Client = Any
 

@@ -42,6 +42,12 @@ class Child:
     restarts: int = 0
 
 
+def _spawned(child: Child) -> asyncio.subprocess.Process:
+    # Only a started child is in Supervisor.children: start() spawns it before adding it.
+    assert child.process is not None, f"{child.name} was never spawned"
+    return child.process
+
+
 class ChildFailed(RuntimeError):
     pass
 
@@ -60,13 +66,13 @@ class Supervisor:
 
     async def start(self, child: Child) -> None:
         """Starts `child` and waits until its probe says it is ready."""
-        await self._spawn(child)
+        process = await self._spawn(child)
         self.children.append(child)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._ready_timeout
         while child.ready is not None and not await child.ready():
-            if child.process.returncode is not None:
-                raise ChildFailed(f"{child.name} exited with status {child.process.returncode} while starting"
+            if process.returncode is not None:
+                raise ChildFailed(f"{child.name} exited with status {process.returncode} while starting"
                                   + self._log_hint(child))
             if loop.time() > deadline:
                 raise ChildFailed(f"{child.name} was not ready after {self._ready_timeout:g} s" + self._log_hint(child))
@@ -74,7 +80,7 @@ class Supervisor:
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: restart any child that exits, with exponential backoff."""
-        waits = {asyncio.create_task(c.process.wait()): c for c in self.children}
+        waits = {asyncio.create_task(_spawned(c).wait()): c for c in self.children}
         stop_task = asyncio.create_task(stop.wait())
         try:
             while True:
@@ -83,11 +89,11 @@ class Supervisor:
                     return
                 for task in done:
                     child = waits.pop(task)
-                    log.warning("%s exited with status %s; restarting", child.name, child.process.returncode)
+                    log.warning("%s exited with status %s; restarting", child.name, _spawned(child).returncode)
                     await asyncio.sleep(min(self._max_backoff, 0.5 * 2 ** child.restarts))
                     child.restarts += 1
-                    await self._spawn(child)
-                    waits[asyncio.create_task(child.process.wait())] = child
+                    process = await self._spawn(child)
+                    waits[asyncio.create_task(process.wait())] = child
         finally:
             for task in (stop_task, *waits):
                 task.cancel()
@@ -96,7 +102,7 @@ class Supervisor:
         for child in reversed(self.children):
             await self._stop(child)
 
-    async def _spawn(self, child: Child) -> None:
+    async def _spawn(self, child: Child) -> asyncio.subprocess.Process:
         output = None
         if self._log_dir:
             os.makedirs(self._log_dir, exist_ok=True)
@@ -109,6 +115,7 @@ class Supervisor:
         if output is not None:
             output.close()
         log.info("started %s (pid %d)", child.name, child.process.pid)
+        return child.process
 
     async def _stop(self, child: Child) -> None:
         process = child.process

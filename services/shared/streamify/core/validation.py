@@ -48,7 +48,7 @@ Check = Callable[[Message, list[FieldViolation]], None]
 # Returns None when the value passes, else (rule_id, description).
 ValueTest = Callable[[Any], tuple[str, str] | None]
 
-_reference = protovalidate.Validator()
+_reference = protovalidate.Validator()  # type: ignore[no-untyped-call]  # its __init__ is unannotated
 _PLANS: dict[str, _Plan] = {}
 _LOCK = threading.Lock()
 _ZERO = validate_pb2.IGNORE_IF_ZERO_VALUE
@@ -137,7 +137,7 @@ def _plan(desc: Descriptor, building: dict[str, _Plan]) -> _Plan:
 def _is_repeated(field: FieldDescriptor) -> bool:
     if hasattr(field, "is_repeated"):  # protobuf >= 6.31; `label` is gone in 7
         return bool(field.is_repeated)
-    return field.label == FieldDescriptor.LABEL_REPEATED  # type: ignore[attr-defined]
+    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
 
 
 def _is_map(field: FieldDescriptor) -> bool:
@@ -445,9 +445,22 @@ _STRING_RULES: dict[str, _Rule] = {
     "contains": (lambda r: lambda v: r not in v, "does not contain substring `{}`"),
     "not_contains": (lambda r: lambda v: r in v, "contains substring `{}`"),
 }
+
+
+# The failure tests of `in` and `not_in`: the rule's list is made a set once, when compiled.
+def _not_among(values: Iterable[Any]) -> Callable[[Any], bool]:
+    allowed = frozenset(values)
+    return lambda value: value not in allowed
+
+
+def _among(values: Iterable[Any]) -> Callable[[Any], bool]:
+    banned = frozenset(values)
+    return lambda value: value in banned
+
+
 _LIST_RULES: dict[str, _Rule] = {
-    "in": (lambda r: lambda v, allowed=frozenset(r): v not in allowed, "must be in list {}"),
-    "not_in": (lambda r: lambda v, banned=frozenset(r): v in banned, "must not be in list {}"),
+    "in": (_not_among, "must be in list {}"),
+    "not_in": (_among, "must not be in list {}"),
 }
 _CONST_RULE: _Rule = (lambda r: lambda v: v != r, "must equal {}")
 _NO_OPS = {"example", "strict"}  # `strict` only refines well-known regexes, which fall back
@@ -506,7 +519,9 @@ def _range_test(kind: str, rules: Any) -> ValueTest:
     above: Callable[[Any], bool] = (lambda v: v >= hi) if upper == "lt" else (lambda v: v > hi)
     low_words = f"{_BOUND_WORDS[lower]} {_fmt(lo)}" if lower else ""
     high_words = f"{_BOUND_WORDS[upper]} {_fmt(hi)}" if upper else ""
+    failed: Callable[[Any], bool]
     if lower and upper:
+        assert lo is not None and hi is not None  # both bounds are set: getattr read them
         exclusive = hi < lo  # e.g. gt: 10, lt: 5 means "outside [5, 10]"
         rule_id = f"{kind}.{lower}_{upper}" + ("_exclusive" if exclusive else "")
         description = f"must be {low_words}{' or ' if exclusive else ' and '}{high_words}"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Unpack
 
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
-from streamify.core.server import ServiceRegistration, serve
+from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
 from streamify.upload import schema
 from streamify.upload.limits import UploadLimits
@@ -22,7 +23,7 @@ from streamify.v1 import upload_service_pb2_grpc
 SERVICE_NAME = "streamify.v1.UploadService"
 
 
-async def run(settings: Settings, **serve_options) -> None:
+async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop]) -> None:
     engine = make_engine(settings.resolved_database_url)
     schema.upgrade(engine)
     sessions = make_sessions(engine)

@@ -159,4 +159,7 @@ class OutboxRelay:
 
     def _video_of(self, upload_id: str) -> str:
         with self._sessions() as session:
-            return session.get(UploadRow, upload_id).video_id
+            upload = session.get(UploadRow, upload_id)
+            # An outbox row is written with its upload's row, and upload rows are never deleted.
+            assert upload is not None, f"outbox row for unknown upload {upload_id}"
+            return upload.video_id

@@ -8,14 +8,16 @@ import hashlib
 import secrets
 import time
 
+import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core import errors
 from streamify.core.auth import Principal, current_principal
-from streamify.core.db import run_in_thread
+from streamify.core.db import rowcount, run_in_thread
 from streamify.core.metadata_client import MetadataClient
+from streamify.core.proto_enums import enum_value
 from streamify.upload.limits import UploadLimits
 from streamify.upload.models import OutboxRow, UploadRow
 from streamify.upload.outbox import OutboxRelay, uploaded_event
@@ -43,7 +45,7 @@ def timestamp(us: int) -> Timestamp:
     return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
-def human_bytes(n: int) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":
             return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -75,7 +77,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     # --- creating ---------------------------------------------------------------------------
 
-    async def CreateUpload(self, request: api.CreateUploadRequest, context) -> api.Upload:
+    async def CreateUpload(self, request: api.CreateUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
         principal = self._user()
         limits = self._limits
         if request.size_bytes > limits.max_bytes:
@@ -126,12 +128,12 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         await run_in_thread(self._insert, row)
         return self._to_proto(row)
 
-    async def GetUpload(self, request: api.GetUploadRequest, context) -> api.Upload:
+    async def GetUpload(self, request: api.GetUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
         return self._to_proto(await self._owned(request.name))
 
     # --- parts --------------------------------------------------------------------------------
 
-    async def SignParts(self, request: api.SignPartsRequest, context) -> api.SignPartsResponse:
+    async def SignParts(self, request: api.SignPartsRequest, context: grpc.aio.ServicerContext) -> api.SignPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
         plan = self._plan(row)
@@ -152,7 +154,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
         return api.SignPartsResponse(parts=await run_in_thread(sign_all))
 
-    async def ListParts(self, request: api.ListPartsRequest, context) -> api.ListPartsResponse:
+    async def ListParts(self, request: api.ListPartsRequest, context: grpc.aio.ServicerContext) -> api.ListPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
         stored = await run_in_thread(self._storage.list_parts, row.object_key, row.s3_upload_id)
@@ -175,7 +177,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     # --- finishing ----------------------------------------------------------------------------
 
-    async def CompleteUpload(self, request: api.CompleteUploadRequest, context) -> api.Upload:
+    async def CompleteUpload(self, request: api.CompleteUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == COMPLETED:
             return self._to_proto(row)  # a retry after a lost reply: nothing is queued twice
@@ -196,7 +198,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
 
-    async def AbortUpload(self, request: api.AbortUploadRequest, context) -> api.Upload:
+    async def AbortUpload(self, request: api.AbortUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == ABORTED:
             return self._to_proto(row)
@@ -266,7 +268,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         upload = api.Upload(
             name=f"uploads/{row.id}", video=f"videos/{row.video_id}", owner=f"users/{row.owner}",
             file_name=row.file_name, size_bytes=row.size_bytes, content_type=row.content_type,
-            sha256=row.sha256, state=row.state, create_time=timestamp(row.create_time_us),
+            sha256=row.sha256, state=enum_value(UploadState, row.state), create_time=timestamp(row.create_time_us),
             expire_time=timestamp(row.expire_time_us),
         )
         if row.multipart:
@@ -303,10 +305,10 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def _mark_completed(self, row: UploadRow) -> None:
         """Completion and its outbox entry commit together; only one completer wins."""
         with self._sessions() as session:
-            won = session.execute(
+            won = rowcount(session.execute(
                 update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
                 .values(state=COMPLETED, end_reason="")
-            ).rowcount
+            ))
             if won:
                 session.add(OutboxRow(
                     upload_id=row.id, kind="uploaded", payload=uploaded_event(row).SerializeToString(),
@@ -324,10 +326,10 @@ async def abort_upload(sessions: sessionmaker[Session], storage: UploadStorage, 
 
     def record() -> None:
         with sessions() as session:
-            won = session.execute(
+            won = rowcount(session.execute(
                 update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
                 .values(state=ABORTED, end_reason=reason)
-            ).rowcount
+            ))
             if won:
                 session.add(OutboxRow(
                     upload_id=row.id, kind="failed", payload=reason.encode(),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from streamify.core.storage import object_size
+from streamify.core.storage import S3Client, object_size
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class StoredPart:
 
 
 class UploadStorage:
-    def __init__(self, internal, public, bucket: str, url_ttl_seconds: int) -> None:
+    def __init__(self, internal: S3Client, public: S3Client, bucket: str, url_ttl_seconds: int) -> None:
         self._s3 = internal
         self._signer = public
         self.bucket = bucket
@@ -38,15 +38,17 @@ class UploadStorage:
 
     def start_multipart(self, key: str, content_type: str) -> str:
         reply = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
-        return reply["UploadId"]
+        upload_id: str = reply["UploadId"]
+        return upload_id
 
     def sign_part(self, key: str, upload_id: str, number: int, size: int) -> str:
-        return self._signer.generate_presigned_url(
+        url: str = self._signer.generate_presigned_url(
             "upload_part",
             Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
                     "PartNumber": number, "ContentLength": size},
             ExpiresIn=self._ttl,
         )
+        return url
 
     def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
         """Every part storage holds, or None when storage no longer knows the upload."""

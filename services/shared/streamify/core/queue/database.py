@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import (
@@ -30,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, Select
 
 from streamify.core import migrations
 from streamify.core.config import Settings
@@ -129,11 +129,11 @@ class DatabaseQueue:
                 return got
             await asyncio.sleep(min(self._poll_interval, remaining))
 
-    def _ready_where(self) -> tuple:
+    def _ready_where(self) -> tuple[ColumnElement[bool], ...]:
         m = messages.c
         return (m.queue == self._name, m.dead_at_us.is_(None), m.visible_at_us <= _now_us())
 
-    def _ready(self, *where):  # noqa: ANN202 - a Select
+    def _ready(self, *where: ColumnElement[bool]) -> Select[int]:
         query = select(messages.c.id).where(*self._ready_where(), *where)
         return query.with_for_update(skip_locked=True) if self._skip_locked else query
 
@@ -203,7 +203,7 @@ class DatabaseQueue:
     async def dead_letters(self, limit: int = 100) -> list[Delivery]:
         return await asyncio.to_thread(self._dead_letters, limit)
 
-    def _dead_letters(self, limit: int) -> Sequence[Delivery]:
+    def _dead_letters(self, limit: int) -> list[Delivery]:
         m = messages.c
         query = (
             select(m.id, m.key, m.body, m.deliveries)

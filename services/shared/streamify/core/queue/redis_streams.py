@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import uuid
+from typing import cast
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT
 
 from streamify.core.config import Settings
 from streamify.core.errors import ConfigurationError
@@ -30,6 +32,12 @@ if #p == 0 or p[1][2] ~= ARGV[2] or p[1][4] ~= tonumber(ARGV[4]) then return 0 e
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[5], 'JUSTID')
 return 1
 """
+
+# The client is made without decode_responses and speaks RESP2, so an entry's id and fields are
+# bytes. redis-py types replies for every protocol and decoding mode at once (str or bytes, RESP3
+# dicts): these are the shapes this client actually gets, which the casts below name.
+_Fields = dict[bytes, bytes]
+_Entry = tuple[bytes, _Fields]
 
 
 class RedisStreamsQueue:
@@ -116,20 +124,23 @@ class RedisStreamsQueue:
         )
         return [
             self._delivery(entry_id, fields, 1)
-            for _stream, entries in reply or []
+            for _stream, entries in cast("list[tuple[bytes, list[_Entry]]]", reply or [])
             for entry_id, fields in entries
         ]
 
-    async def _dead_letter(self, entry_id: bytes, fields: dict, deliveries: int) -> None:
+    async def _dead_letter(self, entry_id: bytes, fields: _Fields, deliveries: int) -> None:
+        # The entry's own fields, then where it came from (built up: a dict is invariant in its
+        # key type, so dict[bytes, bytes] does not unpack into xadd's dict[FieldT, EncodableT]).
+        dead: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}
+        dead["message_id"] = entry_id
+        dead["deliveries"] = deliveries
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.dead_stream, {**fields, "message_id": entry_id, "deliveries": deliveries}
-            )
+            pipe.xadd(self.dead_stream, dead)
             pipe.xack(self.stream, GROUP, entry_id)
             pipe.xdel(self.stream, entry_id)
             await pipe.execute()
 
-    def _delivery(self, entry_id: bytes, fields: dict, attempt: int) -> Delivery:
+    def _delivery(self, entry_id: bytes, fields: _Fields, attempt: int) -> Delivery:
         return Delivery(
             message_id=entry_id.decode(),
             key=fields[b"key"].decode(),
@@ -157,7 +168,7 @@ class RedisStreamsQueue:
     async def _set_lease_age(self, delivery: Delivery, age_ms: int) -> bool:
         consumer, attempt = delivery.receipt.rsplit("/", 1)
         age = min(max(0, age_ms), self._visibility_ms)
-        args = [GROUP, consumer, delivery.message_id, attempt, age]
+        args: list[str | int] = [GROUP, consumer, delivery.message_id, attempt, age]
         return bool(await self._retime(keys=[self.stream], args=args))
 
     async def dead_letters(self, limit: int = 100) -> list[Delivery]:
@@ -170,7 +181,7 @@ class RedisStreamsQueue:
                 attempt=int(fields[b"deliveries"]),
                 receipt="",
             )
-            for _id, fields in entries
+            for _id, fields in cast("list[_Entry]", entries)
         ]
 
     async def close(self) -> None:

@@ -54,7 +54,7 @@ def ensure_sqs_queues(settings: Settings, name: str | None = None) -> str:
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.queue_max_deliveries)}
         ),
     }
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     return url
 

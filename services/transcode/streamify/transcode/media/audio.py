@@ -61,15 +61,16 @@ def encode_audio(
                     retryable=False,
                 )
             astream = container.streams.audio[0]
-            astream.thread_type = "AUTO"
+            # PyAV's AudioStream stub lacks thread_type, which a Stream sets on its codec context.
+            astream.thread_type = "AUTO"  # type: ignore[attr-defined]
             origin = origin_seconds(container)
             if duration is None:
                 duration = (container.duration or 0) / 1_000_000 or None
             limit = round(duration * SAMPLE_RATE) if duration else None
 
-            output = open_hls(
+            output = hls = open_hls(
                 target, segment_seconds=segment_seconds, start_number=0, ts_offset=ts_offset
-            )
+            )  # `hls`: the same container, for encode() below (a closure sees `output` as Optional)
             ostream = output.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
             ostream.bit_rate = bitrate
             ostream.time_base = Fraction(1, SAMPLE_RATE)
@@ -77,7 +78,7 @@ def encode_audio(
 
             def encode(frame: av.AudioFrame | None) -> None:
                 for packet in ostream.encode(frame):
-                    output.mux(packet)
+                    hls.mux(packet)
 
             reported = -1.0
             for chunk in _continuous(container, astream, origin):
@@ -85,6 +86,7 @@ def encode_audio(
                 while fifo.samples >= AAC_FRAME and (limit is None or written < limit):
                     n = AAC_FRAME if limit is None else min(AAC_FRAME, limit - written)
                     frame = fifo.read(n)
+                    assert frame is not None  # n <= fifo.samples: the fifo has them
                     frame.pts = written
                     frame.time_base = ostream.time_base
                     encode(frame)
@@ -97,6 +99,7 @@ def encode_audio(
             remaining = fifo.samples if limit is None else min(fifo.samples, limit - written)
             if remaining > 0:
                 frame = fifo.read(remaining)
+                assert frame is not None  # 0 < remaining <= fifo.samples
                 frame.pts = written
                 frame.time_base = ostream.time_base
                 encode(frame)
@@ -202,5 +205,6 @@ def _skip(frame: av.AudioFrame, samples: int) -> av.AudioFrame:
     fifo.write(frame)
     fifo.read(samples)
     rest = fifo.read(frame.samples - samples)
+    assert rest is not None  # callers skip fewer samples than the frame has
     rest.pts = None  # the fifo numbers its output from the samples it read: not ours
     return rest

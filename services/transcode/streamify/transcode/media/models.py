@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Chunk:
 @dataclass(frozen=True)
 class Segment:
     index: int  # within the whole rendition
-    path: Path
+    path: PurePath  # a local file (the encoders) or a storage key (the orchestrator's playlists)
     duration: float  # seconds
     size_bytes: int
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from streamify.transcode.media.audio import encode_audio
 from streamify.transcode.media.ladder import (
@@ -111,7 +112,7 @@ def transcode_local(
     timings["plan"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    chunk_jobs = [
+    chunk_jobs: list[_Job] = [
         (
             encode_video_chunk,
             (source, chunk, renditions, out_dir),
@@ -125,7 +126,7 @@ def transcode_local(
         )
         for chunk in chunks
     ]
-    audio_job = (
+    audio_job: _Job = (
         encode_audio,
         (source, out_dir / AUDIO_DIR),
         dict(
@@ -136,7 +137,7 @@ def transcode_local(
         ),
     )
     poster_path = out_dir / POSTER_NAME
-    poster_job = (
+    poster_job: _Job = (
         extract_poster,
         (source, poster_path),
         dict(
@@ -149,9 +150,11 @@ def transcode_local(
     results = _run_all(jobs, workers)
     timings["encode"] = time.perf_counter() - t1
 
-    chunk_outputs: list[list[RenditionChunkOutput]] = results[: len(chunks)]
-    poster_size: tuple[int, int] = results[len(chunks)]
-    audio: AudioOutput | None = results[len(chunks) + 1] if info.audio is not None else None
+    # In the jobs' order: each chunk's outputs (encode_video_chunk), the poster's size
+    # (extract_poster), then the audio's (encode_audio); one list of objects, hence the casts.
+    chunk_outputs = cast("list[list[RenditionChunkOutput]]", results[: len(chunks)])
+    poster_size = cast("tuple[int, int]", results[len(chunks)])
+    audio = cast("AudioOutput", results[len(chunks) + 1]) if info.audio is not None else None
 
     per_rendition = []
     for i, rendition in enumerate(renditions):
@@ -204,12 +207,16 @@ def transcode_local(
     )
 
 
-def _call(job: tuple) -> object:
+# A function for the pool to run: (fn, args, kwargs).
+_Job = tuple[Callable[..., object], tuple[object, ...], dict[str, object]]
+
+
+def _call(job: _Job) -> object:
     fn, args, kwargs = job
     return fn(*args, **kwargs)
 
 
-def _run_all(jobs: list[tuple], workers: int) -> list[object]:
+def _run_all(jobs: list[_Job], workers: int) -> list[object]:
     if workers <= 1:
         return [_call(job) for job in jobs]
     # spawn: the parent may hold PyAV/x264 threads, which fork() would copy half-alive.

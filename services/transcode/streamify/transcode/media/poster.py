@@ -12,7 +12,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.probe import first_video_stream
 from streamify.transcode.media.rotation import Rotator
-from streamify.transcode.media.source import open_input, origin_seconds, translate
+from streamify.transcode.media.source import open_input, origin_seconds, time_base, translate
 
 JPEG_QUALITY = 3  # mjpeg qscale: 2 (best) .. 31
 
@@ -74,7 +74,7 @@ def _frame_at(source: str, at_seconds: float) -> tuple[av.VideoFrame, float]:
         origin = origin_seconds(container)
         if at_seconds > 0:
             container.seek(
-                int((origin + at_seconds) / stream.time_base),
+                int((origin + at_seconds) / time_base(stream)),
                 stream=stream,
                 backward=True,
                 any_frame=False,

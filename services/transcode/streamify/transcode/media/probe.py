@@ -10,7 +10,7 @@ import av.stream
 
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.models import AudioInfo, MediaInfo, VideoInfo
-from streamify.transcode.media.source import open_input, origin_seconds, translate
+from streamify.transcode.media.source import open_input, origin_seconds, time_base, translate
 from streamify.transcode.media.timeline import ClockFixer, has_discontinuous_clock
 
 # Packets to read at most when the container has no duration and we estimate it (a stream of
@@ -185,7 +185,7 @@ def _indexed_ends(
             ends[stream.index] = _stream_duration(stream) or 0.0
             continue
         truncated = True
-        ends[stream.index] = max(0.0, float(min(missing) * stream.time_base) - origin)
+        ends[stream.index] = max(0.0, float(min(missing) * time_base(stream)) - origin)
     return ends if truncated else None
 
 

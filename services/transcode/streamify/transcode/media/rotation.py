@@ -42,14 +42,14 @@ class Rotator:
             self._graph = self._build(frame)
             self._key = key
         self._graph.push(frame)
-        return self._graph.pull()
+        return self._graph.vpull()  # pull() from the one sink, typed as the video frame it is
 
     def _build(self, frame: av.VideoFrame) -> av.filter.Graph:
         graph = av.filter.Graph()
         node = graph.add_buffer(
             width=frame.width,
             height=frame.height,
-            format=frame.format.name,
+            format=frame.format.name,  # type: ignore[arg-type]  # PyAV takes a name (VideoFormat(format)); its stub says VideoFormat
             time_base=frame.time_base,
         )
         for name, args in _FILTERS[self.degrees]:

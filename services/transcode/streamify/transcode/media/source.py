@@ -6,9 +6,11 @@ import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 
 import av
 import av.container
+import av.stream
 
 from streamify.transcode.media.errors import MediaError, Reason
 
@@ -70,6 +72,14 @@ def origin_seconds(container: av.container.InputContainer) -> float:
     """Source time zero: the container's start time (what ffmpeg subtracts by default)."""
     start = container.start_time
     return start / 1_000_000 if start is not None else 0.0
+
+
+def time_base(stream: av.stream.Stream) -> Fraction:
+    """A demuxed stream's time base: libavformat gives every stream it opens one (90 kHz until
+    the demuxer sets its own). PyAV's type allows None, for a stream it cannot read one from."""
+    tb = stream.time_base
+    assert tb is not None, f"stream {stream.index} has no time base"
+    return tb
 
 
 def translate(

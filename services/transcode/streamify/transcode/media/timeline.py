@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
+from typing import TypeVar, cast
 
 import av
 import av.container
@@ -29,9 +30,13 @@ import av.stream
 DELTA_THRESHOLD = Fraction(10)
 BACKWARD_TOLERANCE = Fraction(1, 10)
 
+StreamT = TypeVar("StreamT", bound=av.stream.Stream)
+
 
 def has_discontinuous_clock(container: av.container.InputContainer) -> bool:
-    return bool(container.format.flags & av.format.Flags.ts_discont.value)
+    # PyAV's stub declares each Flags member with cast(ClassVar[Flags], ...), so `.value` reads
+    # as Flags; it is the flag's int.
+    return bool(container.format.flags & av.format.Flags.ts_discont.value)  # type: ignore[operator]
 
 
 class _StreamClock:
@@ -58,7 +63,7 @@ class ClockFixer:
                 if rate:
                     self._rates[stream.index] = Fraction(rate)
 
-    def fix(self, packet: av.Packet) -> av.Packet:
+    def fix(self, packet: av.Packet[StreamT]) -> av.Packet[StreamT]:
         """The packet, its timestamps moved by the current offset (updated first if this
         packet jumps). Packets of other kinds and packets without DTS pass unchanged."""
         if not self.enabled or packet.dts is None or packet.time_base is None:
@@ -93,7 +98,7 @@ class ClockFixer:
         self._last = dts
         return packet
 
-    def fixed(self, packets: Iterable[av.Packet]) -> Iterable[av.Packet]:
+    def fixed(self, packets: Iterable[av.Packet[StreamT]]) -> Iterable[av.Packet[StreamT]]:
         for packet in packets:
             yield self.fix(packet)
 
@@ -103,18 +108,20 @@ class ClockFixer:
 
 
 def packets(
-    container: av.container.InputContainer, stream: av.stream.Stream
-) -> Iterator[av.Packet]:
+    container: av.container.InputContainer, stream: StreamT
+) -> Iterator[av.Packet[StreamT]]:
     """The packets of ``stream`` (flush packet included), on the continuous clock when the
     format's clock may jump. The fixer must see every audio and video packet, in file order,
     for all tasks to compute the same timeline, so all of them are demuxed then."""
+    # Only `stream`'s packets are yielded (demux(stream), or the index test below); PyAV's
+    # demux overloads cannot say so for a stream of a type variable: Packet[Stream], hence the casts.
     fixer = ClockFixer(container)
     if not fixer.enabled:
-        yield from container.demux(stream)
+        yield from cast("Iterator[av.Packet[StreamT]]", container.demux(stream))
         return
     streams = [s for s in container.streams if s.type in ("video", "audio")]
     for packet in container.demux(*streams):
         if packet.stream.index == stream.index:
-            yield fixer.fix(packet)
+            yield cast("av.Packet[StreamT]", fixer.fix(packet))
         else:
             fixer.fix(packet)

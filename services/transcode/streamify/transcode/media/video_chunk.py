@@ -39,7 +39,7 @@ from streamify.transcode.media.hls_output import (
 from streamify.transcode.media.models import Chunk, Rendition, RenditionChunkOutput, Segment
 from streamify.transcode.media.probe import first_video_stream
 from streamify.transcode.media.rotation import Rotator
-from streamify.transcode.media.source import open_input, origin_seconds, translate
+from streamify.transcode.media.source import open_input, origin_seconds, time_base, translate
 
 ProgressCallback = Callable[[float], None]
 log = logging.getLogger("streamify.transcode.media")
@@ -305,7 +305,7 @@ def _decode_from(
         else:
             target = origin + max(0.0, float(start) - back)
             container.seek(
-                int(target / stream.time_base), stream=stream, backward=True, any_frame=False
+                int(target / time_base(stream)), stream=stream, backward=True, any_frame=False
             )
         frames = _decode(container, stream)
         first = next(frames, None)
@@ -443,7 +443,9 @@ class _RungEncoder:
             options["threads"] = "1"
         return options
 
-    def _mux(self, output, packet) -> None:
+    def _mux(
+        self, output: av.container.OutputContainer, packet: av.Packet[av.video.stream.VideoStream]
+    ) -> None:
         # Pre-roll packets (before the chunk's first frame) only warmed up the rate control.
         # The chunk's first frame is an IDR and GOPs are closed, so every packet before it in
         # decode order is also before it in presentation order.

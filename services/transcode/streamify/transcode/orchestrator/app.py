@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Unpack
 
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
-from streamify.core.server import ServiceRegistration, serve
+from streamify.core.server import ServeOptions, ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
 from streamify.transcode.orchestrator import schema
 from streamify.transcode.orchestrator.consumer import UploadedConsumer
@@ -34,7 +35,7 @@ async def run(
     options: OrchestratorOptions | None = None,
     consume_queue: bool = True,
     stop_event: asyncio.Event | None = None,
-    **serve_options,
+    **serve_options: Unpack[ServeOptions],
 ) -> None:
     options = options or OrchestratorOptions.from_settings(settings)
     engine = make_engine(settings.resolved_database_url)

@@ -8,7 +8,7 @@ under `videos/{id}/`, so the CDN serves the tree as it is stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -52,7 +52,7 @@ class Assembled:
         return self.files[-1]
 
 
-def _segments(infos, limit: int | None = None) -> list[Segment]:
+def _segments(infos: Iterable[wapi.SegmentInfo], limit: int | None = None) -> list[Segment]:
     out = [
         Segment(index=s.index, path=PurePosixPath(s.key), duration=dag.to_seconds(s.duration),
                 size_bytes=s.size_bytes)  # fmt: skip

@@ -95,7 +95,8 @@ def seconds(value: float) -> Duration:
 
 
 def to_seconds(d: Duration) -> float:
-    return d.seconds + d.nanos / 1e9
+    value: float = d.seconds + d.nanos / 1e9  # protobuf's Duration is untyped
+    return value
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -264,7 +265,10 @@ def planned_tasks(
 
 def expected_output(kind: int) -> str:
     """The TaskResult oneof a task of this kind must carry."""
-    return {PROBE: "probe", VIDEO_CHUNK: "video_chunk", AUDIO: "audio", POSTER: "poster"}[kind]
+    outputs: dict[int, str] = {
+        PROBE: "probe", VIDEO_CHUNK: "video_chunk", AUDIO: "audio", POSTER: "poster"
+    }
+    return outputs[kind]
 
 
 # --- failures ------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,10 @@ class Orchestrator:
         self.cancel_local(job_id, "the job was cancelled")
         if snapshot.job.notified_state != snapshot.job.state:
             await self.reporter.final(job_id)
-        return await run_in_thread(self.store.get, job_id)  # type: ignore[return-value]
+        after = await run_in_thread(self.store.get, job_id)
+        if after is None:  # deleted meanwhile (Store.delete_job): gone, like a job never created
+            raise KeyError(job_id)
+        return after
 
     async def retry_job(self, job_id: str, request_id: str) -> Snapshot:
         before = await run_in_thread(self.store.get, job_id)
@@ -220,7 +223,7 @@ class Orchestrator:
             session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
             self.wake()
 
-    async def _adopt(self, session: WorkerSession, resources) -> None:
+    async def _adopt(self, session: WorkerSession, resources: Iterable[str]) -> None:
         """Leases this worker holds in the database but this stream does not know (it
         reconnected after its replica went away) become this stream's."""
         known = {dag.task_resource(j, n) for (j, n) in session.held}
@@ -343,7 +346,7 @@ class Orchestrator:
         return assigned
 
     def _assignment(self, c: Claimed) -> wapi.TaskAssignment:
-        assignment = wapi.TaskAssignment.FromString(c.spec)
+        assignment: wapi.TaskAssignment = wapi.TaskAssignment.FromString(c.spec)  # Message is untyped
         assignment.task_id = dag.task_resource(c.job_id, c.name)
         assignment.lease_id = c.lease_id
         assignment.lease_expire_time.CopyFrom(_timestamp(c.lease_expire_us))

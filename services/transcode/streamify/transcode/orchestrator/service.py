@@ -24,6 +24,7 @@ from streamify.core import errors
 from streamify.core.auth import Principal, current_principal
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
+from streamify.core.proto_enums import enum_value
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dispatch import Orchestrator
 from streamify.transcode.orchestrator.store import Conflict, Snapshot
@@ -42,9 +43,9 @@ def _ts(us: int) -> Timestamp:
 def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
     job = snapshot.job
     out = api.TranscodeJob(
-        name=f"transcodeJobs/{job.id}", video=f"videos/{job.id}", state=job.state,
-        failure_reason=job.failure_reason, completed_tasks=job.completed_tasks,
-        total_tasks=job.total_tasks if job.plan else 0,
+        name=f"transcodeJobs/{job.id}", video=f"videos/{job.id}",
+        state=enum_value(api.JobState, job.state), failure_reason=job.failure_reason,
+        completed_tasks=job.completed_tasks, total_tasks=job.total_tasks if job.plan else 0,
         create_time=_ts(job.create_time_us), update_time=_ts(job.update_time_us),
     )  # fmt: skip
     if job.end_time_us:
@@ -55,7 +56,8 @@ def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
         out.time_to_first_playable.CopyFrom(d)
     for t in snapshot.tasks:
         out.tasks.append(api.TranscodeTask(
-            id=t.name, kind=t.kind, state=t.state, attempts=t.attempts,
+            id=t.name, kind=enum_value(api.TaskKind, t.kind), state=enum_value(api.TaskState, t.state),
+            attempts=t.attempts,
             worker=t.worker_id if t.state == dag.RUNNING else "", last_error=t.last_error,
             chunk_index=t.chunk_index, progress=t.progress,
         ))  # fmt: skip
@@ -71,7 +73,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self._s3 = s3
         self._uploads_bucket = uploads_bucket
 
-    async def CreateTranscodeJob(self, request: api.CreateTranscodeJobRequest, context) -> api.TranscodeJob:
+    async def CreateTranscodeJob(self, request: api.CreateTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
         self._service()
         video_id = request.video.removeprefix("videos/")
         existing = await run_in_thread(self._orch.store.get, video_id)
@@ -104,12 +106,12 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         newest = max(objects, key=lambda o: (o["LastModified"], o["Key"]))
         return newest["Key"], int(newest["Size"])
 
-    async def GetTranscodeJob(self, request: api.GetTranscodeJobRequest, context) -> api.TranscodeJob:
+    async def GetTranscodeJob(self, request: api.GetTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
         principal = current_principal()
         return to_proto(await self._readable(request.name, principal))
 
     async def ListTranscodeJobs(
-        self, request: api.ListTranscodeJobsRequest, context
+        self, request: api.ListTranscodeJobsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListTranscodeJobsResponse:
         principal = current_principal()
         owner = None if principal.is_service else principal.user_name
@@ -142,7 +144,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
                 [("page_token", "was issued for a different `state`; start again without it")])
         return int(match.group(1)), match.group(3)
 
-    async def CancelTranscodeJob(self, request: api.CancelTranscodeJobRequest, context) -> api.TranscodeJob:
+    async def CancelTranscodeJob(self, request: api.CancelTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
         self._service()
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
@@ -152,7 +154,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         except Conflict as exc:
             raise errors.failed_precondition(exc.message, exc.reason) from None
 
-    async def RetryTranscodeJob(self, request: api.RetryTranscodeJobRequest, context) -> api.TranscodeJob:
+    async def RetryTranscodeJob(self, request: api.RetryTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
         await self._readable(request.name, current_principal())  # a service, or the video's owner
         job_id = request.name.removeprefix("transcodeJobs/")
         try:

@@ -26,11 +26,13 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core.db import rowcount
 from streamify.transcode.media.errors import MediaError
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dag import Plan
 from streamify.transcode.orchestrator.models import JobRow, TaskRow
 from streamify.transcode.orchestrator.options import OrchestratorOptions
+from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,12 @@ def now_us() -> int:
 
 def _us(seconds: float) -> int:
     return int(seconds * 1_000_000)
+
+
+def _result(task: TaskRow) -> wapi.TaskResult:
+    """The stored TaskResult of a finished task."""
+    result: wapi.TaskResult = wapi.TaskResult.FromString(task.result)  # Message is untyped
+    return result
 
 
 class Conflict(Exception):
@@ -106,7 +114,7 @@ class Snapshot:
 
     def chunk_results(self) -> dict[int, wapi.ChunkResult]:
         return {
-            t.chunk_index: wapi.TaskResult.FromString(t.result).video_chunk
+            t.chunk_index: _result(t).video_chunk
             for t in self.tasks
             if t.kind == dag.VIDEO_CHUNK and t.state == dag.SUCCEEDED and t.result
         }
@@ -115,13 +123,13 @@ class Snapshot:
         t = self.task(dag.AUDIO_TASK)
         if t is None or t.state != dag.SUCCEEDED or not t.result:
             return None
-        return wapi.TaskResult.FromString(t.result).audio
+        return _result(t).audio
 
     def poster_key(self) -> str:
         t = self.task(dag.POSTER_TASK)
         if t is None or t.state != dag.SUCCEEDED or not t.result:
             return ""
-        return wapi.TaskResult.FromString(t.result).poster.key
+        return _result(t).poster.key
 
     def playable_run(self) -> int:
         plan = self.plan
@@ -164,7 +172,7 @@ class Store:
         result = session.execute(
             update(JobRow).where(JobRow.id == job_id).values(update_time_us=now)
         )
-        if result.rowcount == 0:
+        if rowcount(result) == 0:
             return None
         return session.execute(
             select(JobRow).where(JobRow.id == job_id).execution_options(populate_existing=True)
@@ -274,8 +282,8 @@ class Store:
                 select(TaskRow).where(TaskRow.job_id.in_([j.id for j in jobs])).order_by(TaskRow.id)
             ))  # fmt: skip
         by_job: dict[str, list[TaskRow]] = {}
-        for t in tasks:
-            by_job.setdefault(t.job_id, []).append(t)
+        for task in tasks:
+            by_job.setdefault(task.job_id, []).append(task)
         return [Snapshot(j, by_job.get(j.id, [])) for j in jobs]
 
     def cancel_job(self, job_id: str, request_id: str, reason: str) -> Snapshot:
@@ -287,7 +295,7 @@ class Store:
             if job.state == dag.JOB_CANCELLED:
                 return
             if job.state not in dag.JOB_ACTIVE:
-                label = dag.tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
+                label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
                 raise Conflict(f"transcodeJobs/{job_id} is {label} and cannot be cancelled",
                                "JOB_NOT_RUNNING")  # fmt: skip
             self._end_job(session, job, dag.JOB_CANCELLED, reason, now)
@@ -305,7 +313,7 @@ class Store:
             if job.state in dag.JOB_ACTIVE and request_id and job.retry_request_id == request_id:
                 return  # a repeated call of the retry that started this run
             if job.state not in (dag.JOB_FAILED, dag.JOB_CANCELLED):
-                label = dag.tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
+                label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
                 raise Conflict(f"transcodeJobs/{job_id} is {label}; only FAILED or CANCELLED "
                                "jobs can be retried", "JOB_NOT_RETRYABLE")  # fmt: skip
             session.execute(
@@ -358,7 +366,7 @@ class Store:
                     update(JobRow).where(JobRow.id == job_id, JobRow.state == dag.JOB_QUEUED)
                     .values(state=dag.JOB_RUNNING, update_time_us=now)
                 )  # fmt: skip
-                if r.rowcount:
+                if rowcount(r):
                     changed.append(job_id)
 
         self._tx(mark)
@@ -439,7 +447,7 @@ class Store:
                            TaskRow.lease_id == k.lease_id, TaskRow.state == dag.RUNNING)
                     .values(lease_expire_us=expire)
                 )  # fmt: skip
-                if r.rowcount:
+                if rowcount(r):
                     held.add(k)
             return held
 
@@ -455,7 +463,7 @@ class Store:
                 .values(progress=max(0.0, min(1.0, fraction)), update_time_us=now,
                         lease_expire_us=now + _us(self._options.lease_seconds))
             )  # fmt: skip
-            return bool(r.rowcount)
+            return bool(rowcount(r))
 
         return self._tx(progress)
 

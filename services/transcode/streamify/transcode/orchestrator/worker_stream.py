@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
+
+import grpc
 
 from streamify.core import errors
 from streamify.core.auth import current_principal
@@ -25,7 +28,9 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
     def __init__(self, orchestrator: Orchestrator) -> None:
         self._orch = orchestrator
 
-    async def Connect(self, request_iterator, context) -> None:
+    async def Connect(
+        self, request_iterator: AsyncIterator[wapi.ConnectRequest], context: grpc.aio.ServicerContext
+    ) -> None:
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied(
@@ -68,7 +73,7 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
             release = release and not self._orch.closing
             await asyncio.shield(self._orch.detach(session, release=release))
 
-    async def _read(self, requests, session: WorkerSession) -> None:
+    async def _read(self, requests: AsyncIterator[wapi.ConnectRequest], session: WorkerSession) -> None:
         try:
             async for message in requests:
                 try:

@@ -54,7 +54,8 @@ class SpecError(ValueError):
 
 
 def seconds(d: Duration) -> float:
-    return d.seconds + d.nanos / 1e9
+    value: float = d.seconds + d.nanos / 1e9  # protobuf's Duration is untyped
+    return value
 
 
 def duration(value: float) -> Duration:

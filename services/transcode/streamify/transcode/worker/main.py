@@ -258,7 +258,8 @@ class Worker:
         helpers: list[asyncio.Task[None]] = []
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
-            stub = pb_grpc.TranscodeWorkerServiceStub(channel)
+            # The generated stub is unannotated (no .pyi for *_pb2_grpc).
+            stub = pb_grpc.TranscodeWorkerServiceStub(channel)  # type: ignore[no-untyped-call]
             call = stub.Connect(metadata=service_call_metadata(self.settings, SERVICE_SUBJECT))
             await call.write(
                 pb.ConnectRequest(
@@ -358,12 +359,12 @@ class Worker:
                 log.warning("ignoring an unknown command from the orchestrator")
 
     @staticmethod
-    async def _write(call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue) -> None:
+    async def _write(call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.ConnectRequest]) -> None:
         while True:
             message = await outbox.get()
             await call.write(message)
 
-    async def _heartbeat(self, outbox: asyncio.Queue, interval: float) -> None:
+    async def _heartbeat(self, outbox: asyncio.Queue[pb.ConnectRequest], interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             outbox.put_nowait(

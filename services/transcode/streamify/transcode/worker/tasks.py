@@ -32,13 +32,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from streamify.core.config import Settings
 from streamify.transcode.worker import convert as conv
 from streamify.v1 import worker_service_pb2 as pb
+
+if TYPE_CHECKING:  # the client itself is made on first use (see TaskContext.s3)
+    from streamify.core.storage import S3Client
 
 log = logging.getLogger("streamify.transcode.worker.tasks")
 
@@ -193,10 +196,10 @@ class TaskContext:
         self.settings = settings
         self.workdir = Path(workdir)
         self.progress = progress
-        self._s3: Any = None
+        self._s3: S3Client | None = None
 
     @property
-    def s3(self) -> Any:
+    def s3(self) -> S3Client:
         if self._s3 is None:
             from streamify.core.storage import make_s3_client
 
@@ -208,11 +211,12 @@ class TaskContext:
         if source.url:
             return source.url
         try:
-            return self.s3.generate_presigned_url(
+            url: str = self.s3.generate_presigned_url(
                 "get_object",
                 Params={"Bucket": source.bucket, "Key": source.key},
                 ExpiresIn=SOURCE_URL_TTL,
             )
+            return url
         except Exception as exc:  # noqa: BLE001
             raise StorageError(f"could not sign a URL for the source: {exc}") from exc
 
