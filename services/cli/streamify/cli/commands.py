@@ -10,9 +10,9 @@ import sys
 from streamify.core.config import Settings
 
 
-def _settings(args: argparse.Namespace, **overrides) -> Settings:
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**values)
+    return Settings(**values)  # type: ignore[arg-type]  # the flags are Settings fields by name
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,12 +48,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure_logging(settings)
     if args.service == "metadata":
-        from streamify.metadata import app
+        from streamify.metadata.app import run
     elif args.service == "upload":
-        from streamify.upload import app
+        from streamify.upload.app import run
     else:
-        from streamify.transcode.orchestrator import app
-    asyncio.run(app.run(settings))
+        from streamify.transcode.orchestrator.app import run
+    asyncio.run(run(settings))
     return 0
 
 
@@ -76,9 +76,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     # Without a configured jwt_secret, mint with the embedded dev key the local servers use.
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
     settings = Settings()
-    kind = "service" if args.service else "user"
     subject = args.service or args.user
-    print(mint_token(signing_key(settings), subject, kind=kind, ttl_seconds=args.ttl, issuer=settings.jwt_issuer))
+    print(mint_token(signing_key(settings), subject, kind="service" if args.service else "user",
+                     ttl_seconds=args.ttl, issuer=settings.jwt_issuer))
     return 0
 
 
@@ -211,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except KeyboardInterrupt:
         return 130
 

@@ -15,6 +15,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,7 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from streamify.core.auth import mint_token, signing_key
 from streamify.core.config import Settings
 from streamify.core.seaweed import SeaweedFS
-from streamify.core.supervisor import Child, Supervisor
+from streamify.core.supervisor import Child, Probe, Supervisor
+
+if TYPE_CHECKING:
+    from streamify.gateway.config import GatewayConfig
 
 WEB_DIST = Path(__file__).resolve().parents[3] / "gateway" / "web" / "dist"
 
@@ -47,7 +51,7 @@ class MeshPorts:
         return self.metrics + index if self.metrics else 0
 
 
-def grpc_serving(target: str, service: str):
+def grpc_serving(target: str, service: str) -> Probe:
     async def probe() -> bool:
         async with grpc.aio.insecure_channel(target) as channel:
             try:
@@ -55,16 +59,18 @@ def grpc_serving(target: str, service: str):
                     health_pb2.HealthCheckRequest(service=service), timeout=1)
             except grpc.aio.AioRpcError:
                 return False
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
+            serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
+            return serving
     return probe
 
 
-def http_answers(url: str):
+def http_answers(url: str) -> Probe:
     async def probe() -> bool:
         def get() -> bool:
             try:
                 with urllib.request.urlopen(url, timeout=1) as reply:
-                    return reply.status < 500
+                    answered: bool = reply.status < 500
+                    return answered
             except OSError:
                 return False
         return await asyncio.to_thread(get)
@@ -95,7 +101,7 @@ def child_env(settings: Settings, storage: dict[str, object], ports: MeshPorts) 
     return env
 
 
-def python_child(name: str, args: list[str], env: dict[str, str], ready) -> Child:
+def python_child(name: str, args: list[str], env: dict[str, str], ready: Probe | None) -> Child:
     return Child(name=name, argv=[sys.executable, "-m", *args], env=env, ready=ready)
 
 
@@ -107,7 +113,7 @@ def service(name: str, index: int, port: int, metrics_port: int, env: dict[str, 
     )
 
 
-def gateway_config(settings: Settings, ports: MeshPorts, storage: dict[str, object], with_web: bool):
+def gateway_config(settings: Settings, ports: MeshPorts, storage: dict[str, object], with_web: bool) -> GatewayConfig:
     from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig
 
     host = settings.grpc_host

@@ -29,7 +29,7 @@ def format_progress(sent: int, total: int, rate: float | None) -> str:
 
 def describe_video(video: Video) -> str:
     """'PROCESSING 3/9 tasks (encode)' / 'UPLOADED' / 'FAILED: reason'."""
-    label = VideoStatus.Name(video.status).removeprefix("VIDEO_STATUS_")
+    label: str = VideoStatus.Name(video.status).removeprefix("VIDEO_STATUS_")
     if video.status == VideoStatus.VIDEO_STATUS_PROCESSING and video.progress.total_tasks:
         p = video.progress
         return f"{label} {p.completed_tasks}/{p.total_tasks} tasks" + (f" ({p.stage})" if p.stage else "")
@@ -100,7 +100,7 @@ class ProgressReporter:
             self._thread.start()
         return self
 
-    def __exit__(self, exc_type, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -4,6 +4,7 @@ file, rate-limited, retried and signed again), and following a video until READY
 
 from __future__ import annotations
 
+import functools
 import queue
 import random
 import re
@@ -17,6 +18,8 @@ from typing import IO, Any
 
 import grpc
 import requests
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from streamify.cli.upload.errors import (
     ServerRefused,
@@ -33,7 +36,7 @@ from streamify.v1 import metadata_service_pb2 as meta_api
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.upload_service_pb2 import UploadState
-from streamify.v1.video_pb2 import Video, VideoStatus
+from streamify.v1.video_pb2 import Video, VideoStatus, Visibility
 
 __all__ = ["UploadResult", "Uploader", "watch_video"]
 
@@ -84,7 +87,7 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_SECONDS, cap: floa
     """Seconds to wait before retry number `attempt` (0-based): exponential, capped, with
     "equal jitter" (between half and all of base * 2**attempt), so clients spread out but
     never retry immediately."""
-    ceiling = min(cap, base * (2 ** min(attempt, 32)))
+    ceiling: float = min(cap, base * (2 ** min(attempt, 32)))
     return ceiling / 2 + rand() * ceiling / 2
 
 
@@ -200,7 +203,7 @@ class _Signed:
     expires: float  # epoch seconds
 
 
-def _expiry(ts) -> float:
+def _expiry(ts: Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9 if ts.seconds else time.time() + 300
 
 
@@ -224,7 +227,8 @@ class Uploader:
         self._limit = RateLimit(rate_limit) if rate_limit else None
         self._channel = channel or grpc.insecure_channel(target)
         self._owns_channel = channel is None
-        self._stub = upload_service_pb2_grpc.UploadServiceStub(self._channel)
+        # the generated stub's __init__ is unannotated (no .pyi for *_pb2_grpc)
+        self._stub = upload_service_pb2_grpc.UploadServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._put_attempts = 0
         self._count_lock = threading.Lock()
 
@@ -240,7 +244,7 @@ class Uploader:
 
     # --- gRPC ------------------------------------------------------------------------------
 
-    def _rpc(self, method: str, request):
+    def _rpc(self, method: str, request: Message) -> Any:
         """Calls an UploadService method, retrying transient failures (every method the CLI
         uses is idempotent: reads, signing, or keyed by a request id)."""
         call = getattr(self._stub, method)
@@ -261,7 +265,7 @@ class Uploader:
     # --- the whole flow ---------------------------------------------------------------------
 
     def upload(
-        self, path: Path | str, *, title: str = "", description: str = "", visibility: int = 0,
+        self, path: Path | str, *, title: str = "", description: str = "", visibility: Visibility = Visibility.VISIBILITY_UNSPECIFIED,
     ) -> UploadResult:
         """Uploads (or finishes uploading) one file; returns once CompleteUpload succeeded."""
         started = time.monotonic()
@@ -327,7 +331,7 @@ class Uploader:
             state.upload = state.video = ""
             return None
         try:
-            upload = self._rpc("GetUpload", api.GetUploadRequest(name=state.upload))
+            upload: api.Upload = self._rpc("GetUpload", api.GetUploadRequest(name=state.upload))
         except ServerRefused as refused:
             if refused.code != grpc.StatusCode.NOT_FOUND:
                 raise
@@ -345,13 +349,13 @@ class Uploader:
         state.upload = state.video = state.request_id = ""
 
     def _create(
-        self, source: _Source, state: UploadStateFile, title: str, description: str, visibility: int,
+        self, source: _Source, state: UploadStateFile, title: str, description: str, visibility: Visibility,
     ) -> api.Upload:
         for _ in range(3):
             state.request_id = request_id_for(source.key, state.generation)
             state.server = self.target
             self._states.save(source.key, state)  # before the call: a crash right after it finds the upload again
-            upload = self._rpc("CreateUpload", api.CreateUploadRequest(
+            upload: api.Upload = self._rpc("CreateUpload", api.CreateUploadRequest(
                 file_name=source.path.name[-255:], size_bytes=source.size, content_type=source.content_type,
                 title=title, description=description, request_id=state.request_id,
                 visibility=visibility,
@@ -455,7 +459,7 @@ class Uploader:
                     except queue.Empty:
                         return
                     try:
-                        etag = self._put(session, source, part, lambda fresh, n=part.number: book.get(n, fresh),
+                        etag = self._put(session, source, part, functools.partial(_signed_part, book, part.number),
                                          progress, cancel, what=f"part {part.number}")
                     except _Cancelled:
                         return
@@ -531,10 +535,16 @@ class Uploader:
                 raise _Cancelled()
 
     def _complete(self, upload: api.Upload, etags: Sequence[tuple[int, str]]) -> api.Upload:
-        return self._rpc("CompleteUpload", api.CompleteUploadRequest(
+        completed: api.Upload = self._rpc("CompleteUpload", api.CompleteUploadRequest(
             name=upload.name, request_id=f"cli-complete-{upload.name.removeprefix('uploads/')}"[:64],
             parts=[api.CompletedPart(part_number=n, etag=e) for n, e in etags],
         ))
+        return completed
+
+
+def _signed_part(book: _UrlBook, number: int, fresh: bool) -> str:
+    """The signed URL of part `number` (a fresh one when `fresh`): what `_put` calls to sign."""
+    return book.get(number, fresh)
 
 
 class _UrlBook:
@@ -589,7 +599,7 @@ def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str]
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     own = channel is None
     channel = channel or grpc.insecure_channel(target)
-    stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
+    stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]  # no .pyi
     metadata = (("authorization", f"Bearer {token}"),)
     last = ""
     failures = 0
@@ -598,7 +608,7 @@ def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str]
             try:
                 for message in stub.WatchVideo(meta_api.WatchVideoRequest(name=video_name), metadata=metadata):
                     failures = 0
-                    video = message.video
+                    video: Video = message.video
                     line = describe_video(video)
                     if line != last:
                         say(line)
