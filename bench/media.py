@@ -18,7 +18,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "services" / "gateway"),
                 str(Path(__file__).resolve().parents[1])]
+
+from common import stop_process  # noqa: E402
 
 from streamify.core.config import Settings  # noqa: E402
 from streamify.core.seaweed import SeaweedFS, SeaweedPorts  # noqa: E402
@@ -105,16 +106,6 @@ def wrk(url: str, duration: int, connections: int) -> tuple[float, float]:
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw errors on {url}:\n{out}")
     return rps, mib
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def main() -> int:
@@ -203,7 +194,7 @@ def main() -> int:
         for envoy in envoys:
             envoy.stop()
         for proc in procs:
-            stop(proc)
+            stop_process(proc, 20)
         weed.stop()
         loop.call_soon_threadsafe(loop.stop)
         shutil.rmtree(work, ignore_errors=True)

@@ -30,7 +30,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from common import cpu_seconds, free_port
+from common import cpu_seconds, free_port, stop_process
 
 from streamify.core.auth import mint_token
 from streamify.v1 import metadata_service_pb2 as api
@@ -110,13 +109,7 @@ class Server:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
 
 
 def pinned(cmd: list[str], core: int | None) -> list[str]:

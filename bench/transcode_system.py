@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from common import cpu_seconds, free_port, log  # noqa: F401  (re-exported)
+from common import cpu_seconds, free_port, log, stop_process  # noqa: F401  (re-exported)
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -40,16 +39,6 @@ UPLOADS, MEDIA = "streamify-uploads", "streamify-media"
 
 
 proc_cpu = cpu_seconds  # the name transcode.py imports
-
-
-def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -136,7 +125,7 @@ class System:
 
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
-            stop(proc)
+            stop_process(proc)
         if self.weed is not None:
             self.weed.stop()
 

@@ -40,7 +40,6 @@ import os
 import resource
 import secrets
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from pathlib import Path
 
 import grpc
 import requests
-from common import cpu_seconds, free_port, log
+from common import cpu_seconds, free_port, log, stop_process
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -91,13 +90,7 @@ class Proc:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
 
 
 def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 60) -> None:
