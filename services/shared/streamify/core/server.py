@@ -273,48 +273,24 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
             )
         return handler
 
+    def _admitted(self, m: _Method, auth: str | None, request: Any, streaming_request: bool) -> Any:
+        """The request after authentication and validation (a request stream is validated
+        message by message as the handler reads it)."""
+        if streaming_request:
+            self._check(m, auth, None)
+            return self._validated(request) if m.validate else request
+        self._check(m, auth, request)
+        return request
+
     def _unary(
         self, m: _Method, behaviour: Callable[..., Any], streaming_request: bool = False
     ) -> Callable[..., Awaitable[Any]]:
         """Wrapper for a handler that returns one response (unary-unary, stream-unary)."""
-        begin, check, status_for, validated = (
-            self._begin,
-            self._check,
-            self._status_for,
-            self._validated,
-        )
-        is_coro = inspect.iscoroutinefunction(behaviour)
-        validate_stream = streaming_request and m.validate
 
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = _perf_counter()
-            rid, auth = begin(m, context)
-            code = "OK"
-            try:
-                if streaming_request:
-                    check(m, auth, None)
-                    if validate_stream:
-                        request = validated(request)
-                else:
-                    check(m, auth, request)
-                if is_coro:
-                    return await behaviour(request, context)
-                result = behaviour(request, context)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result
-            except _AbortError:
-                code = _code_name(context)
-                raise
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped to a status right here
-                status_code, details, trailing = status_for(m, exc, rid)
-                code = status_code.name
-                await context.abort(status_code, details, trailing)
-            finally:
-                m.observe(code, _perf_counter() - start)
+            async with _Observed(self, m, context) as call:
+                result = behaviour(self._admitted(m, call.auth, request, streaming_request), context)
+                return await result if inspect.isawaitable(result) else result
 
         return wrapper
 
@@ -322,86 +298,74 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         self, m: _Method, behaviour: Callable[..., Any], streaming_request: bool = False
     ) -> Callable[..., Any]:
         """Wrapper for a handler that streams responses (unary-stream, stream-stream)."""
-        begin, check, status_for, validated = (
-            self._begin,
-            self._check,
-            self._status_for,
-            self._validated,
-        )
-        validate_stream = streaming_request and m.validate
-
         if inspect.iscoroutinefunction(behaviour):
             # Writes with `await context.write(...)` and returns None.
             async def coro_wrapper(request: Any, context: grpc.aio.ServicerContext) -> None:
-                start = _perf_counter()
-                rid, auth = begin(m, context)
-                code = "OK"
-                try:
-                    if streaming_request:
-                        check(m, auth, None)
-                        if validate_stream:
-                            request = validated(request)
-                    else:
-                        check(m, auth, request)
-                    await behaviour(request, context)
-                except _AbortError:
-                    code = _code_name(context)
-                    raise
-                except asyncio.CancelledError:
-                    code = "CANCELLED"
-                    raise
-                except Exception as exc:  # noqa: BLE001
-                    status_code, details, trailing = status_for(m, exc, rid)
-                    code = status_code.name
-                    await context.abort(status_code, details, trailing)
-                finally:
-                    m.observe(code, _perf_counter() - start)
+                async with _Observed(self, m, context) as call:
+                    await behaviour(self._admitted(m, call.auth, request, streaming_request), context)
 
             return coro_wrapper
 
         async def gen_wrapper(
             request: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
-            start = _perf_counter()
-            rid, auth = begin(m, context)
-            code = "OK"
             responses: Any = None
             try:
-                if streaming_request:
-                    check(m, auth, None)
-                    if validate_stream:
-                        request = validated(request)
-                else:
-                    check(m, auth, request)
-                responses = behaviour(request, context)
-                if inspect.isawaitable(responses):
-                    responses = await responses
-                if responses is None:
-                    return
-                if hasattr(responses, "__aiter__"):
-                    async for response in responses:
-                        yield response
-                else:  # a plain generator: must not block (handlers should be async)
-                    for response in responses:
-                        yield response
-            except _AbortError:
-                code = _code_name(context)
-                raise
-            except (asyncio.CancelledError, GeneratorExit):
-                code = "CANCELLED"
-                raise
-            except Exception as exc:  # noqa: BLE001
-                status_code, details, trailing = status_for(m, exc, rid)
-                code = status_code.name
-                await context.abort(status_code, details, trailing)
+                async with _Observed(self, m, context) as call:
+                    responses = behaviour(self._admitted(m, call.auth, request, streaming_request), context)
+                    if inspect.isawaitable(responses):
+                        responses = await responses
+                    if responses is None:
+                        return
+                    if hasattr(responses, "__aiter__"):
+                        async for response in responses:
+                            yield response
+                    else:  # a plain generator: must not block (handlers should be async)
+                        for response in responses:
+                            yield response
             finally:
                 aclose = getattr(responses, "aclose", None)
                 if aclose is not None:
                     with contextlib.suppress(Exception):
                         await aclose()
-                m.observe(code, _perf_counter() - start)
 
         return gen_wrapper
+
+
+class _Observed:
+    """One call, whatever its shape: request id and credentials on entry; on exit the status
+    of a failure (a handler's exception becomes a typed status, never a bare INTERNAL) and the
+    call's metrics. A class, not @asynccontextmanager: it runs on every RPC."""
+
+    __slots__ = ("_interceptor", "_m", "_context", "_start", "rid", "auth")
+
+    def __init__(self, interceptor: StreamifyInterceptor, m: _Method, context: grpc.aio.ServicerContext) -> None:
+        self._interceptor, self._m, self._context = interceptor, m, context
+
+    async def __aenter__(self) -> _Observed:
+        self._start = _perf_counter()
+        self.rid, self.auth = self._interceptor._begin(self._m, self._context)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        code = "OK"
+        try:
+            if exc is None:
+                return False
+            if isinstance(exc, _AbortError):
+                code = _code_name(self._context)
+                return False
+            if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+                code = "CANCELLED"
+                return False
+            if not isinstance(exc, Exception):
+                return False
+            status_code, details, trailing = self._interceptor._status_for(self._m, exc, self.rid)
+            code = status_code.name
+            await self._context.abort(status_code, details, trailing)  # raises
+            return False
+        finally:
+            self._m.observe(code, _perf_counter() - self._start)
 
 
 # --- serve --------------------------------------------------------------------------------------
