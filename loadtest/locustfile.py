@@ -48,6 +48,7 @@ grpc_gevent.init_gevent()  # grpcio's blocking calls must yield to gevent's hub
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "services" / "shared"))
 from google.protobuf import field_mask_pb2  # noqa: E402
 
+from streamify.core.backoff import backoff_delay  # noqa: E402
 from streamify.v1 import metadata_service_pb2 as meta  # noqa: E402
 from streamify.v1 import metadata_service_pb2_grpc as meta_grpc  # noqa: E402
 from streamify.v1 import upload_service_pb2 as up  # noqa: E402
@@ -77,8 +78,7 @@ def count(what: str, n: int = 1) -> None:
 
 
 def backoff(attempt: int) -> float:
-    ceiling = min(4.0, 0.25 * 2 ** attempt)
-    return ceiling / 2 + random.random() * ceiling / 2
+    return backoff_delay(attempt, base=0.25, cap=4.0)
 
 
 @events.test_stop.add_listener

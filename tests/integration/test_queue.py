@@ -163,8 +163,10 @@ async def test_concurrent_consumers_never_share_a_job(make):
     seen: list[tuple[int, str]] = []
 
     async def consume(index: int, queue: JobQueue) -> None:
+        # until every job was seen (then duplicates would show in `seen`), or nothing came for
+        # long enough that nothing will (a guard against a hang, generous for a loaded machine)
         idle_since = time.monotonic()
-        while time.monotonic() - idle_since < 3:
+        while len(seen) < jobs and time.monotonic() - idle_since < 30:
             got = await queue.receive(max_messages=4, wait_seconds=0.2)
             if got:
                 idle_since = time.monotonic()
@@ -174,6 +176,8 @@ async def test_concurrent_consumers_never_share_a_job(make):
                 await queue.ack(delivery)
 
     await asyncio.gather(*(consume(i, q) for i, q in enumerate(consumers)))
+    for queue in consumers:  # a late duplicate would come now
+        assert not await queue.receive(max_messages=4, wait_seconds=0.5)
     keys = [key for _, key in seen]
     assert sorted(keys) == sorted(f"video-{i}" for i in range(jobs)), "a job was lost or duplicated"
     if make.backend != "sqlite":  # a single writer may well take them all; others must share

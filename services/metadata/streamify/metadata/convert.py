@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
-from google.protobuf.duration_pb2 import Duration
 from google.protobuf.json_format import MessageToDict, ParseDict
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from streamify.core.clock import duration_of, timestamp_of
 from streamify.core.proto_enums import enum_value
 from streamify.metadata.models import VideoRow
 from streamify.v1.video_pb2 import Progress, Rendition, Video, VideoStatus, Visibility
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def timestamp(us: int) -> Timestamp:
-    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
 def etag_of(row: VideoRow) -> str:
@@ -45,12 +35,12 @@ def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
         renditions=[ParseDict(r, Rendition()) for r in row.renditions],
         poster_url=f"{base}/{row.poster_path}" if row.poster_path else "",
         playback_url=f"{base}/{row.manifest_path}" if row.manifest_path else "",
-        create_time=timestamp(row.create_time_us),
-        update_time=timestamp(row.update_time_us),
+        create_time=timestamp_of(row.create_time_us),
+        update_time=timestamp_of(row.update_time_us),
         etag=etag_of(row),
     )
     if row.duration_us:
-        video.duration.CopyFrom(Duration(seconds=row.duration_us // 1_000_000, nanos=(row.duration_us % 1_000_000) * 1000))
+        video.duration.CopyFrom(duration_of(row.duration_us))
     if row.progress_total or row.progress_stage:
         video.progress.CopyFrom(Progress(
             completed_tasks=row.progress_completed, total_tasks=row.progress_total, stage=row.progress_stage,

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from streamify.core import errors, media_grants
 from streamify.core.auth import Principal, current_principal
+from streamify.core.clock import microseconds_of, now_us
 from streamify.core.db import run_in_thread
 from streamify.metadata import state_machine
 from streamify.metadata.changes import VideoChanges
-from streamify.metadata.convert import etag_of, now_us, renditions_to_json, to_proto
+from streamify.metadata.convert import etag_of, renditions_to_json, to_proto
 from streamify.metadata.models import VideoRow
 from streamify.metadata.page_tokens import InvalidPageToken, PagePosition, PageTokenCodec
 from streamify.metadata.reader import VideoReader
@@ -234,7 +235,7 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             if request.HasField("result"):
                 result = request.result
                 row.renditions = renditions_to_json(result.renditions)
-                row.duration_us = result.duration.seconds * 1_000_000 + result.duration.nanos // 1000
+                row.duration_us = microseconds_of(result.duration)
                 row.manifest_path = result.manifest_path
                 row.poster_path = result.poster_path
             self._touch(row)

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core.clock import now_us
 from streamify.core.db import rowcount
-from streamify.metadata.convert import now_us
 from streamify.metadata.models import IdempotencyKeyRow, VideoRow
 from streamify.metadata.page_tokens import PagePosition
 from streamify.v1.video_pb2 import Visibility

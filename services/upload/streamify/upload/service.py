@@ -6,16 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core import errors
 from streamify.core.auth import Principal, current_principal
+from streamify.core.clock import now_us, timestamp_of
 from streamify.core.db import rowcount, run_in_thread
+from streamify.core.humanize import human_bytes
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.proto_enums import enum_value
 from streamify.upload.limits import UploadLimits
@@ -35,22 +35,6 @@ DEFAULT_LIST_PARTS_PAGE = 1000
 
 def new_id() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode().lower()
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def timestamp(us: int) -> Timestamp:
-    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:g} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
 
 
 def video_request_id(owner: str, request_id: str) -> str:
@@ -141,7 +125,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                         for i, n in enumerate(request.part_numbers) if n > plan.part_count]
         if out_of_range:
             raise errors.invalid_argument(out_of_range)
-        expires = timestamp(now_us() + self._limits.url_ttl_seconds * 1_000_000)
+        expires = timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000)
 
         def sign_all() -> list[api.SignedPart]:  # ~0.2 ms a part: off the event loop
             return [
@@ -268,8 +252,8 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         upload = api.Upload(
             name=f"uploads/{row.id}", video=f"videos/{row.video_id}", owner=f"users/{row.owner}",
             file_name=row.file_name, size_bytes=row.size_bytes, content_type=row.content_type,
-            sha256=row.sha256, state=enum_value(UploadState, row.state), create_time=timestamp(row.create_time_us),
-            expire_time=timestamp(row.expire_time_us),
+            sha256=row.sha256, state=enum_value(UploadState, row.state), create_time=timestamp_of(row.create_time_us),
+            expire_time=timestamp_of(row.expire_time_us),
         )
         if row.multipart:
             upload.multipart.part_size_bytes = row.part_size
@@ -278,7 +262,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             url, headers = self._storage.sign_put(row.object_key, row.content_type, row.size_bytes)
             upload.single_put.url = url
             upload.single_put.headers.update(headers)
-            upload.single_put.expire_time.CopyFrom(timestamp(now_us() + self._limits.url_ttl_seconds * 1_000_000))
+            upload.single_put.expire_time.CopyFrom(timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000))
         return upload
 
     # --- database (run in threads) --------------------------------------------------------------

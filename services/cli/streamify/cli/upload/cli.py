@@ -19,9 +19,9 @@ from streamify.cli.upload.errors import (
     UploadError,
     UsageError,
 )
-from streamify.cli.upload.humanize import human_bytes, human_duration
 from streamify.cli.upload.source import inspect_file
 from streamify.cli.upload.transport import Uploader, UploadResult, watch_video
+from streamify.core.humanize import human_bytes, human_duration
 from streamify.v1.video_pb2 import Visibility
 
 __all__ = ["run_cli"]

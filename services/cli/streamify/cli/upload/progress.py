@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import IO
 
-from streamify.cli.upload.humanize import human_bytes, human_duration
+from streamify.core.humanize import human_bytes, human_duration
 from streamify.v1.video_pb2 import Video, VideoStatus
 
 MiB = 1024 * 1024

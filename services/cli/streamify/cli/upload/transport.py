@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import queue
-import random
 import re
 import sys
 import threading
@@ -32,6 +31,7 @@ from streamify.cli.upload.errors import (
 from streamify.cli.upload.progress import Progress, ProgressReporter, describe_video
 from streamify.cli.upload.resume import StateStore, UploadStateFile, request_id_for, state_dir
 from streamify.cli.upload.source import _Source, inspect_file
+from streamify.core import backoff as core_backoff
 from streamify.v1 import metadata_service_pb2 as meta_api
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
@@ -82,13 +82,8 @@ def batches(numbers: Sequence[int], size: int = SIGN_BATCH) -> list[list[int]]:
     return [list(numbers[i:i + size]) for i in range(0, len(numbers), size)]
 
 
-def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS,
-                  rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): exponential, capped, with
-    "equal jitter" (between half and all of base * 2**attempt), so clients spread out but
-    never retry immediately."""
-    ceiling: float = min(cap, base * (2 ** min(attempt, 32)))
-    return ceiling / 2 + rand() * ceiling / 2
+# seconds before retry number `attempt` (0-based), with the upload client's base and cap
+backoff_delay = functools.partial(core_backoff.backoff_delay, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
 
 
 def s3_error_summary(body: str) -> str:

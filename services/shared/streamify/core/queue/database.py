@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement, Select
 
 from streamify.core import migrations
+from streamify.core.clock import now_us
 from streamify.core.config import Settings
 from streamify.core.db import Base, make_engine
 from streamify.core.queue import Delivery, LeaseLost
@@ -60,10 +61,6 @@ messages = Table(
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     migrations.upgrade(engine, MIGRATIONS, VERSION_TABLE, revision)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _us(seconds: float) -> int:
@@ -112,7 +109,7 @@ class DatabaseQueue:
             conn.execute(insert(messages).values(self._row(key, body)))
 
     def _row(self, key: str, body: bytes) -> dict[str, object]:
-        now = _now_us()
+        now = now_us()
         return {
             "queue": self._name, "key": key, "body": body, "deliveries": 0,
             "visible_at_us": now, "lease": None, "dead_at_us": None, "create_time_us": now,
@@ -131,7 +128,7 @@ class DatabaseQueue:
 
     def _ready_where(self) -> tuple[ColumnElement[bool], ...]:
         m = messages.c
-        return (m.queue == self._name, m.dead_at_us.is_(None), m.visible_at_us <= _now_us())
+        return (m.queue == self._name, m.dead_at_us.is_(None), m.visible_at_us <= now_us())
 
     def _ready(self, *where: ColumnElement[bool]) -> Select[int]:
         query = select(messages.c.id).where(*self._ready_where(), *where)
@@ -144,7 +141,7 @@ class DatabaseQueue:
         with self._engine.connect() as conn:
             if conn.execute(select(m.id).where(*self._ready_where()).limit(1)).first() is None:
                 return []
-        now, lease = _now_us(), secrets.token_hex(16)
+        now, lease = now_us(), secrets.token_hex(16)
         with self._engine.begin() as conn:
             # Leases that ran out on their last allowed delivery: dead-letter, don't re-deliver.
             exhausted = self._ready(m.deliveries >= self._max_deliveries).limit(100)
@@ -185,7 +182,7 @@ class DatabaseQueue:
 
     def _set_visible(self, delivery: Delivery, seconds: float, release: bool) -> bool:
         m = messages.c
-        values: dict[str, object] = {"visible_at_us": _now_us() + _us(seconds)}
+        values: dict[str, object] = {"visible_at_us": now_us() + _us(seconds)}
         if release:
             values["lease"] = None
         with self._engine.begin() as conn:

@@ -19,9 +19,8 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from streamify.core.aio import wait_for_event
+from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.assembly import (
@@ -73,10 +72,6 @@ class WorkerSession:
             if reason is not None and not self.closed:
                 self.send(wapi.ConnectResponse(cancellation=wapi.TaskCancellation(
                     task_id=dag.task_resource(key.job_id, key.name), reason=reason)))
-
-
-def _timestamp(us: int) -> Timestamp:
-    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
 
 
 class Orchestrator:
@@ -349,7 +344,7 @@ class Orchestrator:
         assignment: wapi.TaskAssignment = wapi.TaskAssignment.FromString(c.spec)  # Message is untyped
         assignment.task_id = dag.task_resource(c.job_id, c.name)
         assignment.lease_id = c.lease_id
-        assignment.lease_expire_time.CopyFrom(_timestamp(c.lease_expire_us))
+        assignment.lease_expire_time.CopyFrom(timestamp_of(c.lease_expire_us))
         assignment.attempt = c.attempt
         which = assignment.WhichOneof("spec")
         if which is None:

@@ -18,10 +18,10 @@ from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from streamify.core import errors
 from streamify.core.auth import Principal, current_principal
+from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.proto_enums import enum_value
@@ -36,20 +36,16 @@ DEFAULT_PAGE_SIZE = 20
 _TOKEN = re.compile(r"^(\d+):(\d+):([a-z0-9][a-z0-9-]{0,62})$")
 
 
-def _ts(us: int) -> Timestamp:
-    return Timestamp(seconds=us // 1_000_000, nanos=(us % 1_000_000) * 1000)
-
-
 def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
     job = snapshot.job
     out = api.TranscodeJob(
         name=f"transcodeJobs/{job.id}", video=f"videos/{job.id}",
         state=enum_value(api.JobState, job.state), failure_reason=job.failure_reason,
         completed_tasks=job.completed_tasks, total_tasks=job.total_tasks if job.plan else 0,
-        create_time=_ts(job.create_time_us), update_time=_ts(job.update_time_us),
+        create_time=timestamp_of(job.create_time_us), update_time=timestamp_of(job.update_time_us),
     )  # fmt: skip
     if job.end_time_us:
-        out.end_time.CopyFrom(_ts(job.end_time_us))
+        out.end_time.CopyFrom(timestamp_of(job.end_time_us))
     if job.first_playable_us:
         d = Duration()
         d.FromMicroseconds(max(0, job.first_playable_us - job.create_time_us))

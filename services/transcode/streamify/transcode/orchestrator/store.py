@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core.clock import now_us
 from streamify.core.db import rowcount
 from streamify.transcode.media.errors import MediaError
 from streamify.transcode.orchestrator import dag
@@ -38,10 +39,6 @@ from streamify.v1 import worker_service_pb2 as wapi
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TX_ATTEMPTS = 6
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _us(seconds: float) -> int:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
-import random
 import shutil
 import signal
 import socket
@@ -38,6 +38,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 
+from streamify.core import backoff as core_backoff
 from streamify.core.config import Settings
 from streamify.core.logs import get_logger
 from streamify.core.server import client_channel, service_call_metadata
@@ -63,12 +64,9 @@ STABLE_SESSION = 10.0  # a session that lasted this long resets the backoff
 DEFAULT_STALL_TIMEOUT = 900.0  # a task silent (no progress, no result) this long is killed
 
 
-def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): exponential, capped, with
-    jitter (between half and all of the exponential value) so that workers cut off together
-    do not come back together."""
-    exp = min(cap, base * (2 ** max(0, attempt - 1)))
-    return random.uniform(exp / 2, exp)
+# seconds before reconnect number `attempt` (0-based): jittered, so that workers cut off
+# together do not come back together
+backoff_delay = functools.partial(core_backoff.backoff_delay, base=BACKOFF_BASE, cap=BACKOFF_CAP)
 
 
 WORK_DIR_PREFIX = "streamify-worker-"
@@ -236,8 +234,8 @@ class Worker:
                     break
                 if welcomed and time.monotonic() - started >= STABLE_SESSION:
                     attempt = 0
-                attempt += 1
                 delay = backoff_delay(attempt, cap=self.backoff_cap)
+                attempt += 1
                 log.info("reconnecting in %.1f s (attempt %d)", delay, attempt)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)

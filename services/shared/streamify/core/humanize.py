@@ -1,4 +1,4 @@
-"""Sizes and durations for people: '3.0 GiB', '1:02:03'."""
+"""Sizes and durations for people: '3.0 GiB', '1:02:03' (messages, progress bars, errors)."""
 
 from __future__ import annotations
 
