@@ -68,3 +68,29 @@ async def test_a_request_id_past_the_limit_is_invalid_not_internal(mesh):
         await mesh.uploads.CreateUpload(_create("k" * 65), metadata=ALICE)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request_id" in refused.value.details()
+
+
+async def test_request_ids_expire_and_are_swept(tmp_path):
+    """The idempotency table does not grow for ever: keys older than their lifetime go, and a
+    request id that old creates anew; a young one still answers with the first result."""
+    import asyncio
+
+    from streamify.core.db import make_engine, make_sessions
+    from streamify.metadata import schema
+    from streamify.metadata.app import sweep_idempotency_keys
+    from streamify.metadata.models import IdempotencyKeyRow
+    from streamify.metadata.store import VideoStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    schema.upgrade(engine)
+    store = VideoStore(make_sessions(engine))
+    store.mutate("user:alice", "CreateVideo", "old-key", lambda session: b"first")
+    with make_sessions(engine)() as session:  # written two days ago
+        session.query(IdempotencyKeyRow).update({"create_time_us": 1})
+        session.commit()
+    store.mutate("user:alice", "CreateVideo", "young-key", lambda session: b"young")
+    sweeper = asyncio.create_task(sweep_idempotency_keys(store, ttl_seconds=24 * 3600))
+    await asyncio.sleep(0.5)
+    sweeper.cancel()
+    assert store.mutate("user:alice", "CreateVideo", "young-key", lambda session: b"again") == b"young"
+    assert store.mutate("user:alice", "CreateVideo", "old-key", lambda session: b"anew") == b"anew"

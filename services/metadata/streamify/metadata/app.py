@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 from typing import Unpack
 
 from streamify.core.auth import media_grant_key, signing_key
 from streamify.core.cache import Cache, make_cache
+from streamify.core.clock import now_us
 from streamify.core.config import Settings
-from streamify.core.db import make_engine, make_sessions
+from streamify.core.db import make_engine, make_sessions, run_in_thread
 from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
 from streamify.metadata import schema
 from streamify.metadata.changes import VideoChanges
@@ -20,6 +24,7 @@ from streamify.metadata.store import VideoStore
 from streamify.v1 import metadata_service_pb2_grpc
 
 SERVICE_NAME = "streamify.v1.MetadataService"
+log = logging.getLogger(__name__)
 
 
 def page_token_key(settings: Settings) -> bytes:
@@ -55,9 +60,28 @@ def registration(servicer: MetadataService) -> ServiceRegistration:
     )
 
 
+async def sweep_idempotency_keys(store: VideoStore, ttl_seconds: float) -> None:
+    """Forgets request ids older than their lifetime, every quarter of it (at most hourly), so
+    the table does not grow for ever; a retry that late creates anew."""
+    interval = min(ttl_seconds / 4, 3600.0)
+    while True:
+        try:
+            removed = await run_in_thread(store.delete_idempotency_keys_before, now_us() - int(ttl_seconds * 1e6))
+            if removed:
+                log.info("forgot %d request ids older than %g s", removed, ttl_seconds)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("sweeping request ids failed")
+        await asyncio.sleep(interval)
+
+
 async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop]) -> None:
     servicer, cache = build(settings)
+    sweeper = asyncio.create_task(
+        sweep_idempotency_keys(servicer.store, settings.idempotency_key_ttl_seconds), name="idempotency-sweeper")
     try:
         await serve(settings, [registration(servicer)], **serve_options)
     finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await cache.close()

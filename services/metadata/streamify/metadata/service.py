@@ -79,6 +79,11 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         self._page_tokens = page_tokens
         self._cdn_base_url = cdn_base_url
 
+    @property
+    def store(self) -> VideoStore:
+        """The SQL store (the app's sweeper of expired request ids works on it)."""
+        return self._store
+
     # --- reads ------------------------------------------------------------------------------
 
     async def GetVideo(self, request: api.GetVideoRequest, context: grpc.aio.ServicerContext) -> Video:

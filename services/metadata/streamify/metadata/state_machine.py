@@ -33,7 +33,3 @@ def status_label(status: int) -> str:
 
 def is_allowed(current: int, new: int) -> bool:
     return new == current or new in _NEXT.get(current, frozenset())
-
-
-def is_repeat(current: int, new: int) -> bool:
-    return new == current

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     cache_socket_timeout_seconds: float = Field(0.05, gt=0, description="Redis connect/read timeout; a slow cache is skipped, not waited for.")
     cache_breaker_cooldown_seconds: float = Field(2.0, gt=0, description="After a Redis failure, skip Redis this long before trying again.")
 
+    idempotency_key_ttl_seconds: float = Field(24 * 3600, gt=0, description="A request_id is remembered this long (AIP-155): a retry within it gets the first answer; older keys are swept.")
+
     # --- auth ----------------------------------------------------------------------------
     jwt_secret: SecretStr | None = Field(None, description="HS256 signing key for bearer tokens. Required unless embedded.")
     jwt_issuer: str = Field("streamify", description="`iss` claim minted and required on tokens.")

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Protocol
 
-import grpc
-
 from streamify.core.config import Settings
 from streamify.core.server import client_channel, service_call_metadata
 from streamify.v1 import metadata_service_pb2 as api
@@ -67,7 +65,3 @@ class MetadataClient:
 
     async def close(self) -> None:
         await self._channel.close()
-
-
-def is_illegal_transition(error: grpc.aio.AioRpcError) -> bool:
-    return bool(error.code() == grpc.StatusCode.FAILED_PRECONDITION)

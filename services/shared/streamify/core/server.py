@@ -7,7 +7,7 @@ Prometheus metrics and one interceptor that, for every call, in the handler's ow
   context and sends it back as trailing metadata ``x-request-id``;
 * authenticates ``authorization: Bearer <jwt>`` (not for health, reflection or a service's
   ``public_methods``) and puts the Principal where ``auth.current_principal()`` finds it;
-* validates each request message (``streamify.core.validation.validate``, when present);
+* validates each request message (``streamify.core.validation.validate``);
 * maps ApiError to a rich status, NotImplementedError to UNIMPLEMENTED and anything else to
   INTERNAL "internal error (request id …)" (logged with its traceback, never sent);
 * counts and times the call.
@@ -126,20 +126,12 @@ class _Method:
         self._duration.observe(seconds)
 
 
-def _load_validator() -> Callable[[Any], list[Any]] | None:
-    try:
-        from streamify.core.validation import validate
-    except ModuleNotFoundError as exc:
-        if exc.name == "streamify.core.validation":
-            log.info("streamify.core.validation not present: request validation is off")
-        else:
-            log.warning("request validation is off: %s", exc)
-        return None
-    except Exception:
-        log.warning("request validation is off: importing it failed", exc_info=True)
-        return None
-    return validate
+def _load_validator() -> Callable[[Any], list[Any]]:
+    """The request validator. A server never runs without it: an import failure (a broken
+    install, a missing dependency) stops the server at start with the reason."""
+    from streamify.core.validation import validate
 
+    return validate
 
 def _code_name(context: grpc.aio.ServicerContext) -> str:
     try:
