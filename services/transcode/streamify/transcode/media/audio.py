@@ -29,7 +29,6 @@ AAC_FRAME = 1024
 # Timestamp jumps in the source smaller than this are jitter, larger ones are filled with
 # silence (gap) or trimmed (overlap) so the output stays continuous and in sync.
 _JITTER = 0.02
-MAX_BAD_PACKETS = 50
 
 
 def encode_audio(
@@ -149,7 +148,7 @@ def _continuous(
     resampler = AudioResampler(format="fltp", layout="stereo", rate=SAMPLE_RATE)
     drop = 0  # output samples still to discard (source overlapped itself / started early)
     expected: float | None = None  # source time where the next decoded frame should start
-    for frame in _decode(container, stream):
+    for frame in timeline.decode(container, stream):
         if frame.pts is not None and frame.time_base is not None:
             t = float(frame.pts * frame.time_base) - origin
             reference = 0.0 if expected is None else expected
@@ -176,20 +175,6 @@ def _continuous(
         out.pts = None
         yield out
 
-
-def _decode(
-    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
-) -> Iterator[av.AudioFrame]:
-    bad = 0
-    for packet in timeline.packets(container, stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            bad += 1
-            if bad > MAX_BAD_PACKETS:
-                raise
-            continue
-        yield from frames
 
 
 def _silence(samples: int) -> av.AudioFrame:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import TypeVar, cast
+from typing import TypeVar, cast, overload
 
 import av
+import av.audio.stream
 import av.container
 import av.format
 import av.stream
+import av.video.stream
 
 # fftools' dts_delta_threshold (seconds) and its 0.1 s tolerance for going back in time.
 DELTA_THRESHOLD = Fraction(10)
@@ -125,3 +127,28 @@ def packets(
             yield cast("av.Packet[StreamT]", fixer.fix(packet))
         else:
             fixer.fix(packet)
+
+
+MAX_BAD_PACKETS = 50  # undecodable packets skipped in one stream before the file counts as corrupt
+
+
+@overload
+def decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]: ...
+@overload
+def decode(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]: ...
+def decode(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream | av.audio.stream.AudioStream
+) -> Iterator[av.VideoFrame | av.AudioFrame]:
+    """The frames of ``stream`` on the continuous clock, decoded packet by packet: a few
+    undecodable packets are skipped instead of failing the whole task."""
+    bad = 0
+    for packet in packets(container, stream):
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            bad += 1
+            if bad > MAX_BAD_PACKETS:
+                raise
+            continue
+        yield from frames  # type: ignore[misc]  # a video/audio stream decodes to its kind of frame
+

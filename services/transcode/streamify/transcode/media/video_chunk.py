@@ -47,7 +47,6 @@ log = logging.getLogger("streamify.transcode.media")
 # Frames waiting per rung: the decoder runs at most this far ahead of the slowest encoder.
 QUEUE_FRAMES = 8
 # Undecodable packets tolerated before the source is declared corrupt.
-MAX_BAD_PACKETS = 50
 # The video stream may end this much before the planned end (the container's duration also
 # counts the audio): the last picture is held. A bigger gap means a truncated source.
 MAX_HOLD_SECONDS = 5.0
@@ -296,7 +295,7 @@ def _decode_from(
     and the first frame comes too late. Then we seek further back, and finally decode from the
     start of the file (a single-keyframe TS recording), as the ffmpeg CLI would."""
     if start <= 0:
-        yield from _decode(container, stream)
+        yield from timeline.decode(container, stream)
         return
     tolerance = 1 / (2 * rate)
     for back in (0.0, SEEK_BACK_SECONDS, None):
@@ -307,7 +306,7 @@ def _decode_from(
             container.seek(
                 int(target / time_base(stream)), stream=stream, backward=True, any_frame=False
             )
-        frames = _decode(container, stream)
+        frames = timeline.decode(container, stream)
         first = next(frames, None)
         if back is not None and (
             first is None or _frame_time(first, origin, None, 0, rate) > start + tolerance
@@ -318,21 +317,6 @@ def _decode_from(
             yield from frames
         return
 
-
-def _decode(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> Iterator[av.VideoFrame]:
-    """Decode packet by packet, skipping a few undecodable packets instead of failing."""
-    bad = 0
-    for packet in timeline.packets(container, stream):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            bad += 1
-            if bad > MAX_BAD_PACKETS:
-                raise
-            continue
-        yield from frames
 
 
 def _frame_time(
