@@ -256,6 +256,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    import multiprocessing.connection  # noqa: F401 - used by run_dag
+    import multiprocessing.connection
 
     sys.exit(main())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from common import cpu_seconds, free_port, log, stop_process  # noqa: F401  (re-exported)
+from common import cpu_seconds, free_port, log, stop_process
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings

@@ -28,6 +28,7 @@ requests are grouped by kind ("/media master.m3u8", "/media segment", ...).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -342,13 +343,12 @@ class Uploader(StreamifyUser):
                 ledger.write(json.dumps({"video": done.video, "upload": done.name, "uploader": self.index,
                                          "completed_at": time.time(), "multipart": multipart}) + "\n")
         # Make it watchable by anyone, as the page's "publish" does (field mask, request_id).
-        try:
+        # a failure is reported as a failed UpdateVideo; the upload itself is not lost
+        with contextlib.suppress(grpc.RpcError):
             self.grpc.call("MetadataService", "UpdateVideo", meta.UpdateVideoRequest(
                 video=video_pb2.Video(name=done.video, visibility=video_pb2.VISIBILITY_PUBLIC),
                 update_mask=field_mask_pb2.FieldMask(paths=["visibility"]), request_id=uuid.uuid4().hex),
                 retry=True)
-        except grpc.RpcError:
-            pass  # reported as a failed UpdateVideo; the upload itself is not lost
         if WAIT_READY:
             self.follow(done.video, started)
 

@@ -4,6 +4,7 @@ with the right retryability and no URL query string (credentials) in the message
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ class RangeHandler(BaseHTTPRequestHandler):
     root: Path
     ranges: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         for status in (403, 404):
             if path.startswith(f"/{status}/"):
@@ -49,10 +50,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # FFmpeg hangs up when it seeks elsewhere
             self.wfile.write(data[start : end + 1])
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # FFmpeg closes a connection when it seeks elsewhere
 
     def log_message(self, *args: object) -> None:
         pass

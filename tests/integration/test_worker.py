@@ -97,7 +97,7 @@ class FakeOrchestrator(pb_grpc.TranscodeWorkerServiceServicer):
     def __init__(self) -> None:
         self.sessions: list[Session] = []
 
-    async def Connect(self, request_iterator, context) -> None:  # noqa: N802
+    async def Connect(self, request_iterator, context) -> None:
         first = await anext(aiter(request_iterator))
         assert first.WhichOneof("event") == "hello", first
         session = Session(hello=first.hello, principal=current_principal())

@@ -59,7 +59,7 @@ class Session:
         """Waits until `condition` or a fatal player error; fails with the player's story."""
         try:
             self.page.wait_for_function(f"{STATE}.fatal || ({condition})", timeout=timeout_ms)
-        except Exception as exc:  # playwright TimeoutError
+        except Exception as exc:  # noqa: BLE001 - playwright's TimeoutError, reported with the player's state
             raise AssertionError(f"{self.player}: {what}: timed out ({exc.__class__.__name__})\n{self.report()}") from None
         fatal = self.eval(f"{STATE}.fatal")
         assert fatal is None, f"{self.player}: {what}: fatal player error: {fatal}\n{self.report()}"

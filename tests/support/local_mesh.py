@@ -64,7 +64,7 @@ def local_mesh(data_dir: Path, *, workers: int = 2):
         env[f"STREAMIFY_{name}"] = str(free_port_run(1))
     grpc_base, gateway = free_port_run(14), free_port_run(4)
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / "run.log", "w")
+    log = open(data_dir / "run.log", "w")  # noqa: SIM115 - the process writes to it; closed in finally
     process = subprocess.Popen(
         [sys.executable, "-m", "streamify.cli", "run", "--port", str(grpc_base),
          "--upload-port", str(grpc_base + 1), "--transcode-port", str(grpc_base + 2),

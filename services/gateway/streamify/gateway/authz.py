@@ -227,7 +227,7 @@ class _Connection(asyncio.Protocol):
     async def _slow(self, method: str, target: str, head_only: bool) -> None:
         try:
             status = await self._authz.decide(method, target)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("media authz failed")
             status = 503
         self._finish(_response(status, head_only))

@@ -69,7 +69,7 @@ async def sweep_idempotency_keys(store: VideoStore, ttl_seconds: float) -> None:
             removed = await run_in_thread(store.delete_idempotency_keys_before, now_us() - int(ttl_seconds * 1e6))
             if removed:
                 log.info("forgot %d request ids older than %g s", removed, ttl_seconds)
-        except Exception:  # noqa: BLE001 - the next round tries again
+        except Exception:
             log.exception("sweeping request ids failed")
         await asyncio.sleep(interval)
 

@@ -8,6 +8,7 @@ non-public call and puts the :class:`Principal` in a ContextVar that handlers re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -270,9 +271,7 @@ def _create_dev_key(path: Path) -> None:
             f.write(secrets.token_hex(32).encode() + b"\n")
             f.flush()
             os.fsync(f.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
-        except FileExistsError:
-            pass
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ between must forward that Host unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -71,10 +72,8 @@ def _create_dev_credentials(path: Path) -> None:
             f.write(f"DEV{secrets.token_hex(8).upper()} {secrets.token_urlsafe(30)}\n")
             f.flush()
             os.fsync(f.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
-        except FileExistsError:
-            pass
     finally:
         tmp.unlink(missing_ok=True)
 

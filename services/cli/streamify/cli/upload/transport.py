@@ -4,6 +4,7 @@ file, rate-limited, retried and signed again), and following a video until READY
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import re
@@ -312,10 +313,8 @@ class Uploader:
 
     def _abandon(self, name: str) -> None:
         """Best effort: frees the user's pending-upload quota; the sweeper would do it later."""
-        try:
+        with contextlib.suppress(UploadError):
             self._rpc("AbortUpload", api.AbortUploadRequest(name=name))
-        except UploadError:
-            pass
 
     def _remembered(self, state: UploadStateFile) -> api.Upload | None:
         """The upload an earlier run started for this file, if it can still be used."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import math
 from typing import Any
@@ -119,10 +120,8 @@ class SqsQueue:
         )
 
     async def release(self, delivery: Delivery, delay_seconds: float = 0) -> None:
-        try:
+        with contextlib.suppress(LeaseLost):  # someone else holds it now: nothing to give back
             await self._change_visibility(delivery, delay_seconds)
-        except LeaseLost:
-            pass  # someone else holds it now: nothing to give back
 
     async def extend(self, delivery: Delivery, seconds: float) -> None:
         await self._change_visibility(delivery, seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -117,15 +118,13 @@ def encode_audio(
         segments = finish_hls(target)
     except MediaError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         # Where the decoding stopped: the sound written so far.
         raise translate(exc, source, at=written / SAMPLE_RATE) from exc
     finally:
         if output is not None:
-            try:
+            with contextlib.suppress(Exception):  # the output is discarded anyway
                 output.close()
-            except Exception:  # noqa: BLE001
-                pass
             discard_hls(target)
     if on_progress:
         on_progress(1.0)

@@ -51,7 +51,7 @@ def extract_poster(
         data = b"".join(bytes(p) for p in [*encoder.encode(image), *encoder.encode(None)])
     except MediaError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise translate(exc, source) from exc
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 import av
@@ -37,7 +38,7 @@ def probe(source: str) -> MediaInfo:
             info = _probe(container)
         except MediaError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise translate(exc, source) from exc
         discontinuous = has_discontinuous_clock(container)
     if discontinuous:
@@ -47,7 +48,7 @@ def probe(source: str) -> MediaInfo:
                 info = _with_continuous_clock(container, info)
             except MediaError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise translate(exc, source) from exc
     return info
 
@@ -214,10 +215,8 @@ def _tail_ends(
     except av.error.FFmpegError:
         return None  # cannot seek there: leave the header's word
     finally:
-        try:
+        with contextlib.suppress(Exception):  # back to the start for the caller, if it can
             container.seek(0)
-        except Exception:  # noqa: BLE001
-            pass
     if vstream.index not in ends:
         return None  # nothing read at the end (seek failed quietly): no evidence either way
     if max(ends.values()) >= declared - _TRUNCATION_SLACK:

@@ -56,7 +56,7 @@ def open_input(source: str) -> Iterator[av.container.InputContainer]:
     options = dict(_HTTP_OPTIONS) if is_url(source) else {}
     try:
         container = av.open(source, mode="r", options=options, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
-    except Exception as exc:  # noqa: BLE001 - translated below
+    except Exception as exc:
         raise translate(exc, source, opening=True) from exc
     try:
         if container.size == 0:
@@ -161,8 +161,7 @@ def translate(
             reason=Reason.SOURCE_UNAVAILABLE,
             retryable=True,
         )
-    if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError):
-        if exc.errno in _TRANSIENT_ERRNOS:
+    if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError) and exc.errno in _TRANSIENT_ERRNOS:
             return MediaError(
                 "an I/O error occurred while the source was read",
                 reason=Reason.SOURCE_UNAVAILABLE,

@@ -13,6 +13,7 @@ x264 decides freely (B-frames kept) and never cuts a GOP at the source's keyfram
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -250,7 +251,7 @@ def _frames_on_grid(
                 last_end_slot = max(last_end_slot, last_slot + 1)
         except MediaError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             # Where the decoding stopped: the last picture decoded (or the chunk's start).
             at = float(Fraction(last_slot) / rate) if last is not None else chunk.start
             raise translate(exc, source, at=at) from exc
@@ -484,7 +485,7 @@ class _RungEncoder:
             with open(self.target.private_init, "rb") as f:
                 self.codecs = avc_codecs(f.read())
             self.segments = finish_hls(self.target)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by put()/result()
+        except BaseException as exc:
             if isinstance(exc, (MediaError, _Aborted)):
                 self.error = exc
             else:
@@ -501,8 +502,6 @@ class _RungEncoder:
                 pass
         finally:
             if output is not None:
-                try:
+                with contextlib.suppress(Exception):  # the output is discarded anyway
                     output.close()
-                except Exception:  # noqa: BLE001
-                    pass
                 discard_hls(self.target)

@@ -34,7 +34,7 @@ class UploadedConsumer:
                 deliveries = await self._queue.receive(max_messages=10, wait_seconds=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the queue may be away; try again
+            except Exception:
                 log.exception("receiving from the job queue failed")
                 await asyncio.sleep(1.0)
                 continue
@@ -57,7 +57,7 @@ class UploadedConsumer:
                 match.group(1), event.owner, event.bucket, event.key, event.size_bytes)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("creating the job for %s failed; it will be delivered again", event.video)
             await self._queue.release(delivery, delay_seconds=self._backoff(delivery))
             return

@@ -323,7 +323,7 @@ def playable_run(
 
 
 def should_publish(run: int, published_run: int) -> bool:
-    return 0 < run and run > published_run and published_run < FINAL_PUBLISHED
+    return run > 0 and run > published_run and published_run < FINAL_PUBLISHED
 
 
 def assemble_ready(states: Mapping[str, int]) -> bool:

@@ -305,7 +305,7 @@ class Orchestrator:
             try:
                 while not self.closing and await self.dispatch_once():
                     pass
-            except Exception:  # noqa: BLE001 - the database may be away; try again later
+            except Exception:
                 log.exception("dispatch round failed")
                 await asyncio.sleep(min(1.0, self.options.dispatch_poll_seconds))
 
@@ -446,7 +446,7 @@ class Orchestrator:
         while True:
             try:
                 await self.sweep()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("sweep failed")
             await asyncio.sleep(self.options.sweep_interval_seconds)
 

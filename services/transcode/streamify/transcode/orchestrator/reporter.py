@@ -101,7 +101,7 @@ class Reporter:
         except grpc.aio.AioRpcError as exc:
             log.info("progress of videos/%s not reported: %s %s", job_id, exc.code().name,
                      exc.details())  # fmt: skip
-        except Exception:  # noqa: BLE001 - progress is best effort; final states are retried
+        except Exception:
             log.warning("progress of videos/%s not reported", job_id, exc_info=True)
 
     # --- final states ------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class Reporter:
                 return False
             # The video moved on (deleted, or already final): nothing left to tell.
             log.info("final status of videos/%s not applied: %s", job_id, exc.details())
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("final status of videos/%s not reported yet", job_id, exc_info=True)
             return False
         await run_in_thread(self._store.mark_notified, job_id, snapshot.job.state)

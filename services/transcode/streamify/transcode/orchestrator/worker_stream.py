@@ -80,7 +80,7 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
                     await self._handle(session, message)
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - one bad message must not end the session
+                except Exception:
                     log.exception("worker %s: handling %s failed", session.worker_id,
                                   message.WhichOneof("event"))  # fmt: skip
         except asyncio.CancelledError:

@@ -226,7 +226,7 @@ class Worker:
                         "cannot talk to the orchestrator at %s: %s %s",
                         self.target, exc.code().name, exc.details(),
                     )  # fmt: skip
-                except Exception:  # noqa: BLE001 - never die: log and reconnect
+                except Exception:
                     log.exception("worker session failed")
                 finally:
                     await self._kill_all("the stream to the orchestrator ended")
@@ -520,7 +520,7 @@ class Worker:
                 self._send(final)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - e.g. the child could not be started
+        except Exception:
             log.exception("task %s: the worker could not run it", task.task_id)
             if self._owns(task):
                 del self.running[task.task_id]

@@ -217,7 +217,7 @@ class TaskContext:
                 ExpiresIn=SOURCE_URL_TTL,
             )
             return url
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StorageError(f"could not sign a URL for the source: {exc}") from exc
 
 
@@ -348,7 +348,7 @@ def execute(assignment: pb.TaskAssignment, ctx: TaskContext) -> pb.ConnectReques
         return failure(str(exc), True)
     except MemoryError:
         return failure("the worker ran out of memory", True)
-    except Exception as exc:  # noqa: BLE001 - logged with its traceback, sent without it
+    except Exception as exc:
         log.error("task %s failed unexpectedly", task_id, exc_info=True)
         return failure(
             f"the worker failed unexpectedly ({type(exc).__name__}); the worker's log has "
