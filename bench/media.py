@@ -27,8 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "services" / "gateway"),
-                str(Path(__file__).resolve().parents[1])]
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1] / "services" / "gateway"),
+    str(Path(__file__).resolve().parents[1]),
+]
 
 from common import stop_process  # noqa: E402
 
@@ -46,8 +48,11 @@ PLAYLIST_CC = "public, max-age=2"
 
 
 def ensure_tools() -> None:
-    missing = [pkg for tool, pkg in (("wrk", "wrk"), ("nginx", "nginx")) if not shutil.which(tool)
-               and not Path(f"/usr/sbin/{tool}").exists()]
+    missing = [
+        pkg
+        for tool, pkg in (("wrk", "wrk"), ("nginx", "nginx"))
+        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists()
+    ]
     if missing:
         subprocess.run(["apt-get", "install", "-y", *missing], check=True)
 
@@ -77,8 +82,11 @@ http {{
   }}
 }}
 """)
-    proc = subprocess.Popen([nginx_binary(), "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [nginx_binary(), "-c", str(conf), "-p", str(workdir), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     wait_http(f"http://127.0.0.1:{port}/media/videos/{VIDEO}/index.m3u8", proc)
     return proc
 
@@ -98,8 +106,12 @@ def wait_http(url: str, proc: subprocess.Popen | None = None) -> None:
 
 
 def wrk(url: str, duration: int, connections: int) -> tuple[float, float]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     m = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", out)
     mib = float(m.group(1)) * {"B": 1 / 2**20, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)]
@@ -118,16 +130,23 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="streamify-bench-media-"))
     segment = os.urandom(1 << 20)
-    playlist = (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
-                + b"".join(b"#EXTINF:2.000,\nseg%05d.ts\n" % i for i in range(95)))[:2048]
+    playlist = (
+        b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n"
+        + b"".join(b"#EXTINF:2.000,\nseg%05d.ts\n" % i for i in range(95))
+    )[:2048]
     files = {"seg00000.ts": (segment, SEGMENT_CC), "index.m3u8": (playlist, PLAYLIST_CC)}
     root = work / "www"
     (root / "media" / "videos" / VIDEO).mkdir(parents=True)
     for name, (body, _) in files.items():
         (root / "media" / "videos" / VIDEO / name).write_bytes(body)
 
-    weed = SeaweedFS(work / "weed", SeaweedPorts(*_distinct_free_ports(8)), access_key=f"B{uuid.uuid4().hex[:12].upper()}",
-                     secret_key=uuid.uuid4().hex, buckets=("bench-media",))
+    weed = SeaweedFS(
+        work / "weed",
+        SeaweedPorts(*_distinct_free_ports(8)),
+        access_key=f"B{uuid.uuid4().hex[:12].upper()}",
+        secret_key=uuid.uuid4().hex,
+        buckets=("bench-media",),
+    )
     procs: list[subprocess.Popen] = []
     envoys: list[Envoy] = []
     loop = asyncio.new_event_loop()
@@ -136,7 +155,9 @@ def main() -> int:
         weed.start()
         s3 = make_s3_client(Settings(**weed.settings_overrides()))
         for name, (body, cc) in files.items():
-            s3.put_object(Bucket="bench-media", Key=f"videos/{VIDEO}/{name}", Body=body, CacheControl=cc)
+            s3.put_object(
+                Bucket="bench-media", Key=f"videos/{VIDEO}/{name}", Body=body, CacheControl=cc
+            )
 
         async def public(video_id: str) -> str:
             return "public"
@@ -148,10 +169,16 @@ def main() -> int:
         for i, (label, with_authz) in enumerate((("envoy+authz", True), ("envoy", False))):
             port, admin = free_port(), free_port()
             cfg = GatewayConfig.local(
-                {"metadata": ["127.0.0.1:1"]}, listen_port=port, admin_port=admin,
-                media=MediaConfig(weed.endpoint_url, "bench-media", access_key_id=weed.access_key,
-                                  secret_access_key=weed.secret_key,
-                                  authz=Endpoint("127.0.0.1", authz_port) if with_authz else None),
+                {"metadata": ["127.0.0.1:1"]},
+                listen_port=port,
+                admin_port=admin,
+                media=MediaConfig(
+                    weed.endpoint_url,
+                    "bench-media",
+                    access_key_id=weed.access_key,
+                    secret_access_key=weed.secret_key,
+                    authz=Endpoint("127.0.0.1", authz_port) if with_authz else None,
+                ),
             )
             envoy = Envoy(write(cfg, work / f"envoy-{i}.yaml"), admin, base_id=900 + i)
             envoy.start()
@@ -175,21 +202,32 @@ def main() -> int:
                 order = list(targets) if rep % 2 == 0 else list(reversed(targets))
                 for label in order:
                     url = f"{targets[label]}/media/videos/{VIDEO}/{name}"
-                    results.setdefault((name, label), []).append(wrk(url, args.duration, args.connections))
+                    results.setdefault((name, label), []).append(
+                        wrk(url, args.duration, args.connections)
+                    )
 
-        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.reps} interleaved reps, "
-              f"{os.cpu_count()} cores, Envoy --concurrency 1, nginx 1 worker\n")
+        print(
+            f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.reps} interleaved reps, "
+            f"{os.cpu_count()} cores, Envoy --concurrency 1, nginx 1 worker\n"
+        )
         print(f"{'object':<12} {'target':<12} {'req/s (median)':>15} {'MiB/s':>9}   per-rep req/s")
         for name in files:
             for label in targets:
                 runs = results[(name, label)]
-                print(f"{name:<12} {label:<12} {statistics.median(r[0] for r in runs):>15.0f} "
-                      f"{statistics.median(r[1] for r in runs):>9.1f}   {[round(r[0]) for r in runs]}")
+                print(
+                    f"{name:<12} {label:<12} {statistics.median(r[0] for r in runs):>15.0f} "
+                    f"{statistics.median(r[1] for r in runs):>9.1f}   {[round(r[0]) for r in runs]}"
+                )
         print()
         for name in files:
             for label in ("envoy+authz", "envoy"):
-                ratios = [e[0] / n[0] for e, n in zip(results[(name, label)], results[(name, "nginx")], strict=True)]
-                print(f"{name:<12} {label}/nginx: median {statistics.median(ratios):.2f}x  per rep {[round(x, 2) for x in ratios]}")
+                ratios = [
+                    e[0] / n[0]
+                    for e, n in zip(results[(name, label)], results[(name, "nginx")], strict=True)
+                ]
+                print(
+                    f"{name:<12} {label}/nginx: median {statistics.median(ratios):.2f}x  per rep {[round(x, 2) for x in ratios]}"
+                )
     finally:
         for envoy in envoys:
             envoy.stop()

@@ -108,8 +108,9 @@ def system_status() -> str:
     exe = str(Path(sys.executable).parent / "streamify")
     try:
         top = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30).stdout
-        serve = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True,
-                               timeout=30).stdout
+        serve = subprocess.run(
+            [exe, "serve", "--help"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"cannot run {exe}: {exc}"
     missing = []
@@ -130,12 +131,39 @@ def make_source(ffmpeg: str, path: Path, duration: float, pattern: str) -> None:
     if pattern == "noisy":
         video += ",noise=alls=12:allf=t+u"
     cmd = [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "lavfi", "-i", video,
-        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration:g}",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-g", "60", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "192k", "-ac", "2", "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        video,
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:sample_rate=48000:duration={duration:g}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "18",
+        "-g",
+        "60",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "192k",
+        "-ac",
+        "2",
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     log("$ " + shlex.join(cmd))
     t0 = time.monotonic()
     subprocess.run(cmd, check=True)
@@ -143,8 +171,22 @@ def make_source(ffmpeg: str, path: Path, duration: float, pattern: str) -> None:
 
 
 def cut_source(ffmpeg: str, src: Path, dst: Path, seconds: float) -> None:
-    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-t", f"{seconds:g}",
-           "-c", "copy", "-movflags", "+faststart", str(dst)]  # fmt: skip
+    cmd = [
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-t",
+        f"{seconds:g}",
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(dst),
+    ]
     log("$ " + shlex.join(cmd))
     subprocess.run(cmd, check=True)
 
@@ -155,31 +197,86 @@ def cut_source(ffmpeg: str, src: Path, dst: Path, seconds: float) -> None:
 def ffmpeg_ladder_cmd(ffmpeg: str, source: Path, out: Path, renditions, fps: float) -> list[str]:
     keyint = round(fps * SEGMENT)
     n = len(renditions)
-    graph = f"[0:v]split={n}" + "".join(f"[v{i}]" for i in range(n)) + ";" + ";".join(
-        f"[v{i}]scale={r.width}:{r.height}:flags=bicubic[o{i}]" for i, r in enumerate(renditions)
+    graph = (
+        f"[0:v]split={n}"
+        + "".join(f"[v{i}]" for i in range(n))
+        + ";"
+        + ";".join(
+            f"[v{i}]scale={r.width}:{r.height}:flags=bicubic[o{i}]"
+            for i, r in enumerate(renditions)
+        )
     )
-    cmd = [ffmpeg, "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-i", str(source),
-           "-filter_complex", graph]
+    cmd = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(source),
+        "-filter_complex",
+        graph,
+    ]
     for i in range(n):
         cmd += ["-map", f"[o{i}]"]
     cmd += ["-map", "0:a:0"]
     preset = renditions[0].preset
-    cmd += ["-c:v", "libx264", "-preset", preset, "-pix_fmt", "yuv420p",
-            "-r", f"{fps:g}", "-g", str(keyint), "-keyint_min", str(keyint), "-sc_threshold", "0",
-            "-flags", "+cgop", "-x264-params", "open-gop=0"]  # fmt: skip
+    cmd += [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-pix_fmt",
+        "yuv420p",
+        "-r",
+        f"{fps:g}",
+        "-g",
+        str(keyint),
+        "-keyint_min",
+        str(keyint),
+        "-sc_threshold",
+        "0",
+        "-flags",
+        "+cgop",
+        "-x264-params",
+        "open-gop=0",
+    ]
     for i, r in enumerate(renditions):
-        cmd += [f"-b:v:{i}", str(r.bitrate), f"-maxrate:v:{i}", str(r.max_bitrate),
-                f"-bufsize:v:{i}", str(r.buffer_size), f"-profile:v:{i}", r.profile]  # fmt: skip
+        cmd += [
+            f"-b:v:{i}",
+            str(r.bitrate),
+            f"-maxrate:v:{i}",
+            str(r.max_bitrate),
+            f"-bufsize:v:{i}",
+            str(r.buffer_size),
+            f"-profile:v:{i}",
+            r.profile,
+        ]
     cmd += ["-c:a", "aac", "-b:a", str(AUDIO_BITRATE), "-ar", "48000", "-ac", "2"]
     stream_map = " ".join(
         [f"v:{i},agroup:aud,name:{r.id}" for i, r in enumerate(renditions)]
         + ["a:0,agroup:aud,name:audio"]
     )
-    cmd += ["-f", "hls", "-hls_time", f"{SEGMENT:g}", "-hls_playlist_type", "vod",
-            "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
-            "-hls_segment_filename", str(out / "%v" / "seg_%05d.m4s"),
-            "-master_pl_name", "master.m3u8", "-var_stream_map", stream_map,
-            str(out / "%v" / "index.m3u8")]  # fmt: skip
+    cmd += [
+        "-f",
+        "hls",
+        "-hls_time",
+        f"{SEGMENT:g}",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+        "-hls_segment_filename",
+        str(out / "%v" / "seg_%05d.m4s"),
+        "-master_pl_name",
+        "master.m3u8",
+        "-var_stream_map",
+        stream_map,
+        str(out / "%v" / "index.m3u8"),
+    ]
     return cmd
 
 
@@ -325,8 +422,9 @@ def cpu_children() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_variant(v: Variant, ffmpeg: str, source: Path, out: Path, renditions, fps: float,
-                show: bool) -> Result:
+def run_variant(
+    v: Variant, ffmpeg: str, source: Path, out: Path, renditions, fps: float, show: bool
+) -> Result:
     ids = [r.id for r in renditions]
     if v.kind == "ffmpeg":
         for rid in [*ids, "audio"]:
@@ -334,8 +432,15 @@ def run_variant(v: Variant, ffmpeg: str, source: Path, out: Path, renditions, fp
         cmd = ffmpeg_ladder_cmd(ffmpeg, source, out, renditions, fps)
         ready, task_kind = ffmpeg_ready(out, ids), "root"
     else:
-        cmd = [sys.executable, str(HERE / "transcode_streamify.py"), v.kind, str(source), str(out),
-               "--workers", str(v.workers)]
+        cmd = [
+            sys.executable,
+            str(HERE / "transcode_streamify.py"),
+            v.kind,
+            str(source),
+            str(out),
+            "--workers",
+            str(v.workers),
+        ]
         ready = streamify_ready(out, ids)
         task_kind = "root" if (v.kind == "local" and v.workers == 1) else "spawn"
     if show:
@@ -359,8 +464,16 @@ def run_variant(v: Variant, ffmpeg: str, source: Path, out: Path, renditions, fp
     first = mon.first_playable
     if first is None and ready():
         first = wall  # only became true at the very end
-    return Result(wall, cpu, first, max(mon.peak_task.values(), default=0), mon.peak_task_sum,
-                  mon.peak_tree, len(mon.peak_task), extra)
+    return Result(
+        wall,
+        cpu,
+        first,
+        max(mon.peak_task.values(), default=0),
+        mon.peak_task_sum,
+        mon.peak_tree,
+        len(mon.peak_task),
+        extra,
+    )
 
 
 def run_system(v: Variant, system, source: Path, out: Path | None, show: bool) -> Result:
@@ -396,10 +509,16 @@ def run_system(v: Variant, system, source: Path, out: Path | None, show: bool) -
     if out is not None:
         system.download(video_id, out)
     system.delete(video_id)
-    return Result(wall, cpu + (o1 - o0), first, max(mon.peak_task.values(), default=0),
-                  mon.peak_task_sum, mon.peak_tree, len(mon.peak_task),
-                  {"worker_cpu": cpu, "other_cpu": o1 - o0, "upload_s": upload_s,
-                   "tasks": job.total_tasks})
+    return Result(
+        wall,
+        cpu + (o1 - o0),
+        first,
+        max(mon.peak_task.values(), default=0),
+        mon.peak_task_sum,
+        mon.peak_tree,
+        len(mon.peak_task),
+        {"worker_cpu": cpu, "other_cpu": o1 - o0, "upload_s": upload_s, "tasks": job.total_tasks},
+    )
 
 
 # --- quality -----------------------------------------------------------------------------------
@@ -421,8 +540,27 @@ def quality(ffmpeg: str, rendition_mp4: Path, source: Path, w: int, h: int) -> d
         f"[1:v]scale={w}:{h}:flags=bicubic,settb=1/30,setpts=N,split[r0][r1];"
         "[d0][r0]psnr=eof_action=endall[p];[d1][r1]ssim=eof_action=endall[s]"
     )
-    cmd = [ffmpeg, "-hide_banner", "-nostats", "-i", str(rendition_mp4), "-i", str(source),
-           "-lavfi", graph, "-map", "[p]", "-f", "null", "-", "-map", "[s]", "-f", "null", "-"]
+    cmd = [
+        ffmpeg,
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        str(rendition_mp4),
+        "-i",
+        str(source),
+        "-lavfi",
+        graph,
+        "-map",
+        "[p]",
+        "-f",
+        "null",
+        "-",
+        "-map",
+        "[s]",
+        "-f",
+        "null",
+        "-",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"quality failed: {shlex.join(cmd)}\n{p.stderr[-2000:]}")
@@ -431,12 +569,31 @@ def quality(ffmpeg: str, rendition_mp4: Path, source: Path, w: int, h: int) -> d
     if not psnr or not ssim:
         raise RuntimeError(f"cannot parse psnr/ssim:\n{p.stderr[-2000:]}")
     frames = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
-         "stream=nb_read_packets", "-of", "csv=p=0", str(rendition_mp4)],
-        capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return {"psnr_y": float(psnr.group(1)), "psnr": float(psnr.group(4)),
-            "ssim_y": float(ssim.group(1)), "ssim": float(ssim.group(2)),
-            "frames": int(frames or 0), "bytes": rendition_mp4.stat().st_size, "cmd": cmd}
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+            str(rendition_mp4),
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "psnr_y": float(psnr.group(1)),
+        "psnr": float(psnr.group(4)),
+        "ssim_y": float(ssim.group(1)),
+        "ssim": float(ssim.group(2)),
+        "frames": int(frames or 0),
+        "bytes": rendition_mp4.stat().st_size,
+        "cmd": cmd,
+    }
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -447,19 +604,29 @@ def mb(b: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--duration", type=float, default=60, help="seconds of generated source")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--pattern", choices=["testsrc2", "noisy"], default="testsrc2")
     p.add_argument("--source", type=Path, help="use this file instead of a generated one")
     p.add_argument("--workers", default="1,2", help="transcode_local worker counts")
-    p.add_argument("--dag", action="store_true",
-                   help="also the orchestrator's task order, one process per task, 2 at a time")
-    p.add_argument("--stages", action="store_true",
-                   help="also a single-threaded CPU breakdown of chunk 0 (decode/scale/x264/mux)")
-    p.add_argument("--local", action="store_true",
-                   help="with the real system wired: also transcode_local (--workers)")
+    p.add_argument(
+        "--dag",
+        action="store_true",
+        help="also the orchestrator's task order, one process per task, 2 at a time",
+    )
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also a single-threaded CPU breakdown of chunk 0 (decode/scale/x264/mux)",
+    )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="with the real system wired: also transcode_local (--workers)",
+    )
     p.add_argument("--no-system", action="store_true", help="do not start the real system")
     p.add_argument("--no-quality", action="store_true")
     p.add_argument("--no-flat", action="store_true", help="skip the half-length memory runs")
@@ -471,14 +638,19 @@ def main(argv: list[str] | None = None) -> int:
     version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout
     import av
 
-    log(f"machine: {os.cpu_count()} CPUs ({cores} usable), load average "
+    log(
+        f"machine: {os.cpu_count()} CPUs ({cores} usable), load average "
         f"{os.getloadavg()[0]:.2f}; {version.splitlines()[0]}; PyAV {av.__version__} "
-        f"(libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))})")
+        f"(libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))})"
+    )
     status = system_status()
     log(f"real system (orchestrator + workers): {status}")
     if status != "wired":
-        log("  -> the Streamify rows are media.pipeline.transcode_local"
-            + (" and the --dag emulation" if args.dag else "") + ", NOT the real system")
+        log(
+            "  -> the Streamify rows are media.pipeline.transcode_local"
+            + (" and the --dag emulation" if args.dag else "")
+            + ", NOT the real system"
+        )
 
     variants = [Variant("ffmpeg (1 process)", "ffmpeg")]
     wired = status == "wired" and not args.no_system
@@ -518,17 +690,22 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
     duration = info.duration
     renditions = plan_ladder(info)
     fps = plan_frame_rate(info)
-    log(f"source: {source.name}, {info.video.width}x{info.video.height} {fps:g} fps, "
+    log(
+        f"source: {source.name}, {info.video.width}x{info.video.height} {fps:g} fps, "
         f"{duration:.2f} s, {source.stat().st_size / 1e6:.1f} MB; ladder "
-        + ", ".join(f"{r.id} {r.width}x{r.height} {r.bitrate // 1000}k {r.profile}"
-                    for r in renditions))
+        + ", ".join(
+            f"{r.id} {r.width}x{r.height} {r.bitrate // 1000}k {r.profile}" for r in renditions
+        )
+    )
 
     keep = {}
     for rep in range(args.reps):
         k = rep % len(variants)
         order = variants[k:] + variants[:k]
-        log(f"rep {rep + 1}/{args.reps}: order {', '.join(v.label for v in order)} "
-            f"(load {os.getloadavg()[0]:.2f})")
+        log(
+            f"rep {rep + 1}/{args.reps}: order {', '.join(v.label for v in order)} "
+            f"(load {os.getloadavg()[0]:.2f})"
+        )
         for v in order:
             out = tmp / f"out-{v.kind}-{v.workers}-{rep}"
             if v.kind == "system":
@@ -537,12 +714,13 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
                 r = run_variant(v, ffmpeg, source, out, renditions, fps, show=rep == 0)
             v.results.append(r)
             fp = f"{r.first_playable:.1f}" if r.first_playable is not None else "?"
-            log(f"  {v.label:<19} wall {r.wall:6.1f} s  CPU {r.cpu:6.1f} s "
+            log(
+                f"  {v.label:<19} wall {r.wall:6.1f} s  CPU {r.cpu:6.1f} s "
                 f"({r.cpu / r.wall / cores:4.0%})  first playable {fp:>5} s  "
                 f"RSS task max {mb(r.peak_task)} MB, tasks sum {mb(r.peak_task_sum)} MB, "
-                f"tree {mb(r.peak_tree)} MB ({r.tasks} task proc)")
-            if rep == 0 and (v.kind == "ffmpeg" or (
-                    v.kind != "dag" and "streamify" not in keep)):
+                f"tree {mb(r.peak_tree)} MB ({r.tasks} task proc)"
+            )
+            if rep == 0 and (v.kind == "ffmpeg" or (v.kind != "dag" and "streamify" not in keep)):
                 keep["ffmpeg" if v.kind == "ffmpeg" else "streamify"] = out
             else:
                 shutil.rmtree(out, ignore_errors=True)
@@ -557,18 +735,30 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
                 v.flat = run_system(v, system, half, None, show=False)
             else:
                 v.flat = run_variant(v, ffmpeg, half, out, renditions, fps, show=False)
-            log(f"  {v.label:<19} wall {v.flat.wall:6.1f} s  RSS task max "
-                f"{mb(v.flat.peak_task)} MB, tasks sum {mb(v.flat.peak_task_sum)} MB")
+            log(
+                f"  {v.label:<19} wall {v.flat.wall:6.1f} s  RSS task max "
+                f"{mb(v.flat.peak_task)} MB, tasks sum {mb(v.flat.peak_task_sum)} MB"
+            )
             shutil.rmtree(out, ignore_errors=True)
 
     stages = None
     if args.stages:
         log("stages: chunk 0, single-threaded (decoder 1 thread, x264 threads=1)")
-        cmd = [sys.executable, str(HERE / "transcode_streamify.py"), "stages", str(source),
-               str(tmp / "stages"), "--seconds", f"{min(16.0, duration):g}"]
+        cmd = [
+            sys.executable,
+            str(HERE / "transcode_streamify.py"),
+            "stages",
+            str(source),
+            str(tmp / "stages"),
+            "--seconds",
+            f"{min(16.0, duration):g}",
+        ]
         log("$ " + shlex.join(cmd))
-        stages = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True)
-                            .stdout.strip().splitlines()[-1])
+        stages = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
     qual: dict[str, dict[str, dict]] = {}
     if not args.no_quality and keep:
@@ -579,8 +769,7 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
                 for r in renditions:
                     mp4 = tmp / f"q-{who}-{r.id}.mp4"
                     concat_rendition(out / r.id, mp4)
-                    jobs[(who, r.id)] = pool.submit(quality, ffmpeg, mp4, source, r.width,
-                                                    r.height)
+                    jobs[(who, r.id)] = pool.submit(quality, ffmpeg, mp4, source, r.width, r.height)
             for (who, rid), fut in jobs.items():
                 qual.setdefault(who, {})[rid] = fut.result()
         first = next(iter(qual.values()))[renditions[0].id]
@@ -593,49 +782,70 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
     med = statistics.median
     ff = variants[0]
     log("")
-    log(f"Transcode, {duration:.0f} s 1080p30 {args.pattern if not args.source else source.name}, "
-        f"{args.reps} reps (medians; ratios = median of per-rep ratios), {cores} cores")
-    head = (f"{'variant':<20}{'wall s':>8}{'x ffmpeg':>9}{'CPU-s':>8}{'CPU %':>7}"
-            f"{'1st play s':>11}{'% of ff':>8}{'task RSS MB':>12}{'sum MB':>8}"
-            f"{'half: task MB':>14}")
+    log(
+        f"Transcode, {duration:.0f} s 1080p30 {args.pattern if not args.source else source.name}, "
+        f"{args.reps} reps (medians; ratios = median of per-rep ratios), {cores} cores"
+    )
+    head = (
+        f"{'variant':<20}{'wall s':>8}{'x ffmpeg':>9}{'CPU-s':>8}{'CPU %':>7}"
+        f"{'1st play s':>11}{'% of ff':>8}{'task RSS MB':>12}{'sum MB':>8}"
+        f"{'half: task MB':>14}"
+    )
     log(head)
     log("-" * len(head))
     for v in variants:
         walls = [r.wall for r in v.results]
         ratio = med([a.wall / b.wall for a, b in zip(v.results, ff.results, strict=True)])
         fps_ = [r.first_playable for r in v.results if r.first_playable is not None]
-        share = med([a.first_playable / b.wall for a, b in zip(v.results, ff.results, strict=True)
-                     if a.first_playable is not None])
+        share = med(
+            [
+                a.first_playable / b.wall
+                for a, b in zip(v.results, ff.results, strict=True)
+                if a.first_playable is not None
+            ]
+        )
         cpu = med([r.cpu for r in v.results])
         util = med([r.cpu / r.wall / cores for r in v.results])
         flat = mb(v.flat.peak_task) if v.flat else "-"
-        log(f"{v.label:<20}{med(walls):>8.1f}{ratio:>9.2f}{cpu:>8.1f}{util:>7.0%}"
+        log(
+            f"{v.label:<20}{med(walls):>8.1f}{ratio:>9.2f}{cpu:>8.1f}{util:>7.0%}"
             f"{med(fps_):>11.1f}{share:>8.0%}{mb(max(r.peak_task for r in v.results)):>12}"
-            f"{mb(max(r.peak_task_sum for r in v.results)):>8}{flat:>14}")
-    log("(1st play: ffmpeg = first segment of every rendition and the audio finished; Streamify"
+            f"{mb(max(r.peak_task_sum for r in v.results)):>8}{flat:>14}"
+        )
+    log(
+        "(1st play: ffmpeg = first segment of every rendition and the audio finished; Streamify"
         " = the job's time_to_first_playable (system) or chunk 0 of every rung + whole audio done. task RSS = peak of one task process; sum ="
-        " peak of the sum over task processes)")
+        " peak of the sum over task processes)"
+    )
 
     if stages:
         log("")
-        log(f"CPU-seconds by stage, chunk 0 ({stages['seconds']:g} s, {stages['frames']} frames), "
-            f"single-threaded: decode {stages['decode']:.2f}")
+        log(
+            f"CPU-seconds by stage, chunk 0 ({stages['seconds']:g} s, {stages['frames']} frames), "
+            f"single-threaded: decode {stages['decode']:.2f}"
+        )
         tot_s = sum(r["scale"] for r in stages["rungs"])
         tot_e = sum(r["encode"] for r in stages["rungs"])
         tot_m = sum(r["mux"] for r in stages["rungs"])
         for r in stages["rungs"]:
-            log(f"  {r['id']:<6} scale {r['scale']:6.2f}  x264 {r['encode']:6.2f}  "
-                f"mux {r['mux']:5.2f}")
+            log(
+                f"  {r['id']:<6} scale {r['scale']:6.2f}  x264 {r['encode']:6.2f}  "
+                f"mux {r['mux']:5.2f}"
+            )
         total = stages["decode"] + tot_s + tot_e + tot_m
-        log(f"  total  scale {tot_s:6.2f} ({tot_s / total:.0%})  x264 {tot_e:6.2f} "
+        log(
+            f"  total  scale {tot_s:6.2f} ({tot_s / total:.0%})  x264 {tot_e:6.2f} "
             f"({tot_e / total:.0%})  mux {tot_m:5.2f}  decode {stages['decode'] / total:.0%}; "
-            f"process CPU {stages['total_cpu']:.2f}")
+            f"process CPU {stages['total_cpu']:.2f}"
+        )
 
     if qual:
         log("")
-        log(f"{'rung':<7}{'size':>10}{'kbit/s':>7} | {'ffmpeg: PSNR-Y':>14}{'PSNR':>7}{'SSIM-Y':>8}"
+        log(
+            f"{'rung':<7}{'size':>10}{'kbit/s':>7} | {'ffmpeg: PSNR-Y':>14}{'PSNR':>7}{'SSIM-Y':>8}"
             f"{'kbit/s':>7} | {'streamify: PSNR-Y':>17}{'PSNR':>7}{'SSIM-Y':>8}{'kbit/s':>7} | "
-            f"{'ΔPSNR-Y':>8}{'ΔPSNR':>7}{'frames':>11}")
+            f"{'ΔPSNR-Y':>8}{'ΔPSNR':>7}{'frames':>11}"
+        )
         worst = 0.0
         for r in renditions:
             a, b = qual.get("ffmpeg", {}).get(r.id), qual.get("streamify", {}).get(r.id)
@@ -643,41 +853,64 @@ def _body(args, variants, ffmpeg, cores, status, tmp: Path, systems: list) -> in
                 continue
             d = b["psnr_y"] - a["psnr_y"]
             worst = min(worst, d)
-            log(f"{r.id:<7}{f'{r.width}x{r.height}':>10}{r.bitrate // 1000:>7} | "
+            log(
+                f"{r.id:<7}{f'{r.width}x{r.height}':>10}{r.bitrate // 1000:>7} | "
                 f"{a['psnr_y']:>14.2f}{a['psnr']:>7.2f}{a['ssim_y']:>8.4f}"
                 f"{a['bytes'] * 8 / duration / 1000:>7.0f} | "
                 f"{b['psnr_y']:>17.2f}{b['psnr']:>7.2f}{b['ssim_y']:>8.4f}"
                 f"{b['bytes'] * 8 / duration / 1000:>7.0f} | "
                 f"{d:>+8.2f}{b['psnr'] - a['psnr']:>+7.2f}"
-                f"{str(a['frames']) + '/' + str(b['frames']):>11}")
-        log("(reference = the source through ffmpeg's scale filter, bicubic. PSNR = ffmpeg's "
+                f"{str(a['frames']) + '/' + str(b['frames']):>11}"
+            )
+        log(
+            "(reference = the source through ffmpeg's scale filter, bicubic. PSNR = ffmpeg's "
             "'average' over Y/U/V. Luma from PyAV's VideoReformatter is bit-identical to ffmpeg's "
             "scale, chroma is not (chroma siting), so PSNR-Y isolates the cost of chunked "
-            "encoding; kbit/s = init + segments; frames ffmpeg/streamify)")
+            "encoding; kbit/s = init + segments; frames ffmpeg/streamify)"
+        )
 
     log("")
     for v in variants[1:]:
         ratio = med([a.wall / b.wall for a, b in zip(v.results, ff.results, strict=True)])
-        log(f"goal {v.label}: wall <= {GOAL_WALL_RATIO:.1f}x ffmpeg -> {ratio:.2f}x "
-            f"({'met' if ratio <= GOAL_WALL_RATIO else 'NOT met'})")
-        share = med([a.first_playable / b.wall for a, b in zip(v.results, ff.results, strict=True)
-                     if a.first_playable is not None])
-        log(f"goal {v.label}: first playable <= {GOAL_TTFP_SHARE:.0%} of ffmpeg's total -> "
-            f"{share:.0%} ({'met' if share <= GOAL_TTFP_SHARE else 'NOT met'})")
+        log(
+            f"goal {v.label}: wall <= {GOAL_WALL_RATIO:.1f}x ffmpeg -> {ratio:.2f}x "
+            f"({'met' if ratio <= GOAL_WALL_RATIO else 'NOT met'})"
+        )
+        share = med(
+            [
+                a.first_playable / b.wall
+                for a, b in zip(v.results, ff.results, strict=True)
+                if a.first_playable is not None
+            ]
+        )
+        log(
+            f"goal {v.label}: first playable <= {GOAL_TTFP_SHARE:.0%} of ffmpeg's total -> "
+            f"{share:.0%} ({'met' if share <= GOAL_TTFP_SHARE else 'NOT met'})"
+        )
         peak = max(r.peak_task for r in v.results)
         flat = f", half-length {mb(v.flat.peak_task)} MB" if v.flat else ""
-        log(f"goal {v.label}: task RSS <= {GOAL_RSS_MB} MB and flat -> {mb(peak)} MB{flat} "
-            f"({'met' if peak <= GOAL_RSS_MB * 1e6 else 'NOT met'})")
+        log(
+            f"goal {v.label}: task RSS <= {GOAL_RSS_MB} MB and flat -> {mb(peak)} MB{flat} "
+            f"({'met' if peak <= GOAL_RSS_MB * 1e6 else 'NOT met'})"
+        )
     if qual:
-        log(f"goal: chunked encoding costs <= {GOAL_PSNR_LOSS_DB} dB PSNR-Y per rung -> worst "
-            f"{worst:+.2f} dB ({'met' if worst >= -GOAL_PSNR_LOSS_DB else 'NOT met'})")
+        log(
+            f"goal: chunked encoding costs <= {GOAL_PSNR_LOSS_DB} dB PSNR-Y per rung -> worst "
+            f"{worst:+.2f} dB ({'met' if worst >= -GOAL_PSNR_LOSS_DB else 'NOT met'})"
+        )
     kinds = sorted({v.kind for v in variants[1:]})
-    log(f"real system: {status}; Streamify rows: "
-        + ", ".join({"system": "system = real orchestrator + `streamify worker` processes, "
-                     "upload via SeaweedFS, wall = job create -> READY",
-                     "local": "local = media.pipeline.transcode_local",
-                     "dag": "dag = orchestrator order emulated, no gRPC/storage"}[k]
-                    for k in kinds))
+    log(
+        f"real system: {status}; Streamify rows: "
+        + ", ".join(
+            {
+                "system": "system = real orchestrator + `streamify worker` processes, "
+                "upload via SeaweedFS, wall = job create -> READY",
+                "local": "local = media.pipeline.transcode_local",
+                "dag": "dag = orchestrator order emulated, no gRPC/storage",
+            }[k]
+            for k in kinds
+        )
+    )
     return 0
 
 

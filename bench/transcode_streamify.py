@@ -56,8 +56,13 @@ def run_local(source: str, out: Path, workers: int) -> dict:
         "chunks": len(result.chunks),
         "segments_in_chunk0": result.chunks[0].segment_count,
         "renditions": [
-            {"id": r.rendition.id, "width": r.rendition.width, "height": r.rendition.height,
-             "bitrate": r.rendition.bitrate, "codecs": r.codecs}
+            {
+                "id": r.rendition.id,
+                "width": r.rendition.width,
+                "height": r.rendition.height,
+                "bitrate": r.rendition.bitrate,
+                "codecs": r.codecs,
+            }
             for r in result.renditions
         ],
     }
@@ -69,8 +74,12 @@ def run_local(source: str, out: Path, workers: int) -> dict:
 def _task_main(kind: str, args: tuple, kwargs: dict) -> None:
     from streamify.transcode.media import encode_audio, encode_video_chunk, extract_poster, probe
 
-    fn = {"probe": probe, "chunk": encode_video_chunk, "audio": encode_audio,
-          "poster": extract_poster}[kind]
+    fn = {
+        "probe": probe,
+        "chunk": encode_video_chunk,
+        "audio": encode_audio,
+        "poster": extract_poster,
+    }[kind]
     fn(*args, **kwargs)
 
 
@@ -83,7 +92,7 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
         plan_poster_time,
         plan_ts_offset,
         probe,
-    )  # fmt: skip
+    )
     from streamify.transcode.orchestrator.options import OrchestratorOptions
 
     ctx = multiprocessing.get_context("spawn")
@@ -103,20 +112,55 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
     frame_rate = plan_frame_rate(info)
     ts_offset = plan_ts_offset(frame_rate)
     duration = plan_duration(info)
-    chunks = plan_chunks(duration, opts.segment_seconds, opts.segments_per_chunk,
-                         frame_rate=frame_rate, first_chunk_segments=opts.first_chunk_segments)
+    chunks = plan_chunks(
+        duration,
+        opts.segment_seconds,
+        opts.segments_per_chunk,
+        frame_rate=frame_rate,
+        first_chunk_segments=opts.first_chunk_segments,
+    )
     rotation = info.video.rotation_degrees
     tasks: list[tuple[str, str, tuple, dict]] = []
     if info.audio is not None:  # dag.planned_tasks: audio first
-        tasks.append(("audio", "audio", (source, out / "audio"), dict(
-            segment_seconds=opts.segment_seconds, bitrate=opts.audio_bitrate,
-            ts_offset=ts_offset, duration=chunks[-1].end)))
+        tasks.append(
+            (
+                "audio",
+                "audio",
+                (source, out / "audio"),
+                dict(
+                    segment_seconds=opts.segment_seconds,
+                    bitrate=opts.audio_bitrate,
+                    ts_offset=ts_offset,
+                    duration=chunks[-1].end,
+                ),
+            )
+        )
     for c in chunks:
-        tasks.append((f"chunk-{c.index:04d}", "chunk", (source, c, renditions, out), dict(
-            segment_seconds=opts.segment_seconds, frame_rate=frame_rate, rotation=rotation,
-            ts_offset=ts_offset)))
-    tasks.append(("poster", "poster", (source, out / "poster.jpg"), dict(
-        at_seconds=plan_poster_time(duration), max_width=opts.poster_max_width, rotation=rotation)))
+        tasks.append(
+            (
+                f"chunk-{c.index:04d}",
+                "chunk",
+                (source, c, renditions, out),
+                dict(
+                    segment_seconds=opts.segment_seconds,
+                    frame_rate=frame_rate,
+                    rotation=rotation,
+                    ts_offset=ts_offset,
+                ),
+            )
+        )
+    tasks.append(
+        (
+            "poster",
+            "poster",
+            (source, out / "poster.jpg"),
+            dict(
+                at_seconds=plan_poster_time(duration),
+                max_width=opts.poster_max_width,
+                rotation=rotation,
+            ),
+        )
+    )
 
     running: dict[str, multiprocessing.process.BaseProcess] = {}
     pending = list(tasks)
@@ -167,22 +211,44 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
     cpu = time.process_time
     rungs = []
     for r in renditions:
-        output = open_hls(HlsTarget(out / r.id, "stage"), segment_seconds=4.0, start_number=0,
-                          ts_offset=1.0)
-        stream = output.add_stream("libx264", rate=rate, options={
-            "preset": r.preset, "profile": r.profile, "g": str(keyint),
-            "keyint_min": str(keyint), "sc_threshold": "0", "forced-idr": "1",
-            "maxrate": str(r.max_bitrate), "bufsize": str(r.buffer_size),
-            "x264-params": "open-gop=0" + (
-                f":ratetol={video_chunk.SMALL_RUNG_RATE_TOLERANCE}"
-                if r.width * r.height <= video_chunk.SMALL_RUNG_MAX_PIXELS else ""),
-            "threads": "1",
-        })
+        output = open_hls(
+            HlsTarget(out / r.id, "stage"), segment_seconds=4.0, start_number=0, ts_offset=1.0
+        )
+        stream = output.add_stream(
+            "libx264",
+            rate=rate,
+            options={
+                "preset": r.preset,
+                "profile": r.profile,
+                "g": str(keyint),
+                "keyint_min": str(keyint),
+                "sc_threshold": "0",
+                "forced-idr": "1",
+                "maxrate": str(r.max_bitrate),
+                "bufsize": str(r.buffer_size),
+                "x264-params": "open-gop=0"
+                + (
+                    f":ratetol={video_chunk.SMALL_RUNG_RATE_TOLERANCE}"
+                    if r.width * r.height <= video_chunk.SMALL_RUNG_MAX_PIXELS
+                    else ""
+                ),
+                "threads": "1",
+            },
+        )
         stream.width, stream.height, stream.pix_fmt = r.width, r.height, "yuv420p"
         stream.bit_rate = r.bitrate
         stream.time_base = Fraction(1) / rate
-        rungs.append({"r": r, "out": output, "stream": stream, "scaler": VideoReformatter(),
-                      "scale": 0.0, "encode": 0.0, "mux": 0.0})
+        rungs.append(
+            {
+                "r": r,
+                "out": output,
+                "stream": stream,
+                "scaler": VideoReformatter(),
+                "scale": 0.0,
+                "encode": 0.0,
+                "mux": 0.0,
+            }
+        )
     decode = 0.0
     n = 0
     with av.open(source) as container:
@@ -200,8 +266,13 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
             for s in rungs:
                 r = s["r"]
                 c0 = cpu()
-                f = s["scaler"].reformat(frame, width=r.width, height=r.height, format="yuv420p",
-                                         interpolation=Interpolation.BICUBIC)
+                f = s["scaler"].reformat(
+                    frame,
+                    width=r.width,
+                    height=r.height,
+                    format="yuv420p",
+                    interpolation=Interpolation.BICUBIC,
+                )
                 c1 = cpu()
                 f.pts = n
                 f.time_base = Fraction(1) / rate
@@ -229,8 +300,17 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
         "frames": n,
         "seconds": n / float(rate),
         "decode": decode,
-        "rungs": [{"id": s["r"].id, "width": s["r"].width, "height": s["r"].height,
-                   "scale": s["scale"], "encode": s["encode"], "mux": s["mux"]} for s in rungs],
+        "rungs": [
+            {
+                "id": s["r"].id,
+                "width": s["r"].width,
+                "height": s["r"].height,
+                "scale": s["scale"],
+                "encode": s["encode"],
+                "mux": s["mux"],
+            }
+            for s in rungs
+        ],
         "total_cpu": cpu(),
     }
 

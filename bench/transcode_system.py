@@ -76,18 +76,27 @@ class System:
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.token = mint_token(SECRET.encode(), "alice", ttl_seconds=24 * 3600)
-        self.service_token = mint_token(SECRET.encode(), "bench", kind="service",
-                                        ttl_seconds=24 * 3600)
+        self.service_token = mint_token(
+            SECRET.encode(), "bench", kind="service", ttl_seconds=24 * 3600
+        )
         self.count = 0
 
     def _serve(self, name: str, env: dict[str, str]) -> str:
         port, metrics = free_port(self.ports), free_port(self.ports)
-        cmd = [str(BIN / "streamify"), "serve", name, "--port", str(port), "--metrics-port",
-               str(metrics)]
+        cmd = [
+            str(BIN / "streamify"),
+            "serve",
+            name,
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics),
+        ]
         log(f"$ {shlex.join(cmd)}")
         out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
         out.close()
         self.procs.append((name, proc))
         wait_ready(f"127.0.0.1:{port}", proc)
@@ -100,7 +109,9 @@ class System:
         self.weed = SeaweedFS(
             data / "seaweedfs",
             SeaweedPorts.from_http(free_port(p), free_port(p), free_port(p), free_port(p)),
-            access, secret, buckets=(UPLOADS, MEDIA),
+            access,
+            secret,
+            buckets=(UPLOADS, MEDIA),
         )
         log(f"$ {shlex.join(self.weed.command(self.weed.data_dir / 's3.json'))}")
         self.weed.start()
@@ -138,25 +149,49 @@ class System:
     def start_workers(self, n: int, show: bool) -> list[subprocess.Popen]:
         workers = []
         for i in range(n):
-            cmd = [str(BIN / "streamify"), "worker", "--orchestrator", self.orchestrator,
-                   "--slots", "1"]
+            cmd = [
+                str(BIN / "streamify"),
+                "worker",
+                "--orchestrator",
+                self.orchestrator,
+                "--slots",
+                "1",
+            ]
             if show:
                 log(f"$ {shlex.join(cmd)}")
             out = open(self.logs / f"worker-{i}.log", "ab")  # noqa: SIM115
-            workers.append(subprocess.Popen(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT))
+            workers.append(
+                subprocess.Popen(
+                    cmd,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
             out.close()
         return workers
 
     def upload(self, source: Path, show: bool) -> tuple[str, float]:
         self.count += 1
-        cmd = [str(BIN / "streamify"), "upload", str(source), "--json", "--quiet", "--title",
-               f"bench {self.count}", "--server", self.upload_target]
+        cmd = [
+            str(BIN / "streamify"),
+            "upload",
+            str(source),
+            "--json",
+            "--quiet",
+            "--title",
+            f"bench {self.count}",
+            "--server",
+            self.upload_target,
+        ]
         if show:
             log(f"$ STREAMIFY_TOKEN=... {shlex.join(cmd)}")
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_")}
-        env |= {"STREAMIFY_TOKEN": self.token,
-                "STREAMIFY_UPLOAD_STATE_DIR": str(self.tmp / f"state-{self.count}")}
+        env |= {
+            "STREAMIFY_TOKEN": self.token,
+            "STREAMIFY_UPLOAD_STATE_DIR": str(self.tmp / f"state-{self.count}"),
+        }
         now = time.time()
         os.utime(source, (now, now))  # a new mtime: the CLI's resume key is path+size+mtime
         t0 = time.monotonic()
@@ -177,14 +212,19 @@ class System:
                 try:
                     job = stub.GetTranscodeJob(
                         tapi.GetTranscodeJobRequest(name=f"transcodeJobs/{video_id}"),
-                        metadata=md, timeout=10)
+                        metadata=md,
+                        timeout=10,
+                    )
                 except grpc.RpcError as exc:
                     if exc.code() != grpc.StatusCode.NOT_FOUND:
                         raise
                     time.sleep(0.2)
                     continue
-                if job.state in (tapi.JOB_STATE_SUCCEEDED, tapi.JOB_STATE_FAILED,
-                                 tapi.JOB_STATE_CANCELLED):
+                if job.state in (
+                    tapi.JOB_STATE_SUCCEEDED,
+                    tapi.JOB_STATE_FAILED,
+                    tapi.JOB_STATE_CANCELLED,
+                ):
                     return job
                 time.sleep(0.2)
         raise RuntimeError(f"job {video_id} did not end in {timeout} s")
@@ -194,7 +234,7 @@ class System:
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=MEDIA, Prefix=prefix):
             for obj in page.get("Contents", []):
-                path = dest / obj["Key"][len(prefix):]
+                path = dest / obj["Key"][len(prefix) :]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(MEDIA, obj["Key"], str(path))
 

@@ -57,13 +57,17 @@ from streamify.v1 import upload_service_pb2_grpc as up_grpc  # noqa: E402
 from streamify.v1 import video_pb2  # noqa: E402
 
 GATEWAY = os.environ.get("STREAMIFY_LT_GATEWAY", "127.0.0.1:8080")
-SEED = json.loads(Path(os.environ["STREAMIFY_LT_SEED"]).read_text()) if os.environ.get("STREAMIFY_LT_SEED") else {}
+SEED = (
+    json.loads(Path(os.environ["STREAMIFY_LT_SEED"]).read_text())
+    if os.environ.get("STREAMIFY_LT_SEED")
+    else {}
+)
 LEDGER = os.environ.get("STREAMIFY_LT_LEDGER", "")
 COUNTERS = os.environ.get("STREAMIFY_LT_COUNTERS", "")
 WAIT_READY = os.environ.get("STREAMIFY_LT_WAIT_READY", "1") == "1"
 
-RPC_TIMEOUT = 10.0            # seconds per attempt (the gateway's per-try timeout for reads is 5 s)
-WRITE_ATTEMPTS = 8            # a killed replica is back within a few seconds (supervisor backoff)
+RPC_TIMEOUT = 10.0  # seconds per attempt (the gateway's per-try timeout for reads is 5 s)
+WRITE_ATTEMPTS = 8  # a killed replica is back within a few seconds (supervisor backoff)
 PUT_ATTEMPTS = 5
 READY_WAIT_SECONDS = 180.0
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -120,8 +124,11 @@ class GrpcClient:
                 count(f"client retry {name} ({error.code().name})")
                 time.sleep(backoff(attempt))
         self.environment.events.request.fire(
-            request_type="grpc", name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=reply.ByteSize() if reply is not None else 0, exception=exception,
+            request_type="grpc",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=reply.ByteSize() if reply is not None else 0,
+            exception=exception,
             context={},
         )
         if exception is not None:
@@ -152,7 +159,7 @@ def parse_master(text: str) -> tuple[list[tuple[int, str]], str | None]:
     for i, line in enumerate(lines):
         if line.startswith("#EXT-X-STREAM-INF:"):
             attrs = dict(a.split("=", 1) for a in _split_attrs(line.split(":", 1)[1]))
-            uri = next(x for x in lines[i + 1:] if x and not x.startswith("#"))
+            uri = next(x for x in lines[i + 1 :] if x and not x.startswith("#"))
             variants.append((int(attrs.get("BANDWIDTH", "0")), uri))
         elif line.startswith("#EXT-X-MEDIA:") and "TYPE=AUDIO" in line and "URI=" in line:
             audio = line.split('URI="', 1)[1].split('"', 1)[0]
@@ -210,12 +217,20 @@ class Viewer(StreamifyUser):
 
     @task
     def watch(self) -> None:
-        page = self.grpc.call("MetadataService", "ListVideos", meta.ListVideosRequest(
-            owner=self.owner, status=video_pb2.VIDEO_STATUS_READY, page_size=20))
+        page = self.grpc.call(
+            "MetadataService",
+            "ListVideos",
+            meta.ListVideosRequest(
+                owner=self.owner, status=video_pb2.VIDEO_STATUS_READY, page_size=20
+            ),
+        )
         if not page.videos:
             return
-        video = self.grpc.call("MetadataService", "GetVideo",
-                               meta.GetVideoRequest(name=random.choice(page.videos).name))
+        video = self.grpc.call(
+            "MetadataService",
+            "GetVideo",
+            meta.GetVideoRequest(name=random.choice(page.videos).name),
+        )
         if video.poster_url:
             self.media(video.poster_url, "poster.jpg")
         master_url = video.playback_url
@@ -289,8 +304,13 @@ class Uploader(StreamifyUser):
             else:
                 if 200 <= reply.status_code < 300:
                     self.environment.events.request.fire(
-                        request_type="PUT", name=name, response_time=(time.perf_counter() - started) * 1000,
-                        response_length=len(body), exception=None, context={})
+                        request_type="PUT",
+                        name=name,
+                        response_time=(time.perf_counter() - started) * 1000,
+                        response_length=len(body),
+                        exception=None,
+                        context={},
+                    )
                     return reply.headers.get("ETag", "")
                 problem = RuntimeError(f"HTTP {reply.status_code}: {reply.text[:200]}")
                 if reply.status_code < 500:
@@ -298,8 +318,13 @@ class Uploader(StreamifyUser):
             count(f"client retry {name}")
             time.sleep(backoff(attempt))
         self.environment.events.request.fire(
-            request_type="PUT", name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=problem, context={})
+            request_type="PUT",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=problem,
+            context={},
+        )
         raise RuntimeError(f"{name} failed: {problem}")
 
     @task
@@ -309,24 +334,49 @@ class Uploader(StreamifyUser):
         multipart = random.random() < 0.5
         started = time.perf_counter()
         try:
-            created = self.grpc.call("UploadService", "CreateUpload", up.CreateUploadRequest(
-                file_name=clip.name, size_bytes=len(body), content_type="video/mp4",
-                title=f"load {clip.stem}", multipart=multipart, request_id=uuid.uuid4().hex), retry=True)
+            created = self.grpc.call(
+                "UploadService",
+                "CreateUpload",
+                up.CreateUploadRequest(
+                    file_name=clip.name,
+                    size_bytes=len(body),
+                    content_type="video/mp4",
+                    title=f"load {clip.stem}",
+                    multipart=multipart,
+                    request_id=uuid.uuid4().hex,
+                ),
+                retry=True,
+            )
             if created.HasField("multipart"):
                 part_size = created.multipart.part_size_bytes
                 numbers = list(range(1, created.multipart.part_count + 1))
-                signed = self.grpc.call("UploadService", "SignParts", up.SignPartsRequest(
-                    name=created.name, part_numbers=numbers), retry=True)
+                signed = self.grpc.call(
+                    "UploadService",
+                    "SignParts",
+                    up.SignPartsRequest(name=created.name, part_numbers=numbers),
+                    retry=True,
+                )
                 parts = []
                 for part in signed.parts:
-                    chunk = body[(part.part_number - 1) * part_size:part.part_number * part_size]
+                    chunk = body[(part.part_number - 1) * part_size : part.part_number * part_size]
                     etag = self.put(part.url, chunk, {}, "storage part PUT")
                     parts.append(up.CompletedPart(part_number=part.part_number, etag=etag))
             else:
-                self.put(created.single_put.url, body, dict(created.single_put.headers), "storage single PUT")
+                self.put(
+                    created.single_put.url,
+                    body,
+                    dict(created.single_put.headers),
+                    "storage single PUT",
+                )
                 parts = []
-            done = self.grpc.call("UploadService", "CompleteUpload", up.CompleteUploadRequest(
-                name=created.name, parts=parts, request_id=uuid.uuid4().hex), retry=True)
+            done = self.grpc.call(
+                "UploadService",
+                "CompleteUpload",
+                up.CompleteUploadRequest(
+                    name=created.name, parts=parts, request_id=uuid.uuid4().hex
+                ),
+                retry=True,
+            )
         except (grpc.RpcError, RuntimeError):
             count("uploads failed")
             return
@@ -335,20 +385,40 @@ class Uploader(StreamifyUser):
             return
         count("uploads completed")
         self.environment.events.request.fire(
-            request_type="flow", name="upload (create..complete)",
-            response_time=(time.perf_counter() - started) * 1000, response_length=len(body),
-            exception=None, context={})
+            request_type="flow",
+            name="upload (create..complete)",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=len(body),
+            exception=None,
+            context={},
+        )
         if LEDGER:
             with _ledger_lock, open(LEDGER, "a") as ledger:
-                ledger.write(json.dumps({"video": done.video, "upload": done.name, "uploader": self.index,
-                                         "completed_at": time.time(), "multipart": multipart}) + "\n")
+                ledger.write(
+                    json.dumps(
+                        {
+                            "video": done.video,
+                            "upload": done.name,
+                            "uploader": self.index,
+                            "completed_at": time.time(),
+                            "multipart": multipart,
+                        }
+                    )
+                    + "\n"
+                )
         # Make it watchable by anyone, as the page's "publish" does (field mask, request_id).
         # a failure is reported as a failed UpdateVideo; the upload itself is not lost
         with contextlib.suppress(grpc.RpcError):
-            self.grpc.call("MetadataService", "UpdateVideo", meta.UpdateVideoRequest(
-                video=video_pb2.Video(name=done.video, visibility=video_pb2.VISIBILITY_PUBLIC),
-                update_mask=field_mask_pb2.FieldMask(paths=["visibility"]), request_id=uuid.uuid4().hex),
-                retry=True)
+            self.grpc.call(
+                "MetadataService",
+                "UpdateVideo",
+                meta.UpdateVideoRequest(
+                    video=video_pb2.Video(name=done.video, visibility=video_pb2.VISIBILITY_PUBLIC),
+                    update_mask=field_mask_pb2.FieldMask(paths=["visibility"]),
+                    request_id=uuid.uuid4().hex,
+                ),
+                retry=True,
+            )
         if WAIT_READY:
             self.follow(done.video, started)
 
@@ -361,8 +431,10 @@ class Uploader(StreamifyUser):
         while time.monotonic() < deadline:
             try:
                 for message in self.grpc.meta.WatchVideo(
-                        meta.WatchVideoRequest(name=video), metadata=self.grpc.metadata,
-                        timeout=max(1.0, deadline - time.monotonic())):
+                    meta.WatchVideoRequest(name=video),
+                    metadata=self.grpc.metadata,
+                    timeout=max(1.0, deadline - time.monotonic()),
+                ):
                     status = message.video.status
                     if status in (video_pb2.VIDEO_STATUS_READY, video_pb2.VIDEO_STATUS_FAILED):
                         break
@@ -376,8 +448,14 @@ class Uploader(StreamifyUser):
                 count(f"WatchVideo resubscribed ({error.code().name})")
                 time.sleep(backoff(0))
         if status != video_pb2.VIDEO_STATUS_READY:
-            exception = RuntimeError(f"{video} is {video_pb2.VideoStatus.Name(status or 0)}, not READY")
+            exception = RuntimeError(
+                f"{video} is {video_pb2.VideoStatus.Name(status or 0)}, not READY"
+            )
         self.environment.events.request.fire(
-            request_type="flow", name="upload to READY", response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=exception, context={})
-
+            request_type="flow",
+            name="upload to READY",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=exception,
+            context={},
+        )

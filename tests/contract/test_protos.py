@@ -23,9 +23,12 @@ def test_buf_lint_passes():
 
 
 def test_no_breaking_change_against_previous_commit():
-    has_parent = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", "HEAD~1"], cwd=ROOT, capture_output=True
-    ).returncode == 0
+    has_parent = (
+        subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD~1"], cwd=ROOT, capture_output=True
+        ).returncode
+        == 0
+    )
     against = ".git#ref=HEAD~1" if has_parent else ".git#ref=HEAD"
     result = buf("breaking", "--against", against)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -39,7 +39,9 @@ def chromium_path() -> str:
         or shutil.which("chromium-browser")
     )
     if not path:
-        pytest.fail("no Chromium on PATH: apt-get install -y chromium (./streamify test installs it)")
+        pytest.fail(
+            "no Chromium on PATH: apt-get install -y chromium (./streamify test installs it)"
+        )
     return path
 
 

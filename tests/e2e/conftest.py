@@ -1,8 +1,8 @@
 """Fixtures of the browser end-to-end tests: the whole mesh, started as the README does.
 
-  mesh_url   -> base URL of the Envoy gateway serving the page at `/`, the API (grpc-web, same
-                origin) and `/media`, without a trailing slash.
-  mesh_token -> a user bearer token the mesh accepts.
+mesh_url   -> base URL of the Envoy gateway serving the page at `/`, the API (grpc-web, same
+              origin) and `/media`, without a trailing slash.
+mesh_token -> a user bearer token the mesh accepts.
 """
 
 from __future__ import annotations

@@ -104,11 +104,27 @@ def http_status(url: str) -> int:
 def cli_upload(mesh, token: str, path, title: str, state_dir) -> dict:
     """`streamify upload FILE --wait --json` against the gateway: READY (exit 0) or FAILED (4)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "streamify.cli", "upload", str(path), "--title", title, "--wait", "--json",
-         "--quiet", "--server", mesh.gateway, "--token", token],
+        [
+            sys.executable,
+            "-m",
+            "streamify.cli",
+            "upload",
+            str(path),
+            "--title",
+            title,
+            "--wait",
+            "--json",
+            "--quiet",
+            "--server",
+            mesh.gateway,
+            "--token",
+            token,
+        ],
         env={**mesh.env, "STREAMIFY_UPLOAD_STATE_DIR": str(state_dir)},
-        capture_output=True, text=True, timeout=READY_TIMEOUT_MS / 1000,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT_MS / 1000,
+    )
     assert proc.returncode in (0, 4), (
         f"upload {path.name}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     )
@@ -276,8 +292,6 @@ def test_stale_etag_is_explained(videos, api, mesh_url, mesh_token):
             api.eventually(name, lambda v: v.title == "Title from the page").title
             == "Title from the page"
         )
-
-
 
 
 def test_retry_failed_video(videos, api, mesh_url, mesh_token):

@@ -20,14 +20,39 @@ pytestmark = pytest.mark.integration
 def test_replicas_and_a_worker_die_under_load_without_failed_playback_or_lost_uploads(tmp_path):
     with running_mesh(tmp_path / "mesh") as mesh:
         rc, summary, output = load_with_chaos(
-            mesh, tmp_path / "report", "--users", "8", "--spawn-rate", "8", "--uploaders", "3",
-            "--duration", "30s", "--seed-videos", "2", "--ready-timeout", "240")
+            mesh,
+            tmp_path / "report",
+            "--users",
+            "8",
+            "--spawn-rate",
+            "8",
+            "--uploaders",
+            "3",
+            "--duration",
+            "30s",
+            "--seed-videos",
+            "2",
+            "--ready-timeout",
+            "240",
+        )
         assert mesh.process.poll() is None, "the supervisor itself must survive"
         run_log = (mesh.data_dir / "run.log").read_text(errors="replace")
 
     assert summary, f"the load test wrote no summary (rc={rc}):\n{output[-4000:]}"
-    brief = json.dumps({k: summary[k] for k in ("requests", "failures", "playback_failures", "uploads",
-                                                "client_counters", "chaos")}, indent=1)
+    brief = json.dumps(
+        {
+            k: summary[k]
+            for k in (
+                "requests",
+                "failures",
+                "playback_failures",
+                "uploads",
+                "client_counters",
+                "chaos",
+            )
+        },
+        indent=1,
+    )
     # The kills happened, to this mesh's processes (children of its supervisor), and each came back.
     events = summary["chaos"]["events"]
     assert not summary["chaos"]["errors"], brief

@@ -45,17 +45,29 @@ class Mesh:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_")}
         env.update(
-            STREAMIFY_UPLOAD_TARGET=self.upload_target, STREAMIFY_METADATA_TARGET=self.metadata_target,
-            STREAMIFY_TOKEN=ALICE[0][1].removeprefix("Bearer "), STREAMIFY_UPLOAD_STATE_DIR=str(self.state_dir),
+            STREAMIFY_UPLOAD_TARGET=self.upload_target,
+            STREAMIFY_METADATA_TARGET=self.metadata_target,
+            STREAMIFY_TOKEN=ALICE[0][1].removeprefix("Bearer "),
+            STREAMIFY_UPLOAD_STATE_DIR=str(self.state_dir),
         )
         env.update(extra)
         return {k: v for k, v in env.items() if v is not None}
 
-    async def start(self, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    async def start(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         # Never subprocess.run here: the services answering the CLI run in this event loop.
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streamify.cli", "upload", *args, cwd=self.home,
-            env=env or self.env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "streamify.cli",
+            "upload",
+            *args,
+            cwd=self.home,
+            env=env or self.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
     async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
         proc = await self.start(*args, env=env)
@@ -66,19 +78,27 @@ class Mesh:
         return await self.uploads.GetUpload(api.GetUploadRequest(name=name), metadata=who)
 
     async def held_parts(self, name: str) -> int:
-        return len((await self.uploads.ListParts(api.ListPartsRequest(name=name), metadata=ALICE)).parts)
+        return len(
+            (await self.uploads.ListParts(api.ListPartsRequest(name=name), metadata=ALICE)).parts
+        )
 
     async def until_status(self, video_name: str, status: int) -> meta.Video:
         """Follows the video (WatchVideo, no deadline) until it has `status`."""
         seen = []
-        async for message in self.videos.WatchVideo(meta.WatchVideoRequest(name=video_name), metadata=ALICE):
+        async for message in self.videos.WatchVideo(
+            meta.WatchVideoRequest(name=video_name), metadata=ALICE
+        ):
             seen.append(VideoStatus.Name(message.video.status))
             if message.video.status == status:
                 return message.video
-        raise AssertionError(f"{video_name} ended as {seen[-1]} without becoming {VideoStatus.Name(status)}: {seen}")
+        raise AssertionError(
+            f"{video_name} ended as {seen[-1]} without becoming {VideoStatus.Name(status)}: {seen}"
+        )
 
     def stored_sha256(self, upload: api.Upload) -> str:
-        key = f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}"
+        key = (
+            f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}"
+        )
         body = self.s3.get_object(Bucket=self.settings.uploads_bucket, Key=key)["Body"]
         digest = hashlib.sha256()
         for chunk in iter(lambda: body.read(MiB), b""):
@@ -90,23 +110,35 @@ class Mesh:
 
     async def set_status(self, video_name: str, status: int, **fields) -> None:
         await self.videos.UpdateVideoStatus(
-            meta.UpdateVideoStatusRequest(name=video_name, status=status, **fields), metadata=TRANSCODER)
+            meta.UpdateVideoStatusRequest(name=video_name, status=status, **fields),
+            metadata=TRANSCODER,
+        )
 
 
 @pytest.fixture
 async def mesh(tmp_path, seaweedfs):
     base = service_settings(
-        data_dir=tmp_path / "data", upload_single_put_max_bytes=8 * MiB, upload_part_size_bytes=5 * MiB,
-        upload_max_bytes=64 * MiB, upload_url_ttl_seconds=120, upload_max_pending_per_user=5,
-        queue_visibility_timeout_seconds=5, **seaweedfs.settings_overrides(),
+        data_dir=tmp_path / "data",
+        upload_single_put_max_bytes=8 * MiB,
+        upload_part_size_bytes=5 * MiB,
+        upload_max_bytes=64 * MiB,
+        upload_url_ttl_seconds=120,
+        upload_max_pending_per_user=5,
+        queue_visibility_timeout_seconds=5,
+        **seaweedfs.settings_overrides(),
     )
     async with running_service(metadata_app.run, base) as metadata_target:
         settings = base.model_copy(update={"metadata_target": metadata_target})
         async with running_service(upload_app.run, settings) as upload_target:
             channels = [grpc.aio.insecure_channel(t) for t in (upload_target, metadata_target)]
-            yield Mesh(settings, upload_target, metadata_target,
-                       upload_service_pb2_grpc.UploadServiceStub(channels[0]),
-                       metadata_service_pb2_grpc.MetadataServiceStub(channels[1]), tmp_path)
+            yield Mesh(
+                settings,
+                upload_target,
+                metadata_target,
+                upload_service_pb2_grpc.UploadServiceStub(channels[0]),
+                metadata_service_pb2_grpc.MetadataServiceStub(channels[1]),
+                tmp_path,
+            )
             for channel in channels:
                 await channel.close()
 
@@ -132,7 +164,11 @@ async def test_small_file_goes_up_in_one_put(mesh, tmp_path):
     video_name, upload_name = names_in(out)
     upload = await mesh.upload(upload_name)
     assert upload.video == video_name and not upload.HasField("multipart")
-    assert (upload.content_type, upload.size_bytes, upload.file_name) == ("video/mp4", 300_000, "cat.mp4")
+    assert (upload.content_type, upload.size_bytes, upload.file_name) == (
+        "video/mp4",
+        300_000,
+        "cat.mp4",
+    )
     assert mesh.stored_sha256(upload) == sha
     video = await mesh.until_status(video_name, VideoStatus.VIDEO_STATUS_UPLOADED)
     assert (video.title, video.description, video.source_size_bytes) == ("Cat", "a cat", 300_000)
@@ -145,10 +181,17 @@ async def test_multipart_file_goes_up_in_parallel_parts(mesh, tmp_path):
     code, out, err = await mesh.run(str(path), "--parallel", "3", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert result["multipart"] and (result["parts_total"], result["parts_sent"], result["parts_reused"]) == (3, 3, 0)
+    assert result["multipart"] and (
+        result["parts_total"],
+        result["parts_sent"],
+        result["parts_reused"],
+    ) == (3, 3, 0)
     assert result["bytes_sent"] == MULTIPART_SIZE and not result["resumed"]
     upload = await mesh.upload(result["upload"])
-    assert upload.state == api.UploadState.UPLOAD_STATE_COMPLETED and upload.content_type == "video/quicktime"
+    assert (
+        upload.state == api.UploadState.UPLOAD_STATE_COMPLETED
+        and upload.content_type == "video/quicktime"
+    )
     assert mesh.stored_sha256(upload) == sha
     video = await mesh.until_status(result["video"], VideoStatus.VIDEO_STATUS_UPLOADED)
     assert video.title == "big.mov"  # the server's default title
@@ -163,7 +206,11 @@ async def test_running_again_after_success_creates_no_second_upload(mesh, tmp_pa
     code, out, err = await mesh.run(str(path), "--json")
     assert code == 0, err
     again = json.loads(out)
-    assert (again["video"], again["upload"], again["already_completed"]) == (first["video"], first["upload"], True)
+    assert (again["video"], again["upload"], again["already_completed"]) == (
+        first["video"],
+        first["upload"],
+        True,
+    )
     assert again["put_attempts"] == 0 and "already uploaded" in err
     listed = await mesh.videos.ListVideos(meta.ListVideosRequest(), metadata=ALICE)
     assert [v.name for v in listed.videos] == [first["video"]]
@@ -221,7 +268,9 @@ async def test_an_interrupted_upload_resumes_sending_only_the_missing_parts(mesh
 
 async def killed_after_create(mesh, path: Path) -> str:
     """Starts a slow upload of `path`, SIGKILLs it once its upload exists; the upload's name."""
-    proc = await mesh.start(str(path), "--parallel", "1", env=mesh.env(STREAMIFY_UPLOAD_RATE_LIMIT=str(4 * MiB)))
+    proc = await mesh.start(
+        str(path), "--parallel", "1", env=mesh.env(STREAMIFY_UPLOAD_RATE_LIMIT=str(4 * MiB))
+    )
     upload_name = ""
     while proc.returncode is None and not upload_name:
         if files := mesh.state_files():
@@ -255,7 +304,9 @@ async def test_a_file_changed_since_the_interrupted_run_is_uploaded_anew(mesh, t
     result = json.loads(out)
     assert result["upload"] != old_name and not result["resumed"]
     assert f"changed since {old_name} was started; aborting that upload" in err
-    assert (await mesh.upload(old_name)).state == api.UploadState.UPLOAD_STATE_ABORTED  # frees the quota
+    assert (
+        await mesh.upload(old_name)
+    ).state == api.UploadState.UPLOAD_STATE_ABORTED  # frees the quota
     assert mesh.stored_sha256(await mesh.upload(result["upload"])) == sha
     assert not mesh.state_files()
 
@@ -279,25 +330,37 @@ async def test_wait_follows_transcoding_until_ready(mesh, tmp_path):
     video_name = (await read_until(proc.stdout, "video: ", out_lines)).split(": ", 1)[1].strip()
     await mesh.until_status(video_name, VideoStatus.VIDEO_STATUS_UPLOADED)
     await read_until(proc.stderr, "UPLOADED", err_lines)
-    await mesh.set_status(video_name, VideoStatus.VIDEO_STATUS_PROCESSING,
-                          progress=Progress(completed_tasks=3, total_tasks=9, stage="encode"))
+    await mesh.set_status(
+        video_name,
+        VideoStatus.VIDEO_STATUS_PROCESSING,
+        progress=Progress(completed_tasks=3, total_tasks=9, stage="encode"),
+    )
     await read_until(proc.stderr, "PROCESSING 3/9 tasks (encode)", err_lines)
-    await mesh.set_status(video_name, VideoStatus.VIDEO_STATUS_READY,
-                          result=meta.ProcessingResult(manifest_path=f"{video_name}/master.m3u8"))
+    await mesh.set_status(
+        video_name,
+        VideoStatus.VIDEO_STATUS_READY,
+        result=meta.ProcessingResult(manifest_path=f"{video_name}/master.m3u8"),
+    )
     rest, _ = await proc.communicate()
     assert proc.returncode == 0, err_lines
     out = "".join(out_lines) + rest.decode()
     assert "status: READY" in out
     # private (the default): the URL carries the video's grant in its path
     playback = re.search(r"^playback: (\S+)$", out, re.M).group(1)
-    assert re.fullmatch(rf"{re.escape(mesh.settings.cdn_base_url)}/{video_name}/grant\.\d+\.[\w-]+/master\.m3u8",
-                        playback), playback
+    assert re.fullmatch(
+        rf"{re.escape(mesh.settings.cdn_base_url)}/{video_name}/grant\.\d+\.[\w-]+/master\.m3u8",
+        playback,
+    ), playback
 
 
-@pytest.mark.parametrize("visibility, expected", [
-    ("public", Visibility.VISIBILITY_PUBLIC), ("unlisted", Visibility.VISIBILITY_UNLISTED),
-    (None, Visibility.VISIBILITY_PRIVATE),
-])
+@pytest.mark.parametrize(
+    "visibility, expected",
+    [
+        ("public", Visibility.VISIBILITY_PUBLIC),
+        ("unlisted", Visibility.VISIBILITY_UNLISTED),
+        (None, Visibility.VISIBILITY_PRIVATE),
+    ],
+)
 async def test_visibility_is_chosen_at_upload(mesh, tmp_path, visibility, expected):
     path, _ = video_file(tmp_path / f"seen-{visibility}.mp4", 20_000)
     args = [str(path)] + (["--visibility", visibility] if visibility else [])
@@ -324,7 +387,9 @@ async def test_wait_exits_4_when_transcoding_fails(mesh, tmp_path):
         await asyncio.sleep(0.05)
     [video_name] = videos
     await mesh.until_status(video_name, VideoStatus.VIDEO_STATUS_UPLOADED)
-    await mesh.set_status(video_name, VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream in the file")
+    await mesh.set_status(
+        video_name, VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream in the file"
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 4, err.decode()
     result = json.loads(out)
@@ -336,21 +401,35 @@ async def test_wait_exits_4_when_transcoding_fails(mesh, tmp_path):
 # --- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "size", "message"), [
-    ("missing.mp4", None, "no such file"),
-    ("empty.mp4", 0, "the file is empty"),
-    ("notes.txt", 100, "not a video"),
-    ("photo.png", 100, "not a video"),
-])
+@pytest.mark.parametrize(
+    ("name", "size", "message"),
+    [
+        ("missing.mp4", None, "no such file"),
+        ("empty.mp4", 0, "the file is empty"),
+        ("notes.txt", 100, "not a video"),
+        ("photo.png", 100, "not a video"),
+    ],
+)
 async def test_bad_input_exits_2_before_contacting_anything(tmp_path, name, size, message):
     path = tmp_path / name
     if size is not None:
         path.write_bytes(b"x" * size)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_")}
-    env.update(STREAMIFY_UPLOAD_TARGET=f"127.0.0.1:{free_port()}", STREAMIFY_UPLOAD_STATE_DIR=str(tmp_path / "s"))
+    env.update(
+        STREAMIFY_UPLOAD_TARGET=f"127.0.0.1:{free_port()}",
+        STREAMIFY_UPLOAD_STATE_DIR=str(tmp_path / "s"),
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streamify.cli", "upload", str(path), cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "streamify.cli",
+        "upload",
+        str(path),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await proc.communicate()
     assert proc.returncode == 2 and message in err.decode() and not out
     assert not (tmp_path / ".streamify").exists()  # no dev key minted for a command that cannot run
@@ -379,8 +458,20 @@ async def test_an_unreachable_server_is_reported_clearly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_")}
     env.update(STREAMIFY_UPLOAD_STATE_DIR=str(tmp_path / "s"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streamify.cli", "upload", str(path), "--server", target, "--token", "t",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "streamify.cli",
+        "upload",
+        str(path),
+        "--server",
+        target,
+        "--token",
+        "t",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await proc.communicate()
     assert proc.returncode == 1
     assert f"cannot reach the Upload service at {target}" in err.decode()

@@ -49,8 +49,13 @@ class Replica:
 
         async def run() -> None:
             try:
-                await serve(self.settings, [app.registration(servicer)], on_ready=ready.set_result,
-                            stop_event=self.stop_event, reflect_all_v1=True)
+                await serve(
+                    self.settings,
+                    [app.registration(servicer)],
+                    on_ready=ready.set_result,
+                    stop_event=self.stop_event,
+                    reflect_all_v1=True,
+                )
             finally:
                 await cache.close()
 
@@ -88,7 +93,10 @@ class Gateway:
         return int(self.envoy.host_stats("metadata").get(replica.address, {}).get("rq_total", 0))
 
     def healthy(self, replica: Replica) -> bool:
-        return self.envoy.host_stats("metadata").get(replica.address, {}).get("health_flags") == "healthy"
+        return (
+            self.envoy.host_stats("metadata").get(replica.address, {}).get("health_flags")
+            == "healthy"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +105,25 @@ async def gateway(tmp_path_factory):
     replicas = []
     for grace in (5.0, 0.0):  # the second one is the one we kill: no grace for in-flight calls
         port = free_port()
-        settings = service_settings(data_dir=tmp, grpc_port=port, shutdown_grace_seconds=grace,
-                                    cdn_base_url="http://cdn.test/media")
+        settings = service_settings(
+            data_dir=tmp,
+            grpc_port=port,
+            shutdown_grace_seconds=grace,
+            cdn_base_url="http://cdn.test/media",
+        )
         replicas.append(Replica(settings, port))
     for r in replicas:
         await r.start()
     port, admin = free_port(), free_port()
     cfg = GatewayConfig.local(
-        {"metadata": [r.address for r in replicas]}, listen_port=port, admin_port=admin,
+        {"metadata": [r.address for r in replicas]},
+        listen_port=port,
+        admin_port=admin,
         # shorter than Envoy's defaults (15 s route timeout, 5 min stream idle timeout), so the
         # WatchVideo test proves its route has neither
-        unary_timeout=3.0, stream_idle_timeout=3.0, health_check_interval=0.5,
+        unary_timeout=3.0,
+        stream_idle_timeout=3.0,
+        health_check_interval=0.5,
     )
     envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=next(_base_ids))
     await asyncio.to_thread(envoy.start)
@@ -126,7 +142,9 @@ async def stub(gateway):
 
 
 async def _create(stub, title="Through the gateway", **fields) -> Video:
-    return await stub.CreateVideo(api.CreateVideoRequest(video=Video(title=title, **fields)), metadata=ALICE)
+    return await stub.CreateVideo(
+        api.CreateVideoRequest(video=Video(title=title, **fields)), metadata=ALICE
+    )
 
 
 def _grpcurl() -> str:
@@ -135,7 +153,9 @@ def _grpcurl() -> str:
 
 
 async def _run(*argv: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
     out, _ = await proc.communicate()
     return proc.returncode, out.decode()
 
@@ -143,13 +163,24 @@ async def _run(*argv: str) -> tuple[int, str]:
 async def test_grpcurl_lists_every_service_and_calls_through_the_gateway(gateway, stub):
     rc, out = await _run(_grpcurl(), "-plaintext", gateway.target, "list")
     assert rc == 0, out
-    assert {"streamify.v1.MetadataService", "streamify.v1.UploadService",
-            "streamify.v1.TranscodeService", "grpc.health.v1.Health"} <= set(out.split())
+    assert {
+        "streamify.v1.MetadataService",
+        "streamify.v1.UploadService",
+        "streamify.v1.TranscodeService",
+        "grpc.health.v1.Health",
+    } <= set(out.split())
     video = await _create(stub)
     token = ALICE[0][1]
-    rc, out = await _run(_grpcurl(), "-plaintext", "-H", f"authorization: {token}",
-                         "-d", f'{{"name": "{video.name}"}}', gateway.target,
-                         "streamify.v1.MetadataService/GetVideo")
+    rc, out = await _run(
+        _grpcurl(),
+        "-plaintext",
+        "-H",
+        f"authorization: {token}",
+        "-d",
+        f'{{"name": "{video.name}"}}',
+        gateway.target,
+        "streamify.v1.MetadataService/GetVideo",
+    )
     assert rc == 0, out
     assert '"title": "Through the gateway"' in out
     rc, out = await _run(_grpcurl(), "-plaintext", gateway.target, "grpc.health.v1.Health/Check")
@@ -160,8 +191,12 @@ async def test_grpcurl_lists_every_service_and_calls_through_the_gateway(gateway
 
 
 def _grpc_web_call(url: str, method: str, message: bytes, token: str, origin: str | None = None):
-    headers = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1",
-               "x-user-agent": "grpc-web-python-test", "authorization": token}
+    headers = {
+        "content-type": "application/grpc-web+proto",
+        "x-grpc-web": "1",
+        "x-user-agent": "grpc-web-python-test",
+        "authorization": token,
+    }
     if origin:
         headers["origin"] = origin
     body = b"\x00" + struct.pack(">I", len(message)) + message
@@ -171,8 +206,8 @@ def _grpc_web_call(url: str, method: str, message: bytes, token: str, origin: st
 def _frames(payload: bytes) -> tuple[list[bytes], dict[str, str]]:
     messages, trailers, i = [], {}, 0
     while i < len(payload):
-        flag, length = payload[i], struct.unpack(">I", payload[i + 1:i + 5])[0]
-        chunk = payload[i + 5:i + 5 + length]
+        flag, length = payload[i], struct.unpack(">I", payload[i + 1 : i + 5])[0]
+        chunk = payload[i + 5 : i + 5 + length]
         i += 5 + length
         if flag & 0x80:
             for line in chunk.decode().split("\r\n"):
@@ -188,7 +223,9 @@ async def test_grpc_web_call_returns_the_video_and_errors_arrive_trailers_only(g
     video = await _create(stub, title="grpc-web")
     token = ALICE[0][1]
     req = api.GetVideoRequest(name=video.name).SerializeToString()
-    r = await asyncio.to_thread(_grpc_web_call, gateway.url, "GetVideo", req, token, "http://player.test")
+    r = await asyncio.to_thread(
+        _grpc_web_call, gateway.url, "GetVideo", req, token, "http://player.test"
+    )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "http://player.test"
     assert "grpc-status" in r.headers["access-control-expose-headers"]
@@ -205,14 +242,25 @@ async def test_grpc_web_call_returns_the_video_and_errors_arrive_trailers_only(g
 
 async def test_cors_preflight_is_answered_by_the_gateway(gateway):
     r = await asyncio.to_thread(
-        requests.options, f"{gateway.url}/streamify.v1.MetadataService/GetVideo",
-        headers={"origin": "http://player.test", "access-control-request-method": "POST",
-                 "access-control-request-headers": "content-type,x-grpc-web,authorization,x-request-id"},
+        requests.options,
+        f"{gateway.url}/streamify.v1.MetadataService/GetVideo",
+        headers={
+            "origin": "http://player.test",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-grpc-web,authorization,x-request-id",
+        },
     )
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "http://player.test"
     allowed = r.headers["access-control-allow-headers"]
-    for h in ("authorization", "x-grpc-web", "x-user-agent", "grpc-timeout", "content-type", "x-request-id"):
+    for h in (
+        "authorization",
+        "x-grpc-web",
+        "x-user-agent",
+        "grpc-timeout",
+        "content-type",
+        "x-request-id",
+    ):
         assert h in allowed
 
 
@@ -224,8 +272,12 @@ async def test_watch_video_outlives_every_gateway_timeout(gateway, stub):
     # longer than Envoy's default route timeout (15 s) and than this gateway's configured unary
     # route timeout and stream idle timeout (3 s each); nothing is sent meanwhile
     await asyncio.sleep(16)
-    await stub.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, title="after"), update_mask=FieldMask(paths=["title"])), metadata=ALICE)
+    await stub.UpdateVideo(
+        api.UpdateVideoRequest(
+            video=Video(name=video.name, title="after"), update_mask=FieldMask(paths=["title"])
+        ),
+        metadata=ALICE,
+    )
     second = await stream.read()
     assert second.video.title == "after"
     stream.cancel()
@@ -264,8 +316,10 @@ async def test_killing_a_replica_fails_no_call_and_it_takes_traffic_when_back(ga
         stop.set()
         await asyncio.gather(*clients)
     stats = gateway.envoy.stats("cluster.metadata.")
-    print(f"{calls[0]} calls, retries {stats.get('cluster.metadata.upstream_rq_retry')}, "
-          f"ejections {stats.get('cluster.metadata.outlier_detection.ejections_enforced_total')}, "
-          f"hc failures {stats.get('cluster.metadata.health_check.failure')}")
+    print(
+        f"{calls[0]} calls, retries {stats.get('cluster.metadata.upstream_rq_retry')}, "
+        f"ejections {stats.get('cluster.metadata.outlier_detection.ejections_enforced_total')}, "
+        f"hc failures {stats.get('cluster.metadata.health_check.failure')}"
+    )
     assert failures == []
     assert gateway.rq_total(keep) > 0

@@ -44,11 +44,18 @@ class Media:
         return f"http://127.0.0.1:{self.port}/media/{key}"
 
     def put(self, key: str, body: bytes, cache_control: str = SEGMENT_CC) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, CacheControl=cache_control,
-                           ContentType="video/mp2t" if key.endswith(".ts") else "application/vnd.apple.mpegurl")
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            CacheControl=cache_control,
+            ContentType="video/mp2t" if key.endswith(".ts") else "application/vnd.apple.mpegurl",
+        )
 
     def origin_requests(self) -> int:
-        return self.envoy.stats("cluster.media_origin.upstream_rq_total").get("cluster.media_origin.upstream_rq_total", 0)
+        return self.envoy.stats("cluster.media_origin.upstream_rq_total").get(
+            "cluster.media_origin.upstream_rq_total", 0
+        )
 
     def get(self, key: str, **headers: str) -> requests.Response:
         return requests.get(self.url(key), headers=headers)
@@ -59,33 +66,62 @@ async def media(seaweedfs, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gateway-media")
     settings = service_settings(data_dir=tmp, **seaweedfs.settings_overrides())
     async with running_metadata(settings) as metadata:
-        public = await metadata.stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title="public", visibility=Visibility.VISIBILITY_PUBLIC)), metadata=ALICE)
-        private = await metadata.stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title="private", visibility=Visibility.VISIBILITY_PRIVATE)), metadata=ALICE)
-        unlisted = await metadata.stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title="unlisted", visibility=Visibility.VISIBILITY_UNLISTED)), metadata=ALICE)
+        public = await metadata.stub.CreateVideo(
+            api.CreateVideoRequest(
+                video=Video(title="public", visibility=Visibility.VISIBILITY_PUBLIC)
+            ),
+            metadata=ALICE,
+        )
+        private = await metadata.stub.CreateVideo(
+            api.CreateVideoRequest(
+                video=Video(title="private", visibility=Visibility.VISIBILITY_PRIVATE)
+            ),
+            metadata=ALICE,
+        )
+        unlisted = await metadata.stub.CreateVideo(
+            api.CreateVideoRequest(
+                video=Video(title="unlisted", visibility=Visibility.VISIBILITY_UNLISTED)
+            ),
+            metadata=ALICE,
+        )
         key = media_grant_key(settings)
-        lookup = metadata_lookup(metadata.target, lambda: service_call_metadata(settings, subject="gateway"))
+        lookup = metadata_lookup(
+            metadata.target, lambda: service_call_metadata(settings, subject="gateway")
+        )
         async with AuthzServer(MediaAuthorizer(key, lookup)) as authz:
             port, admin = free_port(), free_port()
             cfg = GatewayConfig.local(
-                {"metadata": [metadata.target]}, listen_port=port, admin_port=admin,
+                {"metadata": [metadata.target]},
+                listen_port=port,
+                admin_port=admin,
                 media=MediaConfig(
-                    origin_url=seaweedfs.endpoint_url, bucket=seaweedfs.media_bucket,
-                    access_key_id=seaweedfs.access_key, secret_access_key=seaweedfs.secret_key,
+                    origin_url=seaweedfs.endpoint_url,
+                    bucket=seaweedfs.media_bucket,
+                    access_key_id=seaweedfs.access_key,
+                    secret_access_key=seaweedfs.secret_key,
                     authz=Endpoint("127.0.0.1", authz.port),
                 ),
             )
             envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=next(_base_ids))
             await asyncio.to_thread(envoy.start)
             s3 = boto3.client(
-                "s3", endpoint_url=seaweedfs.endpoint_url, region_name="us-east-1",
-                aws_access_key_id=seaweedfs.access_key, aws_secret_access_key=seaweedfs.secret_key,
+                "s3",
+                endpoint_url=seaweedfs.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=seaweedfs.access_key,
+                aws_secret_access_key=seaweedfs.secret_key,
                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             )
-            m = Media(envoy, port, s3, seaweedfs.media_bucket, key,
-                      public.name.split("/")[1], private.name.split("/")[1], unlisted.name.split("/")[1])
+            m = Media(
+                envoy,
+                port,
+                s3,
+                seaweedfs.media_bucket,
+                key,
+                public.name.split("/")[1],
+                private.name.split("/")[1],
+                unlisted.name.split("/")[1],
+            )
             try:
                 yield m
             finally:
@@ -97,10 +133,16 @@ async def _get(media: Media, key: str, **headers: str) -> requests.Response:
 
 
 async def test_second_get_is_served_from_the_cache(media):
-    seg, playlist = f"videos/{media.public_id}/hit/seg0.ts", f"videos/{media.public_id}/hit/index.m3u8"
+    seg, playlist = (
+        f"videos/{media.public_id}/hit/seg0.ts",
+        f"videos/{media.public_id}/hit/index.m3u8",
+    )
     media.put(seg, media.segment)
     media.put(playlist, media.playlist, PLAYLIST_CC)
-    for key, body, cc in ((seg, media.segment, SEGMENT_CC), (playlist, media.playlist, PLAYLIST_CC)):
+    for key, body, cc in (
+        (seg, media.segment, SEGMENT_CC),
+        (playlist, media.playlist, PLAYLIST_CC),
+    ):
         first = await _get(media, key)
         assert first.status_code == 200 and first.content == body, first.content[:300]
         assert first.headers["cache-control"] == cc and "age" not in first.headers
@@ -126,7 +168,9 @@ async def test_a_cold_range_request_does_not_poison_the_cache(media):
     key = f"videos/{media.public_id}/range/seg2.ts"
     media.put(key, media.segment)
     cold = await _get(media, key, Range="bytes=100-199")  # nothing cached yet
-    assert cold.status_code == 206 and cold.content == media.segment[100:200], str(sorted(cold.headers.items()))
+    assert cold.status_code == 206 and cold.content == media.segment[100:200], str(
+        sorted(cold.headers.items())
+    )
     assert cold.headers["content-range"] == f"bytes 100-199/{len(media.segment)}"
     origin = media.origin_requests()
     full = await _get(media, key)
@@ -144,9 +188,15 @@ async def test_players_get_cors_headers(media):
     assert r.headers["access-control-allow-origin"] == "http://player.test"
     exposed = r.headers["access-control-expose-headers"].lower()
     assert {"content-length", "content-range", "accept-ranges"} <= set(exposed.split(","))
-    pre = await asyncio.to_thread(requests.options, media.url(key), headers={
-        "origin": "http://player.test", "access-control-request-method": "GET",
-        "access-control-request-headers": "range"})
+    pre = await asyncio.to_thread(
+        requests.options,
+        media.url(key),
+        headers={
+            "origin": "http://player.test",
+            "access-control-request-method": "GET",
+            "access-control-request-headers": "range",
+        },
+    )
     assert pre.status_code == 200
     assert pre.headers["access-control-allow-origin"] == "http://player.test"
     assert "GET" in pre.headers["access-control-allow-methods"]
@@ -174,7 +224,11 @@ async def test_private_video_needs_a_valid_grant_in_its_path(media):
     assert (await _get(media, later)).status_code == 403  # a longer expiry, the old signature
     # a grant for another video, moved onto this one, or this grant walked over to another video
     public_grant = grants.grant_segment(media.key, media.public_id, 60)
-    assert (await _get(media, key.replace(f"{media.private_id}/", f"{media.private_id}/{public_grant}/", 1))).status_code == 403
+    assert (
+        await _get(
+            media, key.replace(f"{media.private_id}/", f"{media.private_id}/{public_grant}/", 1)
+        )
+    ).status_code == 403
     escape = f"videos/{media.public_id}/{public_grant}/../../{media.private_id}/720p/seg0.ts"
     assert await _raw_status(media, escape) == 403
     # junk where a grant goes is no grant: 403, never a reset (503) or an error
@@ -190,7 +244,11 @@ async def _raw_status(media, key: str) -> int:
 
     def get() -> int:
         with socket.create_connection(("127.0.0.1", media.port), timeout=10) as sock:
-            sock.sendall(b"GET /media/" + key.encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            sock.sendall(
+                b"GET /media/"
+                + key.encode("latin-1")
+                + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             head = b""
             while b"\r\n" not in head:
                 chunk = sock.recv(4096)

@@ -113,7 +113,9 @@ def _parse_range(value: str) -> list[tuple[int | None, int | None]] | None:
     return specs or None
 
 
-def rfc9110_answer(method: str, range_value: str | None, body: bytes) -> tuple[int, str | None, bytes]:
+def rfc9110_answer(
+    method: str, range_value: str | None, body: bytes
+) -> tuple[int, str | None, bytes]:
     """(status, Content-Range, body) of a GET or HEAD for `body` with this Range field."""
     size = len(body)
     full = (200, None, body if method == "GET" else b"")
@@ -158,7 +160,13 @@ def test_the_oracle_on_known_answers():
 
 class Gateway:
     def __init__(self, envoy: Envoy, port: int, s3, bucket: str, public_id: str) -> None:
-        self.envoy, self.port, self.s3, self.bucket, self.public_id = envoy, port, s3, bucket, public_id
+        self.envoy, self.port, self.s3, self.bucket, self.public_id = (
+            envoy,
+            port,
+            s3,
+            bucket,
+            public_id,
+        )
         self.http = requests.Session()
 
     def key(self, *parts: object) -> str:
@@ -169,24 +177,35 @@ class Gateway:
 
     def put(self, key: str, body: bytes, playlist: bool = False) -> None:
         self.s3.put_object(
-            Bucket=self.bucket, Key=key, Body=body, CacheControl=PLAYLIST_CC if playlist else SEGMENT_CC,
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            CacheControl=PLAYLIST_CC if playlist else SEGMENT_CC,
             ContentType="application/vnd.apple.mpegurl" if playlist else "video/mp2t",
         )
 
     def copy(self, source: str, key: str) -> None:
-        self.s3.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source})
+        self.s3.copy_object(
+            Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source}
+        )
 
-    def request(self, method: str, key: str, range_value: str | None = None, **headers: str) -> requests.Response:
+    def request(
+        self, method: str, key: str, range_value: str | None = None, **headers: str
+    ) -> requests.Response:
         headers = {"Accept-Encoding": "identity", **headers}
         if range_value is not None:
             headers["Range"] = range_value
         return self.http.request(method, self.url(key), headers=headers, timeout=60)
 
     def origin_requests(self) -> int:
-        return self.envoy.stats("cluster.media_origin.upstream_rq_total").get("cluster.media_origin.upstream_rq_total", 0)
+        return self.envoy.stats("cluster.media_origin.upstream_rq_total").get(
+            "cluster.media_origin.upstream_rq_total", 0
+        )
 
     def assert_alive(self, pid: int | None) -> None:
-        assert pid is not None and self.envoy.pid == pid, f"Envoy died or was replaced:\n{self.envoy.log_tail()}"
+        assert pid is not None and self.envoy.pid == pid, (
+            f"Envoy died or was replaced:\n{self.envoy.log_tail()}"
+        )
         assert self.envoy.ready(), "Envoy's admin /ready no longer says LIVE"
 
 
@@ -195,24 +214,37 @@ async def gateway(seaweedfs, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gateway-media-ranges")
     settings = service_settings(data_dir=tmp, **seaweedfs.settings_overrides())
     async with running_metadata(settings) as metadata:
-        public = await metadata.stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title="ranges", visibility=Visibility.VISIBILITY_PUBLIC)), metadata=bearer("alice"))
-        lookup = metadata_lookup(metadata.target, lambda: service_call_metadata(settings, subject="gateway"))
+        public = await metadata.stub.CreateVideo(
+            api.CreateVideoRequest(
+                video=Video(title="ranges", visibility=Visibility.VISIBILITY_PUBLIC)
+            ),
+            metadata=bearer("alice"),
+        )
+        lookup = metadata_lookup(
+            metadata.target, lambda: service_call_metadata(settings, subject="gateway")
+        )
         async with AuthzServer(MediaAuthorizer(media_grant_key(settings), lookup)) as authz:
             port, admin = free_port(), free_port()
             cfg = GatewayConfig.local(
-                {"metadata": [metadata.target]}, listen_port=port, admin_port=admin,
+                {"metadata": [metadata.target]},
+                listen_port=port,
+                admin_port=admin,
                 media=MediaConfig(
-                    origin_url=seaweedfs.endpoint_url, bucket=seaweedfs.media_bucket,
-                    access_key_id=seaweedfs.access_key, secret_access_key=seaweedfs.secret_key,
+                    origin_url=seaweedfs.endpoint_url,
+                    bucket=seaweedfs.media_bucket,
+                    access_key_id=seaweedfs.access_key,
+                    secret_access_key=seaweedfs.secret_key,
                     authz=Endpoint("127.0.0.1", authz.port),
                 ),
             )
             envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=next(_base_ids))
             await asyncio.to_thread(envoy.start)
             s3 = boto3.client(
-                "s3", endpoint_url=seaweedfs.endpoint_url, region_name="us-east-1",
-                aws_access_key_id=seaweedfs.access_key, aws_secret_access_key=seaweedfs.secret_key,
+                "s3",
+                endpoint_url=seaweedfs.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id=seaweedfs.access_key,
+                aws_secret_access_key=seaweedfs.secret_key,
                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
             )
             gw = Gateway(envoy, port, s3, seaweedfs.media_bucket, public.name.split("/")[1])
@@ -228,8 +260,10 @@ def _body(size: int) -> bytes:
 
 
 def _describe(r: requests.Response) -> str:
-    return (f"{r.status_code} content-range={r.headers.get('content-range')} "
-            f"content-length={r.headers.get('content-length')} body={len(r.content)} B age={r.headers.get('age')}")
+    return (
+        f"{r.status_code} content-range={r.headers.get('content-range')} "
+        f"content-length={r.headers.get('content-length')} body={len(r.content)} B age={r.headers.get('age')}"
+    )
 
 
 def _mismatch(r: requests.Response, want: tuple[int, str | None, bytes]) -> str | None:
@@ -257,12 +291,16 @@ def _differential(gw: Gateway) -> list[str]:
             asked = gw.origin_requests()
             cold = gw.request("GET", key, range_value)
             if "age" in cold.headers or gw.origin_requests() == asked:
-                problems.append(f"GET {size} B cold Range={range_value!r}: the origin was not asked ({_describe(cold)})")
+                problems.append(
+                    f"GET {size} B cold Range={range_value!r}: the origin was not asked ({_describe(cold)})"
+                )
             asked = gw.origin_requests()
             # another viewer (its own query and cookies): the same cache entry
             warm = gw.request("GET", f"{key}?viewer=2", range_value, Cookie="viewer=2")
             if "age" not in warm.headers or gw.origin_requests() != asked:
-                problems.append(f"GET {size} B warm Range={range_value!r}: not answered by the cache ({_describe(warm)})")
+                problems.append(
+                    f"GET {size} B warm Range={range_value!r}: not answered by the cache ({_describe(warm)})"
+                )
             for phase, r in (("cold", cold), ("warm", warm)):
                 if (problem := _mismatch(r, want)) is not None:
                     problems.append(f"GET {size} B {phase} Range={range_value!r}: {problem}")
@@ -271,13 +309,27 @@ def _differential(gw: Gateway) -> list[str]:
             asked = gw.origin_requests()
             whole = gw.request("GET", key)
             if _mismatch(whole, (200, None, body)) or gw.origin_requests() != asked:
-                problems.append(f"GET {size} B after a Range: {_describe(whole)}, origin asked {gw.origin_requests() - asked}x")
+                problems.append(
+                    f"GET {size} B after a Range: {_describe(whole)}, origin asked {gw.origin_requests() - asked}x"
+                )
         # HEAD ignores Range (RFC 9110 14.2), cold and warm
         head_key = gw.key(size, "head.ts")
         gw.copy(source, head_key)
-        for range_value in (None, "bytes=0-", "bytes=100-199", f"bytes={40 * MiB}-", "bytes=0-1,5-9", None):
+        for range_value in (
+            None,
+            "bytes=0-",
+            "bytes=100-199",
+            f"bytes={40 * MiB}-",
+            "bytes=0-1,5-9",
+            None,
+        ):
             r = gw.request("HEAD", head_key, range_value)
-            if (r.status_code, r.headers.get("content-range"), r.content, r.headers.get("content-length")) != (200, None, b"", str(size)):
+            if (
+                r.status_code,
+                r.headers.get("content-range"),
+                r.content,
+                r.headers.get("content-length"),
+            ) != (200, None, b"", str(size)):
                 problems.append(f"HEAD {size} B Range={range_value!r}: {_describe(r)}")
     return problems
 
@@ -301,7 +353,9 @@ def _origin_agrees(gw: Gateway) -> list[str]:
                 continue
             got = gw.s3.get_object(Bucket=gw.bucket, Key=key, Range=range_value)
             if (got.get("ContentRange"), got["Body"].read()) != want[1:]:
-                problems.append(f"SeaweedFS {size} B Range={range_value!r}: {got.get('ContentRange')}, want {want[1]}")
+                problems.append(
+                    f"SeaweedFS {size} B Range={range_value!r}: {got.get('ContentRange')}, want {want[1]}"
+                )
     return problems
 
 
@@ -316,14 +370,23 @@ def _if_range(gw: Gateway) -> None:
     head = gw.request("HEAD", key).headers
     etag, last_modified = head["etag"], head["last-modified"]
     fresh = itertools.count()
-    for validator, matches in ((etag, True), (last_modified, True), ('"other"', False), (f"W/{etag}", False),
-                               ("Thu, 01 Jan 1970 00:00:00 GMT", False)):
+    for validator, matches in (
+        (etag, True),
+        (last_modified, True),
+        ('"other"', False),
+        (f"W/{etag}", False),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", False),
+    ):
         cold = gw.key("if-range", f"{next(fresh)}.ts")
         gw.copy(key, cold)
         for phase in ("cold", "warm"):
             r = gw.request("GET", cold, "bytes=100-199", **{"If-Range": validator})
-            want = (206, f"bytes 100-199/{len(body)}", body[100:200]) if matches else (200, None, body)
-            assert _mismatch(r, want) is None, f"If-Range {validator!r} ({phase}): {_mismatch(r, want)}"
+            want = (
+                (206, f"bytes 100-199/{len(body)}", body[100:200]) if matches else (200, None, body)
+            )
+            assert _mismatch(r, want) is None, (
+                f"If-Range {validator!r} ({phase}): {_mismatch(r, want)}"
+            )
 
 
 async def test_if_range_sends_the_range_only_while_the_validator_matches(gateway):
@@ -353,17 +416,36 @@ def _early_hang_ups(gw: Gateway) -> None:
     requests each, 4 at a time."""
     rng = random.Random(7)
     sizes = (2048, 3 * MiB, 20 * MiB)
-    ranges = (None, "bytes=0-", "bytes=0-1", "bytes=100-199", f"bytes={2 * MiB}-", f"bytes={40 * MiB}-")
+    ranges = (
+        None,
+        "bytes=0-",
+        "bytes=0-1",
+        "bytes=100-199",
+        f"bytes={2 * MiB}-",
+        f"bytes={40 * MiB}-",
+    )
     bodies = {size: _body(size) for size in sizes}
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         for n in range(8):
             size = sizes[n % len(sizes)]
             key = gw.key("hang-up", f"{n}.ts")
             gw.put(key, bodies[size])
-            jobs = [pool.submit(_hang_up, gw, key, rng.choice(ranges), rng.choice((0, 1, 64 * 1024)), rng.random() < 0.5)
-                    for _ in range(8)]
+            jobs = [
+                pool.submit(
+                    _hang_up,
+                    gw,
+                    key,
+                    rng.choice(ranges),
+                    rng.choice((0, 1, 64 * 1024)),
+                    rng.random() < 0.5,
+                )
+                for _ in range(8)
+            ]
             jobs += [pool.submit(gw.request, "GET", key, "bytes=100-199") for _ in range(2)]
-            jobs += [pool.submit(gw.request, "HEAD", key), pool.submit(requests.get, gw.url(key), timeout=60)]
+            jobs += [
+                pool.submit(gw.request, "HEAD", key),
+                pool.submit(requests.get, gw.url(key), timeout=60),
+            ]
             for job in jobs:
                 job.result()
     for n in range(8):  # the cache still holds the whole objects, and answers ranges from them
@@ -372,7 +454,9 @@ def _early_hang_ups(gw: Gateway) -> None:
         whole = gw.request("GET", key)
         assert _mismatch(whole, (200, None, body)) is None, f"{key}: {_describe(whole)}"
         part = gw.request("GET", key, "bytes=1000-1999")
-        assert _mismatch(part, rfc9110_answer("GET", "bytes=1000-1999", body)) is None, f"{key}: {_describe(part)}"
+        assert _mismatch(part, rfc9110_answer("GET", "bytes=1000-1999", body)) is None, (
+            f"{key}: {_describe(part)}"
+        )
 
 
 async def test_clients_that_hang_up_early_neither_crash_envoy_nor_spoil_the_cache(gateway):
@@ -382,7 +466,9 @@ async def test_clients_that_hang_up_early_neither_crash_envoy_nor_spoil_the_cach
 
 
 def _ffmpeg() -> str:
-    found = shutil.which("ffmpeg") or ("/usr/bin/ffmpeg" if Path("/usr/bin/ffmpeg").exists() else None)
+    found = shutil.which("ffmpeg") or (
+        "/usr/bin/ffmpeg" if Path("/usr/bin/ffmpeg").exists() else None
+    )
     assert found, "no ffmpeg CLI: apt-get install -y ffmpeg (./streamify test installs it)"
     return found
 
@@ -390,8 +476,24 @@ def _ffmpeg() -> str:
 def _ffmpeg_reads(gw: Gateway, url: str) -> tuple[int, str, int]:
     """FFmpeg decodes `url` to nothing: (exit code, its error output, video frames decoded)."""
     proc = subprocess.run(
-        [_ffmpeg(), "-nostdin", "-v", "error", "-progress", "pipe:1", "-i", url, "-map", "0:v", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=120,
+        [
+            _ffmpeg(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-progress",
+            "pipe:1",
+            "-i",
+            url,
+            "-map",
+            "0:v",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     frames = [int(v) for v in re.findall(r"^frame=(\d+)$", proc.stdout, re.M)]
     return proc.returncode, proc.stderr, frames[-1] if frames else 0
@@ -399,7 +501,9 @@ def _ffmpeg_reads(gw: Gateway, url: str) -> tuple[int, str, int]:
 
 async def test_ffmpeg_reads_a_cold_segment_above_1_mib(gateway, tmp_path):
     # FFmpeg's http protocol sends `Range: bytes=0-` for the object (the request of the report)
-    segment = await asyncio.to_thread(make_clip, tmp_path / "seg.ts", width=1280, height=720, duration=2, audio=True)
+    segment = await asyncio.to_thread(
+        make_clip, tmp_path / "seg.ts", width=1280, height=720, duration=2, audio=True
+    )
     data = segment.read_bytes()
     assert len(data) > MiB, len(data)
     key = gateway.key("ffmpeg", "seg0.ts")

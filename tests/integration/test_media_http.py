@@ -50,7 +50,9 @@ class RangeHandler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # FFmpeg hangs up when it seeks elsewhere
+        with contextlib.suppress(
+            BrokenPipeError, ConnectionResetError
+        ):  # FFmpeg hangs up when it seeks elsewhere
             self.wfile.write(data[start : end + 1])
 
     def log_message(self, *args: object) -> None:
@@ -80,9 +82,14 @@ def test_probe_and_chunk_over_http_with_range_requests(server, tmp_path):
     chunk = plan_chunks(3.0, 1.0, 1, frame_rate=30.0)[1]
     rung = Rendition("180p", 320, 180, 300_000, 450_000, 600_000, "main", "veryfast")
     (out,) = encode_video_chunk(
-        url, chunk, [rung], tmp_path / "out", segment_seconds=1.0, frame_rate=30.0,
+        url,
+        chunk,
+        [rung],
+        tmp_path / "out",
+        segment_seconds=1.0,
+        frame_rate=30.0,
         ts_offset=1.0,
-    )  # fmt: skip
+    )
     assert [s.index for s in out.segments] == [1]
     assert len(clips.decode_video_segment(out.init_path, out.segments[0].path)) == 30
 

@@ -23,11 +23,13 @@ from tests.support import clips
 pytestmark = pytest.mark.integration
 
 
-def transcode(make: Callable[[Path], Path], tmp_path: Path, name: str = "in.mp4",
-              segment: float = 1.0) -> TranscodeResult:  # fmt: skip
+def transcode(
+    make: Callable[[Path], Path], tmp_path: Path, name: str = "in.mp4", segment: float = 1.0
+) -> TranscodeResult:
     source = make(tmp_path / name)
-    return transcode_local(str(source), tmp_path / "out", segment_seconds=segment,
-                           chunk_seconds=2 * segment)  # fmt: skip
+    return transcode_local(
+        str(source), tmp_path / "out", segment_seconds=segment, chunk_seconds=2 * segment
+    )
 
 
 def assert_valid_ladder(result: TranscodeResult, *, frames: int) -> None:
@@ -109,15 +111,19 @@ def test_rotation_turns_the_picture_clockwise(tmp_path):
 def test_odd_dimensions_become_even(tmp_path):
     result = transcode(clips.odd_size_clip, tmp_path)
     assert [(r.rendition.width, r.rendition.height) for r in result.renditions] == [
-        (640, 358), (426, 238),
-    ]  # fmt: skip
+        (640, 358),
+        (426, 238),
+    ]
     assert_valid_ladder(result, frames=60)
 
 
 @pytest.mark.parametrize(
     "make,name,pix_fmt",
-    [(clips.ten_bit_clip, "in.mp4", "yuv420p10le"), (clips.four_two_two_clip, "in.mkv", "yuv422p10le")],
-)  # fmt: skip
+    [
+        (clips.ten_bit_clip, "in.mp4", "yuv420p10le"),
+        (clips.four_two_two_clip, "in.mkv", "yuv422p10le"),
+    ],
+)
 def test_10_bit_and_4_2_2_sources_become_8_bit_4_2_0(tmp_path, make, name, pix_fmt):
     result = transcode(make, tmp_path, name)
     assert result.info.video.pixel_format == pix_fmt
@@ -154,11 +160,14 @@ def test_moov_at_the_end_is_read(tmp_path):
     [
         (clips.empty_file, Reason.EMPTY_FILE, "the file is empty (0 bytes)"),
         (clips.random_bytes_file, Reason.NOT_MEDIA, "the file is not a video, or it is truncated"),
-        (lambda p: clips.truncated_clip(p, faststart=False), Reason.NOT_MEDIA,
-         "the file is not a playable video: it starts like an MP4/MOV file but its index"),
+        (
+            lambda p: clips.truncated_clip(p, faststart=False),
+            Reason.NOT_MEDIA,
+            "the file is not a playable video: it starts like an MP4/MOV file but its index",
+        ),
     ],
     ids=["empty", "random-bytes", "cut-in-half-moov-at-end"],
-)  # fmt: skip
+)
 def test_bad_files_fail_with_a_clear_permanent_error(tmp_path, make, reason, message):
     source = make(tmp_path / "in.mp4")
     with pytest.raises(MediaError) as caught:

@@ -50,14 +50,17 @@ def video_frames(result: TranscodeResult, rendition) -> list[tuple[int, list[av.
 
 def test_source_is_split_in_three_chunks(result):
     assert [(c.start, c.end, c.first_segment_index) for c in result.chunks] == [
-        (0.0, 2.0, 0), (2.0, 4.0, 2), (4.0, 6.0, 4),
-    ]  # fmt: skip
+        (0.0, 2.0, 0),
+        (2.0, 4.0, 2),
+        (4.0, 6.0, 4),
+    ]
 
 
 def test_ladder_stops_at_the_source_size(result):
     assert [(r.rendition.id, r.rendition.width, r.rendition.height) for r in result.renditions] == [
-        ("360p", 640, 360), ("240p", 426, 240),
-    ]  # fmt: skip
+        ("360p", 640, 360),
+        ("240p", 426, 240),
+    ]
 
 
 def test_every_segment_decodes_alone_and_starts_with_an_idr(result):
@@ -68,8 +71,9 @@ def test_every_segment_decodes_alone_and_starts_with_an_idr(result):
             assert first.key_frame and first.pict_type == av.video.frame.PictureType.I
             assert all(not f.key_frame for f in frames[1:]), "one IDR per segment, at its start"
             assert (first.width, first.height) == (
-                rendition.rendition.width, rendition.rendition.height,
-            )  # fmt: skip
+                rendition.rendition.width,
+                rendition.rendition.height,
+            )
             assert first.format.name == "yuv420p"
 
 
@@ -91,8 +95,10 @@ def test_init_segment_is_shared_and_task_files_are_cleaned_up(result):
     for rendition in result.renditions:
         directory = rendition.init_path.parent
         assert sorted(p.name for p in directory.iterdir()) == [
-            "index.m3u8", "init.mp4", *[f"seg_{i:05d}.m4s" for i in range(6)],
-        ]  # fmt: skip
+            "index.m3u8",
+            "init.mp4",
+            *[f"seg_{i:05d}.m4s" for i in range(6)],
+        ]
 
 
 def test_init_segments_of_separate_chunk_runs_are_byte_identical(source, tmp_path):
@@ -101,9 +107,14 @@ def test_init_segments_of_separate_chunk_runs_are_byte_identical(source, tmp_pat
     inits = []
     for chunk in (chunks[0], chunks[2]):
         (out,) = encode_video_chunk(
-            str(source), chunk, [rung], tmp_path, segment_seconds=SEGMENT, frame_rate=FPS,
+            str(source),
+            chunk,
+            [rung],
+            tmp_path,
+            segment_seconds=SEGMENT,
+            frame_rate=FPS,
             ts_offset=1.0,
-        )  # fmt: skip
+        )
         inits.append(out.init_path.read_bytes())
     assert inits[0] == inits[1]
 
@@ -185,9 +196,15 @@ def test_progress_is_reported_up_to_one(source, tmp_path):
     rung = Rendition("240p", 426, 240, 400_000, 600_000, 800_000, "main", "veryfast")
     seen: list[float] = []
     encode_video_chunk(
-        str(source), chunk, [rung], tmp_path, segment_seconds=SEGMENT, frame_rate=FPS,
-        ts_offset=1.0, on_progress=seen.append,
-    )  # fmt: skip
+        str(source),
+        chunk,
+        [rung],
+        tmp_path,
+        segment_seconds=SEGMENT,
+        frame_rate=FPS,
+        ts_offset=1.0,
+        on_progress=seen.append,
+    )
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) > 5
 
 
@@ -207,9 +224,14 @@ def test_a_failing_encoder_fails_the_chunk_instead_of_hanging(source, tmp_path):
     bad = Rendition("360p", 640, 360, 800_000, 1_200_000, 1_600_000, "main", "no-such-preset")
     with pytest.raises(MediaError) as caught:
         encode_video_chunk(
-            str(source), chunk, [good, bad], tmp_path, segment_seconds=SEGMENT, frame_rate=FPS,
+            str(source),
+            chunk,
+            [good, bad],
+            tmp_path,
+            segment_seconds=SEGMENT,
+            frame_rate=FPS,
             ts_offset=1.0,
-        )  # fmt: skip
+        )
     assert caught.value.reason == Reason.ENCODER_FAILED
     assert "360p" in str(caught.value)
     assert not list(tmp_path.glob("*/.c00000*")), "no task-private files left behind"

@@ -27,15 +27,19 @@ async def metadata(request, tmp_path, postgres_server, redis_server):
         settings = service_settings(data_dir=tmp_path, cdn_base_url="https://cdn.example/media")
     else:
         settings = service_settings(
-            data_dir=tmp_path, cdn_base_url="https://cdn.example/media",
-            database_url=postgres_server.new_database(), redis_url=redis_server.url,
+            data_dir=tmp_path,
+            cdn_base_url="https://cdn.example/media",
+            database_url=postgres_server.new_database(),
+            redis_url=redis_server.url,
         )
     async with running_metadata(settings) as running:
         yield running.stub
 
 
 async def create(stub, title="Cats", who=ALICE, **fields) -> Video:
-    return await stub.CreateVideo(api.CreateVideoRequest(video=Video(title=title, **fields)), metadata=who)
+    return await stub.CreateVideo(
+        api.CreateVideoRequest(video=Video(title=title, **fields)), metadata=who
+    )
 
 
 async def move(stub, video: Video, status, **fields) -> Video:
@@ -53,7 +57,10 @@ async def rpc_error(call) -> grpc.aio.AioRpcError:
 async def test_created_video_is_uploading_owned_by_caller_and_readable(metadata):
     video = await create(metadata, "Cats", description="purring")
     assert video.name.startswith("videos/") and video.owner == "users/alice"
-    assert video.status == S.VIDEO_STATUS_UPLOADING and video.visibility == Visibility.VISIBILITY_PRIVATE
+    assert (
+        video.status == S.VIDEO_STATUS_UPLOADING
+        and video.visibility == Visibility.VISIBILITY_PRIVATE
+    )
     assert video.etag and video.create_time.seconds > 0
     got = await metadata.GetVideo(api.GetVideoRequest(name=video.name), metadata=ALICE)
     assert got == video
@@ -78,7 +85,9 @@ async def test_bad_request_names_the_field(metadata):
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     _, bad_request = details_of(error)
     assert [v.field for v in bad_request.field_violations] == ["name"]
-    error = await rpc_error(metadata.CreateVideo(api.CreateVideoRequest(video=Video()), metadata=ALICE))
+    error = await rpc_error(
+        metadata.CreateVideo(api.CreateVideoRequest(video=Video()), metadata=ALICE)
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "title" in error.details()
 
 
@@ -91,7 +100,9 @@ async def test_list_pages_newest_first_without_gaps_under_concurrent_inserts(met
     seen = [v.title for v in page1.videos]
     token = page1.next_page_token
     while token:
-        page = await metadata.ListVideos(api.ListVideosRequest(page_size=2, page_token=token), metadata=ALICE)
+        page = await metadata.ListVideos(
+            api.ListVideosRequest(page_size=2, page_token=token), metadata=ALICE
+        )
         seen += [v.title for v in page.videos]
         token = page.next_page_token
     assert seen == [v.title for v in reversed(made)]
@@ -101,11 +112,19 @@ async def test_page_tokens_cannot_be_forged_or_moved_to_another_query(metadata):
     for i in range(3):
         await create(metadata, f"v{i}")
     page = await metadata.ListVideos(api.ListVideosRequest(page_size=1), metadata=ALICE)
-    forged = page.next_page_token[:-3] + ("AAA" if not page.next_page_token.endswith("AAA") else "BBB")
-    error = await rpc_error(metadata.ListVideos(api.ListVideosRequest(page_token=forged), metadata=ALICE))
+    forged = page.next_page_token[:-3] + (
+        "AAA" if not page.next_page_token.endswith("AAA") else "BBB"
+    )
+    error = await rpc_error(
+        metadata.ListVideos(api.ListVideosRequest(page_token=forged), metadata=ALICE)
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    error = await rpc_error(metadata.ListVideos(
-        api.ListVideosRequest(owner="users/bob", page_token=page.next_page_token), metadata=ALICE))
+    error = await rpc_error(
+        metadata.ListVideos(
+            api.ListVideosRequest(owner="users/bob", page_token=page.next_page_token),
+            metadata=ALICE,
+        )
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -123,37 +142,70 @@ async def test_list_filters_by_status(metadata):
     a = await create(metadata, "a")
     await create(metadata, "b")
     await move(metadata, a, S.VIDEO_STATUS_UPLOADED)
-    page = await metadata.ListVideos(api.ListVideosRequest(status=S.VIDEO_STATUS_UPLOADED), metadata=ALICE)
+    page = await metadata.ListVideos(
+        api.ListVideosRequest(status=S.VIDEO_STATUS_UPLOADED), metadata=ALICE
+    )
     assert [v.title for v in page.videos] == ["a"]
 
 
 async def test_update_changes_only_masked_fields_and_rejects_stale_etags(metadata):
     video = await create(metadata, "old", description="keep me")
-    updated = await metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, title="new", description="ignored", etag=video.etag),
-        update_mask=FieldMask(paths=["title"])), metadata=ALICE)
+    updated = await metadata.UpdateVideo(
+        api.UpdateVideoRequest(
+            video=Video(name=video.name, title="new", description="ignored", etag=video.etag),
+            update_mask=FieldMask(paths=["title"]),
+        ),
+        metadata=ALICE,
+    )
     assert (updated.title, updated.description) == ("new", "keep me") and updated.etag != video.etag
     got = await metadata.GetVideo(api.GetVideoRequest(name=video.name), metadata=ALICE)
     assert got.title == "new"  # the cache was invalidated by the write
-    error = await rpc_error(metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, title="lost update", etag=video.etag),
-        update_mask=FieldMask(paths=["title"])), metadata=ALICE))
+    error = await rpc_error(
+        metadata.UpdateVideo(
+            api.UpdateVideoRequest(
+                video=Video(name=video.name, title="lost update", etag=video.etag),
+                update_mask=FieldMask(paths=["title"]),
+            ),
+            metadata=ALICE,
+        )
+    )
     assert error.code() == grpc.StatusCode.ABORTED
     assert details_of(error)[0].reason == "ETAG_MISMATCH"
 
 
 async def test_update_refuses_output_only_fields_and_other_users(metadata):
     video = await create(metadata, "mine")
-    error = await rpc_error(metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, status=S.VIDEO_STATUS_READY),
-        update_mask=FieldMask(paths=["status"])), metadata=ALICE))
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "status" in error.details() + str(details_of(error)[1])
-    error = await rpc_error(metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, title="hijack"), update_mask=FieldMask(paths=["title"])), metadata=BOB))
+    error = await rpc_error(
+        metadata.UpdateVideo(
+            api.UpdateVideoRequest(
+                video=Video(name=video.name, status=S.VIDEO_STATUS_READY),
+                update_mask=FieldMask(paths=["status"]),
+            ),
+            metadata=ALICE,
+        )
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "status" in error.details() + str(
+        details_of(error)[1]
+    )
+    error = await rpc_error(
+        metadata.UpdateVideo(
+            api.UpdateVideoRequest(
+                video=Video(name=video.name, title="hijack"), update_mask=FieldMask(paths=["title"])
+            ),
+            metadata=BOB,
+        )
+    )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     public = await create(metadata, "public", visibility=Visibility.VISIBILITY_PUBLIC)
-    error = await rpc_error(metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=public.name, title="hijack"), update_mask=FieldMask(paths=["title"])), metadata=BOB))
+    error = await rpc_error(
+        metadata.UpdateVideo(
+            api.UpdateVideoRequest(
+                video=Video(name=public.name, title="hijack"),
+                update_mask=FieldMask(paths=["title"]),
+            ),
+            metadata=BOB,
+        )
+    )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -177,22 +229,43 @@ async def test_request_id_makes_a_retried_create_apply_once(metadata):
 async def test_lifecycle_through_status_updates_sets_cdn_urls(metadata):
     video = await create(metadata, "film")
     await move(metadata, video, S.VIDEO_STATUS_UPLOADED, source_size_bytes=1234)
-    processing = await move(metadata, video, S.VIDEO_STATUS_PROCESSING,
-                            progress=Progress(completed_tasks=1, total_tasks=4, stage="encoding"))
+    processing = await move(
+        metadata,
+        video,
+        S.VIDEO_STATUS_PROCESSING,
+        progress=Progress(completed_tasks=1, total_tasks=4, stage="encoding"),
+    )
     assert processing.progress.total_tasks == 4
-    ready = await move(metadata, video, S.VIDEO_STATUS_READY, result=api.ProcessingResult(
-        renditions=[Rendition(id="720p", width=1280, height=720, bandwidth=3_000_000, codecs="avc1.64001f")],
-        manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"))
+    ready = await move(
+        metadata,
+        video,
+        S.VIDEO_STATUS_READY,
+        result=api.ProcessingResult(
+            renditions=[
+                Rendition(
+                    id="720p", width=1280, height=720, bandwidth=3_000_000, codecs="avc1.64001f"
+                )
+            ],
+            manifest_path=f"{video.name}/master.m3u8",
+            poster_path=f"{video.name}/poster.jpg",
+        ),
+    )
     assert ready.status == S.VIDEO_STATUS_READY and ready.source_size_bytes == 1234
     # private: the URLs carry a /media grant for this video in their path
-    grant = re.fullmatch(rf"https://cdn\.example/media/{video.name}/(grant\.[^/]+)/master\.m3u8", ready.playback_url)
+    grant = re.fullmatch(
+        rf"https://cdn\.example/media/{video.name}/(grant\.[^/]+)/master\.m3u8", ready.playback_url
+    )
     assert grant is not None, ready.playback_url
     assert ready.poster_url == f"https://cdn.example/media/{video.name}/{grant.group(1)}/poster.jpg"
     assert ready.renditions[0].height == 720
     base = f"https://cdn.example/media/{video.name}/master.m3u8"
-    public = await metadata.UpdateVideo(api.UpdateVideoRequest(
-        video=Video(name=video.name, visibility=Visibility.VISIBILITY_PUBLIC),
-        update_mask=FieldMask(paths=["visibility"])), metadata=ALICE)
+    public = await metadata.UpdateVideo(
+        api.UpdateVideoRequest(
+            video=Video(name=video.name, visibility=Visibility.VISIBILITY_PUBLIC),
+            update_mask=FieldMask(paths=["visibility"]),
+        ),
+        metadata=ALICE,
+    )
     assert public.playback_url == base  # public media needs no grant
     ready = public
     again = await move(metadata, video, S.VIDEO_STATUS_READY)
@@ -204,8 +277,12 @@ async def test_illegal_transitions_and_user_transitions_are_refused(metadata):
     error = await rpc_error(move(metadata, video, S.VIDEO_STATUS_READY))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "UPLOADING" in error.details()
     assert details_of(error)[0].reason == "ILLEGAL_STATUS_TRANSITION"
-    error = await rpc_error(metadata.UpdateVideoStatus(api.UpdateVideoStatusRequest(
-        name=video.name, status=S.VIDEO_STATUS_UPLOADED), metadata=ALICE))
+    error = await rpc_error(
+        metadata.UpdateVideoStatus(
+            api.UpdateVideoStatusRequest(name=video.name, status=S.VIDEO_STATUS_UPLOADED),
+            metadata=ALICE,
+        )
+    )
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     error = await rpc_error(move(metadata, video, S.VIDEO_STATUS_FAILED))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # FAILED needs a reason
@@ -222,7 +299,12 @@ async def test_watch_streams_every_change_until_ready(metadata):
     async def drive():
         await move(metadata, video, S.VIDEO_STATUS_UPLOADED)
         await asyncio.sleep(0.05)
-        await move(metadata, video, S.VIDEO_STATUS_PROCESSING, progress=Progress(completed_tasks=0, total_tasks=2))
+        await move(
+            metadata,
+            video,
+            S.VIDEO_STATUS_PROCESSING,
+            progress=Progress(completed_tasks=0, total_tasks=2),
+        )
         await asyncio.sleep(0.05)
         await move(metadata, video, S.VIDEO_STATUS_READY)
 
@@ -243,15 +325,28 @@ async def test_watch_of_someone_elses_private_video_is_not_found(metadata):
 
 
 async def test_behind_a_grant_only_cdn_every_video_url_carries_a_grant(tmp_path):
-    settings = service_settings(data_dir=tmp_path, cdn_base_url="https://cdn.example/media",
-                                media_grant_all_videos=True)
+    settings = service_settings(
+        data_dir=tmp_path, cdn_base_url="https://cdn.example/media", media_grant_all_videos=True
+    )
     async with running_metadata(settings) as running:
         video = await create(running.stub, "open", visibility=Visibility.VISIBILITY_PUBLIC)
         await move(running.stub, video, S.VIDEO_STATUS_UPLOADED, source_size_bytes=1)
         await move(running.stub, video, S.VIDEO_STATUS_PROCESSING)
-        ready = await move(running.stub, video, S.VIDEO_STATUS_READY, result=api.ProcessingResult(
-            manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"))
-        assert re.fullmatch(rf"https://cdn\.example/media/{video.name}/grant\.\d+\.[\w-]{{43}}/master\.m3u8",
-                            ready.playback_url), ready.playback_url
-        got = await running.stub.GetVideo(api.GetVideoRequest(name=video.name), metadata=bearer("bob"))
-        assert "/grant." in got.playback_url and "/grant." in got.poster_url  # anyone may read; still a grant
+        ready = await move(
+            running.stub,
+            video,
+            S.VIDEO_STATUS_READY,
+            result=api.ProcessingResult(
+                manifest_path=f"{video.name}/master.m3u8", poster_path=f"{video.name}/poster.jpg"
+            ),
+        )
+        assert re.fullmatch(
+            rf"https://cdn\.example/media/{video.name}/grant\.\d+\.[\w-]{{43}}/master\.m3u8",
+            ready.playback_url,
+        ), ready.playback_url
+        got = await running.stub.GetVideo(
+            api.GetVideoRequest(name=video.name), metadata=bearer("bob")
+        )
+        assert (
+            "/grant." in got.playback_url and "/grant." in got.poster_url
+        )  # anyone may read; still a grant

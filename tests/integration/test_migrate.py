@@ -22,13 +22,19 @@ COMPONENTS = (metadata_schema, upload_schema, transcode_schema, queue_schema)
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path, postgres_server) -> str:
-    return f"sqlite:///{tmp_path / 'deploy.db'}" if request.param == "sqlite" else postgres_server.new_database()
+    return (
+        f"sqlite:///{tmp_path / 'deploy.db'}"
+        if request.param == "sqlite"
+        else postgres_server.new_database()
+    )
 
 
 def migrate(url: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_")}
     env["STREAMIFY_DATABASE_URL"] = url
-    return subprocess.run([sys.executable, "-m", "streamify.cli", "migrate"], env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "streamify.cli", "migrate"], env=env, capture_output=True, text=True
+    )
 
 
 def test_migrate_creates_every_components_tables_once(database_url):

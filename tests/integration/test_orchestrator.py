@@ -36,8 +36,10 @@ SERVICE = bearer("upload", kind="service")
 WORKER = bearer("transcode-worker", kind="service")
 ALICE, BOB = bearer("alice"), bearer("bob")
 SUCCEEDED, FAILED, CANCELLED, RUNNING = (
-    api.JobState.JOB_STATE_SUCCEEDED, api.JobState.JOB_STATE_FAILED,
-    api.JobState.JOB_STATE_CANCELLED, api.JobState.JOB_STATE_RUNNING,
+    api.JobState.JOB_STATE_SUCCEEDED,
+    api.JobState.JOB_STATE_FAILED,
+    api.JobState.JOB_STATE_CANCELLED,
+    api.JobState.JOB_STATE_RUNNING,
 )
 
 
@@ -46,11 +48,17 @@ SUCCEEDED, FAILED, CANCELLED, RUNNING = (
 
 def clip_probe(seconds: float = 10.0, *, video: bool = True) -> wapi.ProbeResult:
     """A 640x360 30 fps clip with stereo AAC."""
-    result = wapi.ProbeResult(format="mov,mp4,m4a,3gp,3g2,mj2", duration=dag.seconds(seconds),
-                              audio=wapi.AudioStreamInfo(codec="aac", sample_rate=48000, channels=2))
+    result = wapi.ProbeResult(
+        format="mov,mp4,m4a,3gp,3g2,mj2",
+        duration=dag.seconds(seconds),
+        audio=wapi.AudioStreamInfo(codec="aac", sample_rate=48000, channels=2),
+    )
     if video:
-        result.video.CopyFrom(wapi.VideoStreamInfo(codec="h264", width=640, height=360,
-                                                   frame_rate=30.0, pixel_format="yuv420p"))
+        result.video.CopyFrom(
+            wapi.VideoStreamInfo(
+                codec="h264", width=640, height=360, frame_rate=30.0, pixel_format="yuv420p"
+            )
+        )
     return result
 
 
@@ -61,8 +69,15 @@ def task_name(task_id: str) -> str:
 class FakeWorker:
     """Speaks TranscodeWorkerService.Connect like a real worker, with synthetic outputs."""
 
-    def __init__(self, target: str, worker_id: str, s3: Any, *, slots: int = 2,
-                 probe: wapi.ProbeResult | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        worker_id: str,
+        s3: Any,
+        *,
+        slots: int = 2,
+        probe: wapi.ProbeResult | None = None,
+    ) -> None:
         self.target, self.worker_id, self.s3, self.slots = target, worker_id, s3, slots
         self.probe = probe or clip_probe()
         self.assignments: list[wapi.TaskAssignment] = []
@@ -83,8 +98,16 @@ class FakeWorker:
         self.channel = grpc.aio.insecure_channel(self.target)
         stub = worker_service_pb2_grpc.TranscodeWorkerServiceStub(self.channel)
         self.call = stub.Connect(metadata=WORKER)
-        await self.send(wapi.ConnectRequest(hello=wapi.WorkerHello(
-            worker_id=self.worker_id, slots=self.slots, hostname="test", encoders=["libx264"])))
+        await self.send(
+            wapi.ConnectRequest(
+                hello=wapi.WorkerHello(
+                    worker_id=self.worker_id,
+                    slots=self.slots,
+                    hostname="test",
+                    encoders=["libx264"],
+                )
+            )
+        )
         first = await self.call.read()
         assert first.WhichOneof("command") == "welcome"
         self.welcome = first.welcome
@@ -125,24 +148,39 @@ class FakeWorker:
         await self.answer(self.held.pop(name))
 
     async def heartbeat(self) -> None:
-        await self.send(wapi.ConnectRequest(heartbeat=wapi.WorkerHeartbeat(
-            task_ids=[a.task_id for a in self.held.values()])))
+        await self.send(
+            wapi.ConnectRequest(
+                heartbeat=wapi.WorkerHeartbeat(task_ids=[a.task_id for a in self.held.values()])
+            )
+        )
 
     async def answer(self, a: wapi.TaskAssignment) -> None:
         name = task_name(a.task_id)
-        await self.send(wapi.ConnectRequest(progress=wapi.TaskProgress(
-            task_id=a.task_id, lease_id=a.lease_id, fraction=0.5)))
+        await self.send(
+            wapi.ConnectRequest(
+                progress=wapi.TaskProgress(task_id=a.task_id, lease_id=a.lease_id, fraction=0.5)
+            )
+        )
         if name in self.fail:
             error, retryable = self.fail[name]
-            await self.send(wapi.ConnectRequest(failure=wapi.TaskFailure(
-                task_id=a.task_id, lease_id=a.lease_id, error=error, retryable=retryable)))
+            await self.send(
+                wapi.ConnectRequest(
+                    failure=wapi.TaskFailure(
+                        task_id=a.task_id, lease_id=a.lease_id, error=error, retryable=retryable
+                    )
+                )
+            )
             return
         result = await asyncio.to_thread(self.outputs, a)
         await self.send(wapi.ConnectRequest(result=result))
 
     def _put(self, bucket: str, key: str, size: int) -> None:
-        self.s3.put_object(Bucket=bucket, Key=key, Body=b"\0" * size,
-                           CacheControl="public, max-age=31536000, immutable")
+        self.s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=b"\0" * size,
+            CacheControl="public, max-age=31536000, immutable",
+        )
 
     def outputs(self, a: wapi.TaskAssignment) -> wapi.TaskResult:
         result = wapi.TaskResult(task_id=a.task_id, lease_id=a.lease_id, elapsed=dag.seconds(0.1))
@@ -157,8 +195,10 @@ class FakeWorker:
             count = max(1, math.ceil((end - start) / seg - 1e-6))
             for r in spec.renditions:
                 rc = result.video_chunk.renditions.add(
-                    rendition_id=r.id, codecs="avc1.64001e",
-                    init_key=f"{spec.output.prefix}{r.id}/init.mp4")
+                    rendition_id=r.id,
+                    codecs="avc1.64001e",
+                    init_key=f"{spec.output.prefix}{r.id}/init.mp4",
+                )
                 self._put(spec.output.bucket, rc.init_key, 64)
                 for k in range(count):
                     i = spec.first_segment_index + k
@@ -170,13 +210,18 @@ class FakeWorker:
         elif which == "audio":
             spec = a.audio
             seg, duration = dag.to_seconds(spec.segment_duration), dag.to_seconds(spec.duration)
-            result.audio.codecs, result.audio.init_key = "mp4a.40.2", f"{spec.output.prefix}audio/init.mp4"
+            result.audio.codecs, result.audio.init_key = (
+                "mp4a.40.2",
+                f"{spec.output.prefix}audio/init.mp4",
+            )
             self._put(spec.output.bucket, result.audio.init_key, 64)
             for i in range(max(1, math.ceil(duration / seg - 1e-6))):
                 length = min(seg, duration - i * seg)
                 key = f"{spec.output.prefix}audio/seg_{i:05d}.m4s"
                 self._put(spec.output.bucket, key, 16)
-                result.audio.segments.add(index=i, key=key, duration=dag.seconds(length), size_bytes=16)
+                result.audio.segments.add(
+                    index=i, key=key, duration=dag.seconds(length), size_bytes=16
+                )
         elif which == "poster":
             key = f"{a.poster.output.prefix}poster.jpg"
             self._put(a.poster.output.bucket, key, 100)
@@ -214,11 +259,13 @@ class Orch:
 
     async def job(self, video_id: str, who=SERVICE) -> api.TranscodeJob:
         return await self.jobs.GetTranscodeJob(
-            api.GetTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=who)
+            api.GetTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=who
+        )
 
     async def create(self, video_id: str, who=SERVICE) -> api.TranscodeJob:
         return await self.jobs.CreateTranscodeJob(
-            api.CreateTranscodeJobRequest(video=f"videos/{video_id}"), metadata=who)
+            api.CreateTranscodeJobRequest(video=f"videos/{video_id}"), metadata=who
+        )
 
     async def wait_state(self, video_id: str, state: int) -> api.TranscodeJob:
         async def check():
@@ -229,6 +276,7 @@ class Orch:
                     return None
                 raise
             return job if job.state == state else None
+
         return await wait_until(check, f"job {video_id} {api.JobState.Name(state)}")
 
     def task(self, job: api.TranscodeJob, name: str) -> api.TranscodeTask:
@@ -236,10 +284,12 @@ class Orch:
 
     async def wait_all_but(self, video_id: str, *running: str) -> api.TranscodeJob:
         """Until every task but `running` (and assemble) has SUCCEEDED."""
+
         async def check():
             job = await self.job(video_id)
             left = {t.id for t in job.tasks if t.state != dag.SUCCEEDED} - {"assemble"}
             return job if job.total_tasks and left == set(running) else None
+
         return await wait_until(check, f"every task of {video_id} but {running} succeeded")
 
 
@@ -252,8 +302,12 @@ class Env:
 
     def options(self, **overrides: Any) -> OrchestratorOptions:
         values: dict[str, Any] = dict(
-            orchestrator_id=f"orch-{uuid.uuid4().hex[:6]}", segments_per_chunk=1,
-            sweep_interval_seconds=0.2, dispatch_poll_seconds=0.2, progress_interval_seconds=0.2)
+            orchestrator_id=f"orch-{uuid.uuid4().hex[:6]}",
+            segments_per_chunk=1,
+            sweep_interval_seconds=0.2,
+            dispatch_poll_seconds=0.2,
+            progress_interval_seconds=0.2,
+        )
         values.update(overrides)
         return OrchestratorOptions(**values)
 
@@ -263,35 +317,52 @@ class Env:
         async with running_service(run, settings or self.settings) as target:
             channel = grpc.aio.insecure_channel(target)
             try:
-                yield Orch(target, transcode_service_pb2_grpc.TranscodeServiceStub(channel), channel)
+                yield Orch(
+                    target, transcode_service_pb2_grpc.TranscodeServiceStub(channel), channel
+                )
             finally:
                 await channel.close()
 
     async def worker(self, orch: Orch, worker_id: str | None = None, **kw: Any) -> FakeWorker:
-        w = await FakeWorker(orch.target, worker_id or f"w-{uuid.uuid4().hex[:6]}", self.s3, **kw).start()
+        w = await FakeWorker(
+            orch.target, worker_id or f"w-{uuid.uuid4().hex[:6]}", self.s3, **kw
+        ).start()
         self.workers.append(w)
         return w
 
     async def uploaded_video(self, owner: str = "alice") -> str:
         """A video in status UPLOADED with its source in the uploads bucket."""
-        video = await self.metadata.stub.CreateVideo(meta.CreateVideoRequest(
-            video=Video(title="clip"), owner=f"users/{owner}", source_size_bytes=1000),
-            metadata=SERVICE)
-        await self.metadata.stub.UpdateVideoStatus(meta.UpdateVideoStatusRequest(
-            name=video.name, status=VideoStatus.VIDEO_STATUS_UPLOADED), metadata=SERVICE)
+        video = await self.metadata.stub.CreateVideo(
+            meta.CreateVideoRequest(
+                video=Video(title="clip"), owner=f"users/{owner}", source_size_bytes=1000
+            ),
+            metadata=SERVICE,
+        )
+        await self.metadata.stub.UpdateVideoStatus(
+            meta.UpdateVideoStatusRequest(
+                name=video.name, status=VideoStatus.VIDEO_STATUS_UPLOADED
+            ),
+            metadata=SERVICE,
+        )
         video_id = video.name.removeprefix("videos/")
-        await asyncio.to_thread(self.s3.put_object, Bucket=self.settings.uploads_bucket,
-                                Key=f"sources/{video_id}/upload1", Body=b"\0" * 1000)
+        await asyncio.to_thread(
+            self.s3.put_object,
+            Bucket=self.settings.uploads_bucket,
+            Key=f"sources/{video_id}/upload1",
+            Body=b"\0" * 1000,
+        )
         return video_id
 
     async def video(self, video_id: str) -> Video:
         return await self.metadata.stub.GetVideo(
-            meta.GetVideoRequest(name=f"videos/{video_id}"), metadata=SERVICE)
+            meta.GetVideoRequest(name=f"videos/{video_id}"), metadata=SERVICE
+        )
 
     async def wait_video(self, video_id: str, status: int) -> Video:
         async def check():
             video = await self.video(video_id)
             return video if video.status == status else None
+
         return await wait_until(check, f"videos/{video_id} {VideoStatus.Name(status)}")
 
     def object(self, key: str) -> dict | None:
@@ -303,8 +374,12 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path, seaweedfs):
-    base = service_settings(data_dir=tmp_path, shutdown_grace_seconds=1.0,
-                            queue_max_deliveries=2, **seaweedfs.settings_overrides())
+    base = service_settings(
+        data_dir=tmp_path,
+        shutdown_grace_seconds=1.0,
+        queue_max_deliveries=2,
+        **seaweedfs.settings_overrides(),
+    )
     async with running_metadata(base) as metadata:
         settings = base.model_copy(update={"metadata_target": metadata.target})
         e = Env(settings, metadata, make_s3_client(settings))
@@ -342,9 +417,17 @@ async def test_a_job_runs_probe_then_chunks_audio_poster_then_ready(env):
         names = worker.names()
         assert names[0] == "probe"
         assert sorted(names[1:]) == sorted(
-            ["audio", "chunk-0000", "chunk-0001", "chunk-0002", "poster"])
+            ["audio", "chunk-0000", "chunk-0001", "chunk-0002", "poster"]
+        )
         assert [t.id for t in job.tasks] == [
-            "probe", "audio", "chunk-0000", "chunk-0001", "chunk-0002", "poster", "assemble"]
+            "probe",
+            "audio",
+            "chunk-0000",
+            "chunk-0001",
+            "chunk-0002",
+            "poster",
+            "assemble",
+        ]
         assert all(t.state == dag.SUCCEEDED and t.attempts == 1 for t in job.tasks)
         assert job.completed_tasks == job.total_tasks == 7
         assert job.HasField("time_to_first_playable") and job.HasField("end_time")
@@ -354,8 +437,12 @@ async def test_a_job_runs_probe_then_chunks_audio_poster_then_ready(env):
 
         video = await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_READY)
         # a private video's URLs carry its grant in the path (videos/{id}/grant.E.S/...)
-        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/master\.m3u8$", video.playback_url), video.playback_url
-        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/poster\.jpg$", video.poster_url), video.poster_url
+        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/master\.m3u8$", video.playback_url), (
+            video.playback_url
+        )
+        assert re.search(rf"/videos/{video_id}/grant\.[^/]+/poster\.jpg$", video.poster_url), (
+            video.poster_url
+        )
         assert [r.id for r in video.renditions] == ["360p", "240p"]
         top = video.renditions[0]
         assert (top.width, top.height, top.frame_rate) == (640, 360, 30.0)
@@ -387,15 +474,21 @@ async def test_job_control_permissions(env):
             await orch.job(video_id, who=BOB)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await orch.jobs.CancelTranscodeJob(api.CancelTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=ALICE)
+            await orch.jobs.CancelTranscodeJob(
+                api.CancelTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=ALICE
+            )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # the owner may retry her own job (it is not FAILED yet: a precondition, not a permission);
         # another user learns nothing about it
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await orch.jobs.RetryTranscodeJob(api.RetryTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=ALICE)
+            await orch.jobs.RetryTranscodeJob(
+                api.RetryTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=ALICE
+            )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await orch.jobs.RetryTranscodeJob(api.RetryTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=BOB)
+            await orch.jobs.RetryTranscodeJob(
+                api.RetryTranscodeJobRequest(name=f"transcodeJobs/{video_id}"), metadata=BOB
+            )
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
         listed = await orch.jobs.ListTranscodeJobs(api.ListTranscodeJobsRequest(), metadata=BOB)
         assert not listed.jobs
@@ -407,11 +500,14 @@ async def test_job_control_permissions(env):
             await call.read()
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # A video without a source, and one still uploading, cannot be submitted.
-        missing = await env.metadata.stub.CreateVideo(meta.CreateVideoRequest(
-            video=Video(title="no source"), owner="users/alice"), metadata=SERVICE)
+        missing = await env.metadata.stub.CreateVideo(
+            meta.CreateVideoRequest(video=Video(title="no source"), owner="users/alice"),
+            metadata=SERVICE,
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await orch.jobs.CreateTranscodeJob(api.CreateTranscodeJobRequest(video=missing.name),
-                                               metadata=SERVICE)
+            await orch.jobs.CreateTranscodeJob(
+                api.CreateTranscodeJobRequest(video=missing.name), metadata=SERVICE
+            )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "still being uploaded" in err.value.details()
 
@@ -424,7 +520,8 @@ async def test_list_pages_through_jobs_newest_first(env):
         seen, token = [], ""
         while True:
             page = await orch.jobs.ListTranscodeJobs(
-                api.ListTranscodeJobsRequest(page_size=2, page_token=token), metadata=SERVICE)
+                api.ListTranscodeJobsRequest(page_size=2, page_token=token), metadata=SERVICE
+            )
             seen += [j.name for j in page.jobs]
             token = page.next_page_token
             if not token:
@@ -441,8 +538,13 @@ async def test_the_uploaded_event_on_the_queue_creates_the_job_once(env):
             await env.worker(orch, slots=4)
             video_id = await env.uploaded_video()
             event = VideoUploadedEvent(
-                video=f"videos/{video_id}", owner="users/alice", bucket=env.settings.uploads_bucket,
-                key=f"sources/{video_id}/upload1", size_bytes=1000, content_type="video/mp4")
+                video=f"videos/{video_id}",
+                owner="users/alice",
+                bucket=env.settings.uploads_bucket,
+                key=f"sources/{video_id}/upload1",
+                size_bytes=1000,
+                content_type="video/mp4",
+            )
             await queue.publish(video_id, event.SerializeToString())
             await queue.publish(video_id, event.SerializeToString())  # at-least-once: twice
             await queue.publish("poison", b"\xff\xff not a protobuf")
@@ -452,6 +554,7 @@ async def test_the_uploaded_event_on_the_queue_creates_the_job_once(env):
 
             async def dead():
                 return [d for d in await queue.dead_letters() if d.key == "poison"]
+
             assert await wait_until(dead, "the poison message is dead-lettered")
     finally:
         await queue.close()
@@ -569,15 +672,18 @@ async def test_cancel_stops_running_tasks_and_retry_keeps_what_succeeded(env):
             job = await orch.job(video_id)
             done = {t.id for t in job.tasks if t.state == dag.SUCCEEDED}
             return "chunk-0001" in worker.held and {"chunk-0000", "audio", "poster"} <= done
+
         await wait_until(holding, "chunk-0001 running, the rest done")
         name = f"transcodeJobs/{video_id}"
         job = await orch.jobs.CancelTranscodeJob(
-            api.CancelTranscodeJobRequest(name=name, request_id="c1"), metadata=SERVICE)
+            api.CancelTranscodeJobRequest(name=name, request_id="c1"), metadata=SERVICE
+        )
         assert job.state == CANCELLED and job.failure_reason == "cancelled by an operator"
         assert orch.task(job, "chunk-0001").state == dag.CANCELLED
 
         async def cancelled():
             return f"{name}/tasks/chunk-0001" in worker.cancellations
+
         await wait_until(cancelled, "the worker is told to stop chunk-0001")
         video = await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_FAILED)
         assert video.failure_reason == "cancelled by an operator"
@@ -585,16 +691,21 @@ async def test_cancel_stops_running_tasks_and_retry_keeps_what_succeeded(env):
         worker.hold.clear()
         before = worker.names()
         job = await orch.jobs.RetryTranscodeJob(
-            api.RetryTranscodeJobRequest(name=name, request_id="r1"), metadata=SERVICE)
+            api.RetryTranscodeJobRequest(name=name, request_id="r1"), metadata=SERVICE
+        )
         assert job.state == RUNNING
         assert (await env.video(video_id)).status in (
-            VideoStatus.VIDEO_STATUS_PROCESSING, VideoStatus.VIDEO_STATUS_READY)
+            VideoStatus.VIDEO_STATUS_PROCESSING,
+            VideoStatus.VIDEO_STATUS_READY,
+        )
         job = await orch.wait_state(video_id, SUCCEEDED)
-        rerun = worker.names()[len(before):]
+        rerun = worker.names()[len(before) :]
         assert rerun == ["chunk-0001"]  # the tasks that had succeeded were kept
         await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_READY)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await orch.jobs.RetryTranscodeJob(api.RetryTranscodeJobRequest(name=name), metadata=SERVICE)
+            await orch.jobs.RetryTranscodeJob(
+                api.RetryTranscodeJobRequest(name=name), metadata=SERVICE
+            )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
@@ -607,6 +718,7 @@ async def test_an_expired_lease_requeues_the_task(env):
 
         async def taken():
             return "probe" in silent.held
+
         await wait_until(taken, "the silent worker takes the probe")
         busy = await env.worker(orch, slots=3)
         job = await orch.wait_state(video_id, SUCCEEDED)
@@ -627,6 +739,7 @@ async def test_playback_starts_before_the_last_chunk_is_done(env):
         async def playable():
             video = await env.video(video_id)
             return video if video.playback_url else None
+
         video = await wait_until(playable, "a playback URL while chunk-0002 runs")
         assert video.status == VideoStatus.VIDEO_STATUS_PROCESSING
         assert video.progress.total_tasks == 7 and video.progress.stage == "encoding"
@@ -638,6 +751,7 @@ async def test_playback_starts_before_the_last_chunk_is_done(env):
         async def two_chunks():
             body = env.object(f"videos/{video_id}/360p/index.m3u8")["Body"].read().decode()
             return body if body.count("#EXTINF") == 2 else None
+
         media = await wait_until(two_chunks, "the leading run of two chunks is published")
         assert "#EXT-X-PLAYLIST-TYPE:EVENT" in media and "#EXT-X-ENDLIST" not in media
         audio = env.object(f"videos/{video_id}/audio/index.m3u8")["Body"].read().decode()
@@ -667,4 +781,5 @@ async def test_a_job_past_its_deadline_fails_instead_of_staying_processing(env):
 
         async def told():
             return f"transcodeJobs/{video_id}/tasks/chunk-0001" in worker.cancellations
+
         await wait_until(told, "the worker is told to stop")

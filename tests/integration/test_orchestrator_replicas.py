@@ -25,8 +25,10 @@ pytestmark = pytest.mark.integration
 async def test_two_replicas_share_the_work_and_run_every_task_exactly_once(env, postgres_server):  # noqa: F811
     pg = env.settings.model_copy(update={"database_url": postgres_server.new_database()})
     options = dict(segments_per_chunk=1)
-    async with env.orchestrator(env.options(orchestrator_id="replica-a", **options), pg) as a, \
-               env.orchestrator(env.options(orchestrator_id="replica-b", **options), pg) as b:
+    async with (
+        env.orchestrator(env.options(orchestrator_id="replica-a", **options), pg) as a,
+        env.orchestrator(env.options(orchestrator_id="replica-b", **options), pg) as b,
+    ):
         wa = await env.worker(a, "worker-a", slots=2)
         wb = await env.worker(b, "worker-b", slots=2)
         videos = [await env.uploaded_video() for _ in range(4)]
@@ -47,7 +49,9 @@ async def test_two_replicas_share_the_work_and_run_every_task_exactly_once(env, 
 async def test_a_replica_dies_and_the_other_carries_on(env, postgres_server):  # noqa: F811
     pg = env.settings.model_copy(update={"database_url": postgres_server.new_database()})
     options = dict(segments_per_chunk=1, lease_seconds=1.0)
-    async with env.orchestrator(env.options(orchestrator_id=f"b-{uuid.uuid4().hex[:4]}", **options), pg) as b:
+    async with env.orchestrator(
+        env.options(orchestrator_id=f"b-{uuid.uuid4().hex[:4]}", **options), pg
+    ) as b:
         async with env.orchestrator(env.options(orchestrator_id="a", **options), pg) as a:
             video_id = await env.uploaded_video()
             lost = await env.worker(a, "worker-a", slots=3)

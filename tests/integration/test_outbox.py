@@ -38,15 +38,25 @@ class Effects:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def sessions(request, tmp_path, postgres_server):
-    url = f"sqlite:///{tmp_path / 'upload.db'}" if request.param == "sqlite" else postgres_server.new_database()
+    url = (
+        f"sqlite:///{tmp_path / 'upload.db'}"
+        if request.param == "sqlite"
+        else postgres_server.new_database()
+    )
     engine = make_engine(url)
     schema.upgrade(engine)
     made = make_sessions(engine)
     with made() as session:
         for i in range(ROWS):
             event = VideoUploadedEvent(video=f"videos/v{i}", size_bytes=1)
-            session.add(OutboxRow(upload_id=f"u{i}", kind="uploaded", payload=event.SerializeToString(),
-                                  create_time_us=i))
+            session.add(
+                OutboxRow(
+                    upload_id=f"u{i}",
+                    kind="uploaded",
+                    payload=event.SerializeToString(),
+                    create_time_us=i,
+                )
+            )
         session.commit()
     yield made
     engine.dispose()
@@ -55,7 +65,9 @@ def sessions(request, tmp_path, postgres_server):
 def _claimable(sessions) -> int:
     """Rows not done that no live claim holds."""
     with sessions() as session:
-        return sum(1 for row in session.query(OutboxRow) if not row.done and row.claimed_until_us == 0)
+        return sum(
+            1 for row in session.query(OutboxRow) if not row.done and row.claimed_until_us == 0
+        )
 
 
 async def _drain_until_done(relay: outbox.OutboxRelay) -> None:
@@ -72,7 +84,9 @@ async def test_two_relays_deliver_every_row_once(sessions):
     await asyncio.gather(*(relay.drain() for relay in relays), *(relay.drain() for relay in relays))
     await asyncio.gather(*(_drain_until_done(relay) for relay in relays))
     assert sorted(effects.published) == sorted(f"v{i}" for i in range(ROWS))
-    assert set(effects.published.values()) == {1}, [k for k, n in effects.published.items() if n > 1]
+    assert set(effects.published.values()) == {1}, [
+        k for k, n in effects.published.items() if n > 1
+    ]
     with sessions() as session:
         assert all(row.done for row in session.query(OutboxRow))
 

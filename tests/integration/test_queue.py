@@ -250,9 +250,12 @@ async def test_postgres_claim_skips_locked_rows(pg_url):
         await queue.publish("second", b"2")
         with engine.connect() as conn, conn.begin():
             locked = conn.execute(
-                select(messages.c.key).where(messages.c.queue == name)
-                .order_by(messages.c.id).limit(1).with_for_update()
-            ).scalar_one()  # fmt: skip
+                select(messages.c.key)
+                .where(messages.c.queue == name)
+                .order_by(messages.c.id)
+                .limit(1)
+                .with_for_update()
+            ).scalar_one()
             assert locked == "first"
             got = await asyncio.wait_for(queue.receive(max_messages=2, wait_seconds=0), timeout=5)
             assert [d.key for d in got] == ["second"]

@@ -149,10 +149,15 @@ def test_multipart_upload_through_presigned_urls(s3, settings, key):
     def sign(number: int, length: int) -> str:
         return s3.generate_presigned_url(
             "upload_part",
-            Params={"Bucket": bucket, "Key": key, "UploadId": upload_id,
-                    "PartNumber": number, "ContentLength": length},
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": length,
+            },
             ExpiresIn=60,
-        )  # fmt: skip
+        )
 
     # Part 1 sent, then the "browser" goes away; resuming asks the server what it has.
     r = requests.put(sign(1, len(parts[0])), data=parts[0], timeout=30)
@@ -169,9 +174,13 @@ def test_multipart_upload_through_presigned_urls(s3, settings, key):
     assert [p["PartNumber"] for p in listed] == [1, 2, 3]
 
     s3.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload_id,
-        MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in listed]},
-    )  # fmt: skip
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={
+            "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in listed]
+        },
+    )
     assert object_size(s3, bucket, key) == sum(map(len, parts))
     head = s3.head_object(Bucket=bucket, Key=key)
     assert head["ContentType"] == "video/mp4"
@@ -203,10 +212,13 @@ def test_browser_cors_without_bucket_configuration(s3, settings, key):
     assert "ETag" in r.headers["Access-Control-Expose-Headers"]
     preflight = requests.options(
         _put_url(s3, settings.uploads_bucket, key),
-        headers={"Origin": origin, "Access-Control-Request-Method": "PUT",
-                 "Access-Control-Request-Headers": "content-type"},
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "content-type",
+        },
         timeout=10,
-    )  # fmt: skip
+    )
     assert preflight.status_code == 200
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
 

@@ -77,7 +77,9 @@ async def test_a_child_that_exits_while_starting_is_reported(tmp_path):
     async def never() -> bool:
         return False
 
-    broken = Child(name="broken", argv=[sys.executable, "-c", "import sys; sys.exit(3)"], ready=never)
+    broken = Child(
+        name="broken", argv=[sys.executable, "-c", "import sys; sys.exit(3)"], ready=never
+    )
     with pytest.raises(ChildFailed, match="exited with status 3"):
         await supervisor.start(broken)
     await supervisor.stop_all()
@@ -99,7 +101,9 @@ asyncio.run(main())
 async def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path):
     """`streamify run` SIGKILLed (or OOM-killed) leaves no service holding its ports."""
     out = tmp_path / "child"
-    supervisor = await asyncio.create_subprocess_exec(sys.executable, "-c", SUPERVISING, SCRIPT, str(out))
+    supervisor = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SUPERVISING, SCRIPT, str(out)
+    )
     for _ in range(200):
         if out.exists() and out.read_text():
             break
@@ -111,4 +115,7 @@ async def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path):
         if (tmp_path / "child.stopped").exists():
             break
         await asyncio.sleep(0.05)
-    assert (tmp_path / "child.stopped").read_text().split() == [str(child), str(int(signal.SIGTERM))]
+    assert (tmp_path / "child.stopped").read_text().split() == [
+        str(child),
+        str(int(signal.SIGTERM)),
+    ]

@@ -51,13 +51,33 @@ pytestmark = pytest.mark.integration
 # Texts of libav (av_strerror), of the OS (strerror) and of Python that mean nothing to the
 # person who uploaded the file; a failure reason must contain none of them.
 RAW_ERROR_TEXTS = (
-    "Invalid argument", "Operation not permitted", "Invalid data found when processing input",
-    "[Errno", "Errno", "End of file", "Traceback", 'File "', ", line ", "Exception",
-    "Error number", "Immediate exit requested", "Resource temporarily unavailable",
-    "No such file or directory", "Input/output error", "Bug detected", "Unknown error",
-    "Decoder not found", "Demuxer not found", "Not yet implemented", "Broken pipe",
-    "Server returned", "AVERROR", "av.error", "X-Amz", "Signature",
-)  # fmt: skip
+    "Invalid argument",
+    "Operation not permitted",
+    "Invalid data found when processing input",
+    "[Errno",
+    "Errno",
+    "End of file",
+    "Traceback",
+    'File "',
+    ", line ",
+    "Exception",
+    "Error number",
+    "Immediate exit requested",
+    "Resource temporarily unavailable",
+    "No such file or directory",
+    "Input/output error",
+    "Bug detected",
+    "Unknown error",
+    "Decoder not found",
+    "Demuxer not found",
+    "Not yet implemented",
+    "Broken pipe",
+    "Server returned",
+    "AVERROR",
+    "av.error",
+    "X-Amz",
+    "Signature",
+)
 
 # Duration agreement with ffmpeg's decode: output frames are on a constant-rate grid (VFR
 # sources are resampled), and the last frame of a cut-off file may differ by a frame.
@@ -95,17 +115,19 @@ async def corpus_runs(tmp_path_factory, seaweedfs):
             video_id = ids[case.name]
             job = await mesh.finished_job(video_id)  # bounded wait: never stuck
             video = await mesh.final_video(video_id)
-            runs[case.name] = Run(case, sources[case.name], references[case.name], video_id,
-                                  job, video)  # fmt: skip
+            runs[case.name] = Run(
+                case, sources[case.name], references[case.name], video_id, job, video
+            )
         # The table of outcomes (shown with `pytest -s`).
-        print(f"\ncorpus: {len(runs)} files through the mesh in "
-              f"{time.monotonic() - started:.1f} s")  # fmt: skip
+        print(f"\ncorpus: {len(runs)} files through the mesh in {time.monotonic() - started:.1f} s")
         for run in runs.values():
             ref = run.reference
             verdict = f"plays {ref.frames} frames {ref.duration:.3f} s" if ref.plays else "refuses"
             state = api.JobState.Name(run.job.state).removeprefix("JOB_STATE_")
-            print(f"  {run.case.name:32} ffmpeg {verdict:26} streamify {state} "
-                  f"{run.job.failure_reason}")  # fmt: skip
+            print(
+                f"  {run.case.name:32} ffmpeg {verdict:26} streamify {state} "
+                f"{run.job.failure_reason}"
+            )
         yield mesh, runs
 
 
@@ -161,9 +183,11 @@ async def test_streamify_agrees_with_the_ffmpeg_cli(corpus_runs, name, tmp_path)
     mesh, runs = corpus_runs
     run = runs[name]
     ref = run.reference
-    context = (f"{name} ({run.case.mimics}): ffmpeg rc={ref.returncode}, {ref.frames} frames, "
-               f"{ref.duration:.3f} s, stderr {ref.stderr[:300]!r}; Streamify "
-               f"{describe(run.job)}")  # fmt: skip
+    context = (
+        f"{name} ({run.case.mimics}): ffmpeg rc={ref.returncode}, {ref.frames} frames, "
+        f"{ref.duration:.3f} s, stderr {ref.stderr[:300]!r}; Streamify "
+        f"{describe(run.job)}"
+    )
 
     if run.case.expect == "too_large":
         assert ref.plays, context  # ffmpeg reads it: the refusal is Streamify's policy

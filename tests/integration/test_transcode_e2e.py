@@ -36,8 +36,9 @@ async def mesh(tmp_path_factory, seaweedfs):
 
 
 async def test_an_uploaded_clip_becomes_a_ready_hls_ladder(mesh, tmp_path):
-    source = clips.make_clip(tmp_path / "holiday.mp4", width=640, height=360, fps=FPS,
-                             duration=DURATION, audio=True)  # fmt: skip
+    source = clips.make_clip(
+        tmp_path / "holiday.mp4", width=640, height=360, fps=FPS, duration=DURATION, audio=True
+    )
     video_id = await mesh.upload(source, title="Holiday")
 
     job = await mesh.finished_job(video_id)  # created from the queue, not by the test
@@ -49,8 +50,15 @@ async def test_an_uploaded_clip_becomes_a_ready_hls_ladder(mesh, tmp_path):
     assert job.HasField("time_to_first_playable") and job.HasField("end_time")
     assert all(w.alive for w in mesh.workers)
 
-    output = check_output(mesh, video_id, tmp_path / "out", duration=DURATION, fps=FPS,
-                          display=(640, 360), audio_duration=DURATION)  # fmt: skip
+    output = check_output(
+        mesh,
+        video_id,
+        tmp_path / "out",
+        duration=DURATION,
+        fps=FPS,
+        display=(640, 360),
+        audio_duration=DURATION,
+    )
     # The ladder stops at the source: 360p and 240p, never taller than 360.
     assert output.renditions == {"360p": (640, 360), "240p": (426, 240)}
 

@@ -36,13 +36,25 @@ FPS = 30
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """640x360 30 fps H.264 + AAC, 6 s: several chunk tasks of 2 one-second segments."""
-    return clips.make_clip(tmp_path_factory.mktemp("src") / "clip.mp4", width=640, height=360,
-                           fps=FPS, duration=DURATION)  # fmt: skip
+    return clips.make_clip(
+        tmp_path_factory.mktemp("src") / "clip.mp4",
+        width=640,
+        height=360,
+        fps=FPS,
+        duration=DURATION,
+    )
 
 
 def check(mesh, video_id, directory):
-    return check_output(mesh, video_id, directory, duration=DURATION, fps=FPS,
-                        display=(640, 360), audio_duration=DURATION)  # fmt: skip
+    return check_output(
+        mesh,
+        video_id,
+        directory,
+        duration=DURATION,
+        fps=FPS,
+        display=(640, 360),
+        audio_duration=DURATION,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +187,13 @@ async def test_the_dispatcher_stops_when_cancelled_just_after_a_wake_up():
     before that cancel must not make the dispatcher ignore it: the orchestrator would never
     finish stopping. (Seen for real: the e2e mesh's orchestrator hung in app.run's
     `await task` with the dispatcher "cancelling" at its `asyncio.wait_for(self._wake.wait())`.)"""
-    orchestrator = Orchestrator(store=None, options=OrchestratorOptions(dispatch_poll_seconds=3600),
-                                reporter=None, s3=None, media_bucket="media")  # fmt: skip
+    orchestrator = Orchestrator(
+        store=None,
+        options=OrchestratorOptions(dispatch_poll_seconds=3600),
+        reporter=None,
+        s3=None,
+        media_bucket="media",
+    )
     dispatcher = asyncio.create_task(orchestrator.run_dispatcher())
     await asyncio.sleep(0.05)  # idle: waiting for a wake-up
     orchestrator.wake()

@@ -335,8 +335,12 @@ async def test_probe_returns_the_sources_streams(h: Harness, source):
     assert conv.seconds(probe.duration) == pytest.approx(CLIP_SECONDS, abs=0.1)
     v = probe.video
     assert (v.codec, v.width, v.height, v.frame_rate, v.pixel_format) == (
-        "h264", 320, 180, FPS, "yuv420p",
-    )  # fmt: skip
+        "h264",
+        320,
+        180,
+        FPS,
+        "yuv420p",
+    )
     assert (probe.audio.codec, probe.audio.sample_rate, probe.audio.channels) == ("aac", 44100, 2)
     assert conv.seconds(result.elapsed) > 0
     assert h.worker.running == {}
@@ -351,18 +355,32 @@ def chunk_spec(source: pb.SourceRef, out: pb.OutputRef) -> pb.VideoChunkSpec:
         segment_duration=conv.duration(SEGMENT),
         first_segment_index=0,
         renditions=[
-            pb.RenditionSpec(id="180p", width=320, height=180, bitrate=300_000,
-                             max_bitrate=450_000, buffer_size=600_000, profile="high",
-                             preset="veryfast"),
-            pb.RenditionSpec(id="144p", width=256, height=144, bitrate=200_000,
-                             max_bitrate=300_000, buffer_size=400_000, profile="main",
-                             preset="veryfast"),
+            pb.RenditionSpec(
+                id="180p",
+                width=320,
+                height=180,
+                bitrate=300_000,
+                max_bitrate=450_000,
+                buffer_size=600_000,
+                profile="high",
+                preset="veryfast",
+            ),
+            pb.RenditionSpec(
+                id="144p",
+                width=256,
+                height=144,
+                bitrate=200_000,
+                max_bitrate=300_000,
+                buffer_size=400_000,
+                profile="main",
+                preset="veryfast",
+            ),
         ],
         output=out,
         output_ts_offset=conv.duration(1.0),
         rotation_degrees=0,
         frame_rate=FPS,
-    )  # fmt: skip
+    )
 
 
 def object_keys(s3, bucket: str, prefix: str) -> list[str]:
@@ -387,8 +405,9 @@ async def test_video_chunk_segments_are_uploaded_with_cache_headers_and_decode(
         assert r.init_key == f"{out.prefix}{rid}/init.mp4"
         assert [s.index for s in r.segments] == [0, 1]
         assert [s.key for s in r.segments] == [
-            f"{out.prefix}{rid}/seg_00000.m4s", f"{out.prefix}{rid}/seg_00001.m4s",
-        ]  # fmt: skip
+            f"{out.prefix}{rid}/seg_00000.m4s",
+            f"{out.prefix}{rid}/seg_00001.m4s",
+        ]
         assert [conv.seconds(s.duration) for s in r.segments] == pytest.approx([SEGMENT] * 2)
         init_head = s3.head_object(Bucket=out.bucket, Key=r.init_key)
         assert init_head["ContentType"] == "video/mp4"
@@ -415,12 +434,15 @@ async def test_video_chunk_segments_are_uploaded_with_cache_headers_and_decode(
     again = session.assign(task_id=task.task_id, video_chunk=chunk_spec(source, out))
     second = await until(
         lambda: next(
-            (m.result for _, m in session.received
-             if m.WhichOneof("event") == "result" and m.result.lease_id == again.lease_id),
+            (
+                m.result
+                for _, m in session.received
+                if m.WhichOneof("event") == "result" and m.result.lease_id == again.lease_id
+            ),
             None,
         ),
         "the re-run's result",
-    )  # fmt: skip
+    )
     assert [s.key for r in second.video_chunk.renditions for s in r.segments] == [
         s.key for r in result.video_chunk.renditions for s in r.segments
     ]
@@ -475,8 +497,10 @@ async def test_poster_is_a_jpeg_with_its_own_cache_policy(h: Harness, source, s3
     result = await h.outcome(session, task.task_id)
     assert isinstance(result, pb.TaskResult), result
     assert (result.poster.key, result.poster.width, result.poster.height) == (
-        f"{out.prefix}poster.jpg", 160, 90,
-    )  # fmt: skip
+        f"{out.prefix}poster.jpg",
+        160,
+        90,
+    )
     head = s3.head_object(Bucket=out.bucket, Key=result.poster.key)
     assert head["ContentType"] == "image/jpeg"
     assert head["CacheControl"] == "public, max-age=86400"
@@ -589,9 +613,11 @@ async def test_two_slots_run_two_task_processes(tmp_path, storage_settings, stal
         pids = {await h2.pid_of(a.task_id), await h2.pid_of(b.task_id)}
         assert len(pids) == 2
         await until(
-            lambda: any(sorted(ids) == sorted([a.task_id, b.task_id]) for ids in session.heartbeats()),
+            lambda: any(
+                sorted(ids) == sorted([a.task_id, b.task_id]) for ids in session.heartbeats()
+            ),
             "a heartbeat naming both tasks",
-        )  # fmt: skip
+        )
     # stopping the worker killed both
     assert all(process_gone(pid) for pid in pids)
 
@@ -662,10 +688,17 @@ def worker_process(tmp_path: Path, seaweedfs, port: int) -> subprocess.Popen:
         "TMPDIR": str(tmp_path),  # its work directory
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "streamify.transcode.worker.main",
-         "--orchestrator", f"127.0.0.1:{port}", "--slots", "1"],
+        [
+            sys.executable,
+            "-m",
+            "streamify.transcode.worker.main",
+            "--orchestrator",
+            f"127.0.0.1:{port}",
+            "--slots",
+            "1",
+        ],
         env=env,
-    )  # fmt: skip
+    )
 
 
 async def test_sigterm_kills_tasks_closes_the_stream_and_exits_0(

@@ -43,7 +43,10 @@ NODE_MODULES = REPO / "node_modules"
 # URL path on the players' site -> the pinned package's dist file (package.json/package-lock.json)
 PLAYER_FILES = {
     "/hls.min.js": NODE_MODULES / "hls.js" / "dist" / "hls.min.js",
-    "/shaka-player.compiled.js": NODE_MODULES / "shaka-player" / "dist" / "shaka-player.compiled.js",
+    "/shaka-player.compiled.js": NODE_MODULES
+    / "shaka-player"
+    / "dist"
+    / "shaka-player.compiled.js",
 }
 USER = "interop"
 READY_TIMEOUT = float(os.environ.get("STREAMIFY_INTEROP_READY_TIMEOUT", "600"))
@@ -51,11 +54,11 @@ READY_TIMEOUT = float(os.environ.get("STREAMIFY_INTEROP_READY_TIMEOUT", "600"))
 
 @dataclass
 class UploadedVideo:
-    key: str                 # "public", "private", ...
-    name: str                # videos/{id}
-    visibility: str          # VISIBILITY_PUBLIC, ...
-    playback_url: str        # as GetVideo gives it to the owner
-    poster_url: str = ""     # likewise
+    key: str  # "public", "private", ...
+    name: str  # videos/{id}
+    visibility: str  # VISIBILITY_PUBLIC, ...
+    playback_url: str  # as GetVideo gives it to the owner
+    poster_url: str = ""  # likewise
     renditions: list[dict] = field(default_factory=list)  # [{"id": "720p", "height": 720}, ...]
     upload_seconds: float = 0.0
 
@@ -90,15 +93,35 @@ def _metadata_stub(gateway: str):
     return channel, metadata_service_pb2_grpc.MetadataServiceStub(channel)
 
 
-def _upload(mesh: LocalMesh, token: str, clip: Path, title: str, state_dir: Path) -> tuple[str, float]:
+def _upload(
+    mesh: LocalMesh, token: str, clip: Path, title: str, state_dir: Path
+) -> tuple[str, float]:
     """`streamify upload --wait --json` as a user runs it, against the gateway. -> (name, seconds)"""
     env = {**mesh.env, "STREAMIFY_UPLOAD_STATE_DIR": str(state_dir)}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamify.cli", "upload", str(clip), "--title", title, "--wait",
-         "--json", "--quiet", "--server", mesh.gateway, "--metadata-server", mesh.gateway,
-         "--token", token],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "streamify.cli",
+            "upload",
+            str(clip),
+            "--title",
+            title,
+            "--wait",
+            "--json",
+            "--quiet",
+            "--server",
+            mesh.gateway,
+            "--metadata-server",
+            mesh.gateway,
+            "--token",
+            token,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         out, err = proc.communicate(timeout=READY_TIMEOUT)
@@ -108,7 +131,9 @@ def _upload(mesh: LocalMesh, token: str, clip: Path, title: str, state_dir: Path
         raise AssertionError(
             f"upload of {clip.name} not READY after {READY_TIMEOUT:.0f}s: {err[-2000:]}"
         ) from None
-    assert proc.returncode == 0, f"streamify upload {clip.name}: exit {proc.returncode}\n{out}\n{err}"
+    assert proc.returncode == 0, (
+        f"streamify upload {clip.name}: exit {proc.returncode}\n{out}\n{err}"
+    )
     result = json.loads(out.strip().splitlines()[-1])
     assert result["video_status"] == "READY", result
     return result["video"], time.monotonic() - started
@@ -128,15 +153,22 @@ def _set_visibility(mesh: LocalMesh, token: str, name: str, visibility: str) -> 
                 video=Video(name=name, visibility=Visibility.Value(visibility)),
                 update_mask=FieldMask(paths=["visibility"]),
             ),
-            metadata=auth, timeout=10,
+            metadata=auth,
+            timeout=10,
         )
         video = stub.GetVideo(meta.GetVideoRequest(name=name), metadata=auth, timeout=10)
     assert Visibility.Name(video.visibility) == visibility
     assert video.playback_url, f"{name} has no playback_url"
     return UploadedVideo(
-        key="", name=name, visibility=visibility, playback_url=video.playback_url, poster_url=video.poster_url,
-        renditions=[{"id": r.id, "width": r.width, "height": r.height, "bandwidth": r.bandwidth}
-                    for r in video.renditions],
+        key="",
+        name=name,
+        visibility=visibility,
+        playback_url=video.playback_url,
+        poster_url=video.poster_url,
+        renditions=[
+            {"id": r.id, "width": r.width, "height": r.height, "bandwidth": r.bandwidth}
+            for r in video.renditions
+        ],
     )
 
 
@@ -168,10 +200,18 @@ def videos(interop_mesh, interop_token, tmp_path_factory) -> dict[str, UploadedV
     work = tmp_path_factory.mktemp("interop-clips")
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(VIDEOS)) as pool:
-        clips = {k: pool.submit(make_clip, work / f"{k}.mp4", **spec) for k, (spec, _) in VIDEOS.items()}
+        clips = {
+            k: pool.submit(make_clip, work / f"{k}.mp4", **spec) for k, (spec, _) in VIDEOS.items()
+        }
         uploads = {
-            k: pool.submit(_upload, interop_mesh, interop_token, clips[k].result(), f"interop {k}",
-                           work / f"state-{k}")
+            k: pool.submit(
+                _upload,
+                interop_mesh,
+                interop_token,
+                clips[k].result(),
+                f"interop {k}",
+                work / f"state-{k}",
+            )
             for k in VIDEOS
         }
         names = {k: f.result() for k, f in uploads.items()}
@@ -185,8 +225,11 @@ def videos(interop_mesh, interop_token, tmp_path_factory) -> dict[str, UploadedV
         deadline = time.monotonic() + 15
         while http_status(result[key].playback_url) != 200 and time.monotonic() < deadline:
             time.sleep(0.5)
-    print(f"\n[interop] {len(result)} videos READY in {time.monotonic() - started:.1f}s: "
-          + ", ".join(f"{k}={v.playback_url} {v.heights}" for k, v in result.items()), file=sys.stderr)
+    print(
+        f"\n[interop] {len(result)} videos READY in {time.monotonic() - started:.1f}s: "
+        + ", ".join(f"{k}={v.playback_url} {v.heights}" for k, v in result.items()),
+        file=sys.stderr,
+    )
     return result
 
 
@@ -220,8 +263,10 @@ def gateway_survives(request):
     if log.count(GATEWAY_CRASH) > before:
         crashes = [line for line in log.splitlines() if GATEWAY_CRASH in line][before:]
         back = _gateway_answers(mesh)
-        pytest.fail(f"the gateway crashed during this test: {crashes} (see {mesh.data_dir}/logs/envoy.log)"
-                    + ("" if back else "; it did not come back within 60 s"))
+        pytest.fail(
+            f"the gateway crashed during this test: {crashes} (see {mesh.data_dir}/logs/envoy.log)"
+            + ("" if back else "; it did not come back within 60 s")
+        )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -256,8 +301,10 @@ class _PlayersHandler(http.server.SimpleHTTPRequestHandler):
 def players_origin() -> str:
     missing = [str(p) for p in PLAYER_FILES.values() if not p.is_file()]
     if missing:
-        pytest.fail(f"pinned players missing ({', '.join(missing)}): run `npm ci` in {REPO} "
-                    "(./streamify test does it when package-lock.json changes)")
+        pytest.fail(
+            f"pinned players missing ({', '.join(missing)}): run `npm ci` in {REPO} "
+            "(./streamify test does it when package-lock.json changes)"
+        )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _PlayersHandler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="interop-players", daemon=True)

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.interop
 
 FPS = 30  # tests.support.clips.make_clip's default
 _LEVELED = re.compile(r"\[(warning|error|fatal|panic)\] ")
-_DECODED = re.compile(r"Input stream #0:(\d+) \((video|audio)\): \d+ packets read \(\d+ bytes\); (\d+) frames decoded")
+_DECODED = re.compile(
+    r"Input stream #0:(\d+) \((video|audio)\): \d+ packets read \(\d+ bytes\); (\d+) frames decoded"
+)
 
 
 def _problems(stderr: str) -> list[str]:
@@ -33,9 +35,19 @@ def _problems(stderr: str) -> list[str]:
 def test_ffprobe_lists_every_variant(videos, visibility):
     video = videos[visibility]
     probe = subprocess.run(
-        [ffmpeg_tool("ffprobe"), "-loglevel", "level+warning", "-show_streams", "-show_programs",
-         "-of", "json", video.playback_url],
-        capture_output=True, text=True, timeout=120,
+        [
+            ffmpeg_tool("ffprobe"),
+            "-loglevel",
+            "level+warning",
+            "-show_streams",
+            "-show_programs",
+            "-of",
+            "json",
+            video.playback_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if probe.returncode != 0 or _problems(probe.stderr):
         pytest.fail(f"ffprobe exit {probe.returncode}:\n{probe.stderr[-3000:]}", pytrace=False)
@@ -55,15 +67,31 @@ def test_ffmpeg_decodes_every_segment_of_every_rung(videos, visibility):
     video = videos[visibility]
     expected = round(VIDEOS[visibility][0]["duration"] * FPS)
     run = subprocess.run(
-        [ffmpeg_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "level+verbose",
-         "-i", video.playback_url, "-map", "0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=600,
+        [
+            ffmpeg_tool("ffmpeg"),
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "level+verbose",
+            "-i",
+            video.playback_url,
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     problems = _problems(run.stderr)
     decoded = {int(i): (kind, int(n)) for i, kind, n in _DECODED.findall(run.stderr)}
     frames = sorted(n for kind, n in decoded.values() if kind == "video")
-    summary = (f"exit {run.returncode}; video frames decoded per rung: {frames} (expected {expected} each, "
-               f"{len(video.heights)} rungs)\n" + "\n".join(problems[:20]))
+    summary = (
+        f"exit {run.returncode}; video frames decoded per rung: {frames} (expected {expected} each, "
+        f"{len(video.heights)} rungs)\n" + "\n".join(problems[:20])
+    )
     complete = len(frames) == len(video.heights) and all(n >= expected - 1 for n in frames)
     audio = any(kind == "audio" and n > 0 for kind, n in decoded.values())
     if run.returncode != 0 or problems or not complete or not audio:

@@ -25,7 +25,11 @@ def fetch(url: str, origin: str | None = None) -> tuple[int, bytes, dict[str, st
     request = urllib.request.Request(url, headers={"Origin": origin} if origin else {})
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
-            return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
+            return (
+                response.status,
+                response.read(),
+                {k.lower(): v for k, v in response.headers.items()},
+            )
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), {k.lower(): v for k, v in exc.headers.items()}
 
@@ -64,9 +68,15 @@ def test_every_object_is_reachable_from_the_playback_url(videos, visibility):
             url = urljoin(playlist, uri)
             status, _, headers = fetch(url, THIRD_PARTY)
             fetched += 1
-            if status != 200 or headers.get("access-control-allow-origin") not in ("*", THIRD_PARTY):
+            if status != 200 or headers.get("access-control-allow-origin") not in (
+                "*",
+                THIRD_PARTY,
+            ):
                 refused.append(f"{status} {url}")
-    assert not refused, f"{len(refused)} objects not served (of {len(playlists)} playlists, {fetched} objects):\n" + "\n".join(refused[:12])
+    assert not refused, (
+        f"{len(refused)} objects not served (of {len(playlists)} playlists, {fetched} objects):\n"
+        + "\n".join(refused[:12])
+    )
 
 
 def _layout(videos) -> tuple[str, str]:
@@ -83,14 +93,18 @@ def _layout(videos) -> tuple[str, str]:
     return playlist, urljoin(playlist, segment)
 
 
-@pytest.mark.parametrize("attack", ["grant removed", "signature tampered", "grant of another video"])
+@pytest.mark.parametrize(
+    "attack", ["grant removed", "signature tampered", "grant of another video"]
+)
 def test_private_media_needs_its_own_valid_grant(videos, attack):
     """403 for the master, a media playlist and a segment (objects that exist: they are served
     to the owner's grant and to the same paths of the public video)."""
     playlist, segment = _layout(videos)
     private, other = videos["private"], videos["private_other"]
     granted = MediaURL.parse(private.playback_url)
-    assert granted.has_grant, f"the owner's playback_url of a private video carries no grant: {granted}"
+    assert granted.has_grant, (
+        f"the owner's playback_url of a private video carries no grant: {granted}"
+    )
     lowest = playlist.split("/", 1)[0]
     assert lowest in {r["id"] for r in other.renditions}, (lowest, other.renditions)
 
@@ -103,7 +117,9 @@ def test_private_media_needs_its_own_valid_grant(videos, attack):
     answers = {rest: http_status(str(bad.at(rest))) for rest in ("master.m3u8", playlist, segment)}
     # Control: the very same objects of the PUBLIC video are served, so a 403 is the grant's doing.
     public = MediaURL.parse(videos["public"].playback_url)
-    controls = {rest: http_status(str(public.at(rest))) for rest in ("master.m3u8", playlist, segment)}
+    controls = {
+        rest: http_status(str(public.at(rest))) for rest in ("master.m3u8", playlist, segment)
+    }
     assert set(controls.values()) == {200}, f"control (public video): {controls}"
     assert set(answers.values()) == {403}, f"{attack}: {bad.at('master.m3u8')}: {answers}"
 

@@ -35,8 +35,13 @@ class Session:
         self.page = self.context.new_page()
         self.console = console_collector(self.page)
         self.http_errors: list[str] = []
-        self.page.on("response", lambda r: self.http_errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-        self.page.on("requestfailed", lambda r: self.http_errors.append(f"failed {r.failure} {r.url}"))
+        self.page.on(
+            "response",
+            lambda r: self.http_errors.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        self.page.on(
+            "requestfailed", lambda r: self.http_errors.append(f"failed {r.failure} {r.url}")
+        )
         self.page.goto(f"{players_origin}/{PLAYERS[player]}?src={quote(url, safe='')}")
         self.page.wait_for_function(f"{STATE} !== undefined", timeout=10_000)
 
@@ -53,14 +58,18 @@ class Session:
 
     def report(self) -> str:
         state = self.state()
-        return json.dumps({**state, "http_errors": self.http_errors[:20], "console": self.console[:20]}, indent=1)
+        return json.dumps(
+            {**state, "http_errors": self.http_errors[:20], "console": self.console[:20]}, indent=1
+        )
 
     def wait(self, condition: str, timeout_ms: int, what: str) -> None:
         """Waits until `condition` or a fatal player error; fails with the player's story."""
         try:
             self.page.wait_for_function(f"{STATE}.fatal || ({condition})", timeout=timeout_ms)
         except Exception as exc:  # noqa: BLE001 - playwright's TimeoutError, reported with the player's state
-            raise AssertionError(f"{self.player}: {what}: timed out ({exc.__class__.__name__})\n{self.report()}") from None
+            raise AssertionError(
+                f"{self.player}: {what}: timed out ({exc.__class__.__name__})\n{self.report()}"
+            ) from None
         fatal = self.eval(f"{STATE}.fatal")
         assert fatal is None, f"{self.player}: {what}: fatal player error: {fatal}\n{self.report()}"
 
@@ -86,22 +95,32 @@ def play_and_switch(browser, players_origin: str, player: str, video) -> None:
         levels = session.eval(f"{STATE}.levels()")
         heights = sorted({level["height"] for level in levels})
         assert len(heights) >= 2 and max(heights) >= 480, f"{player} sees {levels}"
-        assert set(heights) == set(video.heights), f"{player} sees {heights}, the ladder is {video.heights}"
+        assert set(heights) == set(video.heights), (
+            f"{player} sees {heights}, the ladder is {video.heights}"
+        )
 
         shown = session.eval(f"{VIDEO}.videoHeight")
         target = max((lv for lv in levels if lv["height"] != shown), key=lambda lv: lv["height"])
         session.eval(f"{STATE}.switchTo({json.dumps(target['index'])})")
-        session.wait(f"{VIDEO}.videoHeight === {target['height']}", 30_000,
-                     f"switch from {shown}p to level {target['index']} ({target['height']}p)")
+        session.wait(
+            f"{VIDEO}.videoHeight === {target['height']}",
+            30_000,
+            f"switch from {shown}p to level {target['index']} ({target['height']}p)",
+        )
         t = session.eval(f"{VIDEO}.currentTime")
-        session.wait(f"{VIDEO}.currentTime > {t} + 1.5 || {VIDEO}.ended", 30_000,
-                     f"keep playing at {target['height']}p")
+        session.wait(
+            f"{VIDEO}.currentTime > {t} + 1.5 || {VIDEO}.ended",
+            30_000,
+            f"keep playing at {target['height']}p",
+        )
         assert session.eval(f"{VIDEO}.videoHeight") == target["height"]
         assert session.eval(f"{VIDEO}.error") is None, session.report()
         state = session.state()
-        print(f"\n[interop] {player} {state['version']} {video.key}: currentTime>3 after {took:.1f}s, "
-              f"levels {heights}, switched {shown}p -> {target['height']}p; "
-              f"non-fatal errors: {state['errors']}; console: {session.console}")
+        print(
+            f"\n[interop] {player} {state['version']} {video.key}: currentTime>3 after {took:.1f}s, "
+            f"levels {heights}, switched {shown}p -> {target['height']}p; "
+            f"non-fatal errors: {state['errors']}; console: {session.console}"
+        )
     finally:
         session.save(name)
         session.close()

@@ -8,17 +8,19 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 
-_MEDIA = re.compile(r"^(?P<base>.*/media/videos/)(?P<id>[a-z0-9][a-z0-9-]{0,62})/"
-                    r"(?:(?P<grant>grant\.(?P<expires>\d+)\.(?P<sig>[A-Za-z0-9_-]+))/)?(?P<rest>[^?#]*)$")
+_MEDIA = re.compile(
+    r"^(?P<base>.*/media/videos/)(?P<id>[a-z0-9][a-z0-9-]{0,62})/"
+    r"(?:(?P<grant>grant\.(?P<expires>\d+)\.(?P<sig>[A-Za-z0-9_-]+))/)?(?P<rest>[^?#]*)$"
+)
 
 
 @dataclass(frozen=True)
 class MediaURL:
-    base: str            # http://gw/media/videos/
+    base: str  # http://gw/media/videos/
     video_id: str
-    grant: str           # "grant.E.S" path segment, or ""
-    query: str           # the query (a query-string grant), or ""
-    rest: str            # master.m3u8, 720p/index.m3u8, ...
+    grant: str  # "grant.E.S" path segment, or ""
+    query: str  # the query (a query-string grant), or ""
+    rest: str  # master.m3u8, 720p/index.m3u8, ...
 
     @classmethod
     def parse(cls, url: str) -> MediaURL:

@@ -42,13 +42,18 @@ BLOCKS = readme_blocks()
 
 def ffmpeg_reads_every_segment(url: str) -> None:
     """The ffmpeg CLI decodes every stream of every variant (it sends Range on each object)."""
-    decoded = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"],
-                             capture_output=True, text=True)
+    decoded = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
     assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr[-3000:]
 
 
 def http_status(url: str) -> int:
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True)
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True
+    )
     return int(out.stdout)
 
 
@@ -63,8 +68,10 @@ class Readme:
         taken = [p for p in DEFAULT_PORTS if port_taken(p)]
         if taken:  # the README: "Ports are flags (./streamify run --help) or STREAMIFY_* variables"
             base, gateway = free_port(), free_port()
-            self.run_command += (f" --port {base} --upload-port {free_port()} --transcode-port {free_port()}"
-                                 f" --gateway-port {gateway} --metrics-port 0")
+            self.run_command += (
+                f" --port {base} --upload-port {free_port()} --transcode-port {free_port()}"
+                f" --gateway-port {gateway} --metrics-port 0"
+            )
             for name in ("PORT", "MASTER_PORT", "VOLUME_PORT", "FILER_PORT"):
                 self.env[f"STREAMIFY_SEAWEEDFS_{name}"] = str(free_port_below_55535())
             self.gateway = f"127.0.0.1:{gateway}"
@@ -73,11 +80,15 @@ class Readme:
     def block(self, name: str) -> str:
         text = BLOCKS[name].replace("127.0.0.1:8080", self.gateway)
         if self.taken:
-            text = text.replace("./streamify upload ", f"./streamify upload --server {self.gateway} ")
+            text = text.replace(
+                "./streamify upload ", f"./streamify upload --server {self.gateway} "
+            )
         return text
 
     def start(self, log_name: str, timeout: float) -> RunningCommand:
-        running = RunningCommand(self.run_command, self.clone, self.env, self.clone.parent / log_name)
+        running = RunningCommand(
+            self.run_command, self.clone, self.env, self.clone.parent / log_name
+        )
         try:
             running.wait_for(BANNER, timeout)
         except BaseException:
@@ -113,20 +124,28 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
     try:
         assert "data_dir" not in run.output() and "Traceback" not in run.output()
         errors_block = readme.block("errors")
-        script = "\n".join([
-            "set -euo pipefail",
-            readme.block("tour"),
-            "set +e",
-            f"( {errors_block}\n) > readme-errors.out 2>&1",
-            'echo "@@ errors rc=$?"',
-            "set -e",
-            readme.block("upload-cli"),
-            readme.block("upload-by-hand"),
-            readme.block("follow-and-play"),
-            'echo "@@ PLAYBACK_URL=$PLAYBACK_URL"',
-        ])
-        tour = subprocess.run(["bash", "-c", script], cwd=clone, env=readme.env, capture_output=True,
-                              text=True, timeout=SCRIPT_S)
+        script = "\n".join(
+            [
+                "set -euo pipefail",
+                readme.block("tour"),
+                "set +e",
+                f"( {errors_block}\n) > readme-errors.out 2>&1",
+                'echo "@@ errors rc=$?"',
+                "set -e",
+                readme.block("upload-cli"),
+                readme.block("upload-by-hand"),
+                readme.block("follow-and-play"),
+                'echo "@@ PLAYBACK_URL=$PLAYBACK_URL"',
+            ]
+        )
+        tour = subprocess.run(
+            ["bash", "-c", script],
+            cwd=clone,
+            env=readme.env,
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_S,
+        )
         output = tour.stdout + tour.stderr
         assert tour.returncode == 0, output[-6000:]
 
@@ -146,16 +165,30 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
         for url in (cli_urls[-1], by_hand):
             assert "/grant." in url  # uploads are private unless told otherwise
             ffmpeg_reads_every_segment(url)
-            assert http_status(url.replace("/grant.", "/grant.1")) == 403  # an edited grant opens nothing
+            assert (
+                http_status(url.replace("/grant.", "/grant.1")) == 403
+            )  # an edited grant opens nothing
             assert http_status(re.sub(r"/grant\.[^/]+", "", url)) == 403  # nor does none
         # without a token the API refuses, with the reason
-        refused = subprocess.run([str(clone / ".venv/bin/grpcurl"), "-plaintext", "-d", "{}", readme.gateway,
-                                  "streamify.v1.MetadataService/ListVideos"], capture_output=True, text=True)
+        refused = subprocess.run(
+            [
+                str(clone / ".venv/bin/grpcurl"),
+                "-plaintext",
+                "-d",
+                "{}",
+                readme.gateway,
+                "streamify.v1.MetadataService/ListVideos",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert refused.returncode != 0 and "Unauthenticated" in refused.stderr
 
         # Ctrl-C stops everything it started
         started = descendants(run.process.pid) | {run.process.pid}
-        assert len(started) >= 10, started  # weed, 2+2 services, orchestrator, 2 workers, authz, page, envoy
+        assert len(started) >= 10, (
+            started
+        )  # weed, 2+2 services, orchestrator, 2 workers, authz, page, envoy
         assert run.interrupt() == 0, run.output()[-3000:]
         assert not [pid for pid in started if alive(pid)], "processes left after Ctrl-C"
         assert "Traceback" not in run.output()
@@ -163,18 +196,37 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
         run.kill()
 
     # the same command again, in the same clone: every video is still there and plays
-    names = [json.loads((clone / "video.json").read_text())["name"],
-             re.findall(r"^video: (\S+)$", output, re.M)[-1],
-             json.loads((clone / "upload.json").read_text())["video"]]
+    names = [
+        json.loads((clone / "video.json").read_text())["name"],
+        re.findall(r"^video: (\S+)$", output, re.M)[-1],
+        json.loads((clone / "upload.json").read_text())["video"],
+    ]
     again = readme.start("run-2.log", START_S)
     try:
-        service = subprocess.run(["./streamify", "token", "--service", "transcode"], cwd=clone, env=readme.env,
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        service = subprocess.run(
+            ["./streamify", "token", "--service", "transcode"],
+            cwd=clone,
+            env=readme.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for name in names:
             got = subprocess.run(
-                [str(clone / ".venv/bin/grpcurl"), "-plaintext", "-H", f"authorization: Bearer {service}",
-                 "-d", json.dumps({"name": name}), readme.gateway, "streamify.v1.MetadataService/GetVideo"],
-                capture_output=True, text=True, check=True)
+                [
+                    str(clone / ".venv/bin/grpcurl"),
+                    "-plaintext",
+                    "-H",
+                    f"authorization: Bearer {service}",
+                    "-d",
+                    json.dumps({"name": name}),
+                    readme.gateway,
+                    "streamify.v1.MetadataService/GetVideo",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             video = json.loads(got.stdout)
             if video["title"] == "Renamed":
                 continue  # the tour's video never got a file

@@ -19,7 +19,9 @@ ALICE, MALLORY = bearer("alice"), bearer("mallory")
 
 
 def _create(request_id: str, **fields) -> api.CreateUploadRequest:
-    values = dict(file_name="holiday.mp4", size_bytes=1000, content_type="video/mp4", request_id=request_id)
+    values = dict(
+        file_name="holiday.mp4", size_bytes=1000, content_type="video/mp4", request_id=request_id
+    )
     return api.CreateUploadRequest(**(values | fields))
 
 
@@ -57,7 +59,7 @@ async def test_a_request_id_reused_for_another_file_is_refused_with_the_reason(m
 
 @pytest.mark.parametrize("length", [1, 57, 58, 63, 64])
 async def test_every_allowed_request_id_length_works(mesh, length):
-    request_id = ("k" * length)
+    request_id = "k" * length
     first = await mesh.uploads.CreateUpload(_create(request_id), metadata=ALICE)
     again = await mesh.uploads.CreateUpload(_create(request_id), metadata=ALICE)
     assert again.name == first.name
@@ -92,5 +94,7 @@ async def test_request_ids_expire_and_are_swept(tmp_path):
     sweeper = asyncio.create_task(sweep_idempotency_keys(store, ttl_seconds=24 * 3600))
     await asyncio.sleep(0.5)
     sweeper.cancel()
-    assert store.mutate("user:alice", "CreateVideo", "young-key", lambda session: b"again") == b"young"
+    assert (
+        store.mutate("user:alice", "CreateVideo", "young-key", lambda session: b"again") == b"young"
+    )
     assert store.mutate("user:alice", "CreateVideo", "old-key", lambda session: b"anew") == b"anew"

@@ -35,8 +35,20 @@ def running_mesh(data_dir: Path, *, workers: int = 2) -> Iterator:
 
 def load_with_chaos(mesh, out: Path, *args: str) -> tuple[int, dict, str]:
     """Runs the load test (with --chaos) against `mesh`; returns (exit code, summary, output)."""
-    command = [sys.executable, str(RUN_PY), "--gateway", mesh.gateway, "--data-dir", str(mesh.data_dir),
-               "--mesh-pid", str(mesh.process.pid), "--chaos", "--out", str(out), *args]
+    command = [
+        sys.executable,
+        str(RUN_PY),
+        "--gateway",
+        mesh.gateway,
+        "--data-dir",
+        str(mesh.data_dir),
+        "--mesh-pid",
+        str(mesh.process.pid),
+        "--chaos",
+        "--out",
+        str(out),
+        *args,
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     output = done.stdout + done.stderr
     summary_file = out / "summary.json"

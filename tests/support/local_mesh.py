@@ -37,7 +37,7 @@ def free_port_run(length: int, limit: int = 55535) -> int:
 
 @dataclass
 class LocalMesh:
-    gateway: str          # host:port of Envoy
+    gateway: str  # host:port of Envoy
     data_dir: Path
     env: dict[str, str]
     process: subprocess.Popen
@@ -49,7 +49,10 @@ class LocalMesh:
     def token(self, user: str = "e2e") -> str:
         return subprocess.run(
             [sys.executable, "-m", "streamify.cli", "token", "--user", user],
-            env=self.env, capture_output=True, text=True, check=True,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
 
     def log(self) -> str:
@@ -60,16 +63,38 @@ class LocalMesh:
 def local_mesh(data_dir: Path, *, workers: int = 2):
     env = {**os.environ, "STREAMIFY_DATA_DIR": str(data_dir), "STREAMIFY_LOG_LEVEL": "WARNING"}
     env.pop("STREAMIFY_JWT_SECRET", None)
-    for name in ("SEAWEEDFS_PORT", "SEAWEEDFS_MASTER_PORT", "SEAWEEDFS_VOLUME_PORT", "SEAWEEDFS_FILER_PORT"):
+    for name in (
+        "SEAWEEDFS_PORT",
+        "SEAWEEDFS_MASTER_PORT",
+        "SEAWEEDFS_VOLUME_PORT",
+        "SEAWEEDFS_FILER_PORT",
+    ):
         env[f"STREAMIFY_{name}"] = str(free_port_run(1))
     grpc_base, gateway = free_port_run(14), free_port_run(4)
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "run.log", "w")  # noqa: SIM115 - the process writes to it; closed in finally
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamify.cli", "run", "--port", str(grpc_base),
-         "--upload-port", str(grpc_base + 1), "--transcode-port", str(grpc_base + 2),
-         "--gateway-port", str(gateway), "--metrics-port", "0", "--workers", str(workers)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamify.cli",
+            "run",
+            "--port",
+            str(grpc_base),
+            "--upload-port",
+            str(grpc_base + 1),
+            "--transcode-port",
+            str(grpc_base + 2),
+            "--gateway-port",
+            str(gateway),
+            "--metrics-port",
+            "0",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     mesh = LocalMesh(f"127.0.0.1:{gateway}", data_dir, env, process)
     try:

@@ -23,7 +23,9 @@ def service_settings(**overrides) -> Settings:
 
 
 def bearer(subject: str, kind: str = "user", ttl: int = 3600) -> tuple[tuple[str, str], ...]:
-    token = mint_token(TEST_SECRET.encode(), subject, kind=kind, ttl_seconds=ttl, issuer="streamify")
+    token = mint_token(
+        TEST_SECRET.encode(), subject, kind=kind, ttl_seconds=ttl, issuer="streamify"
+    )
     return (("authorization", f"Bearer {token}"),)
 
 
@@ -39,6 +41,8 @@ async def running_metadata(settings: Settings):
     async with running_service(app.run, settings) as target:
         channel = grpc.aio.insecure_channel(target)
         try:
-            yield RunningMetadata(target, channel, metadata_service_pb2_grpc.MetadataServiceStub(channel))
+            yield RunningMetadata(
+                target, channel, metadata_service_pb2_grpc.MetadataServiceStub(channel)
+            )
         finally:
             await channel.close()

@@ -58,7 +58,9 @@ def fresh_clone(dest: Path) -> Path:
 def user_environment() -> dict[str, str]:
     """The test runner's environment as a user's shell would have it: no STREAMIFY_* settings,
     no virtualenv, nothing of this checkout on PATH."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_") and k != "VIRTUAL_ENV"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("STREAMIFY_") and k != "VIRTUAL_ENV"
+    }
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not p.startswith(str(REPO))]
     env["PATH"] = os.pathsep.join(path)
     return env
@@ -112,7 +114,11 @@ class RunningCommand:
         self.log_path = log
         self._log = open(log, "w")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            ["bash", "-c", command],
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -123,7 +129,9 @@ class RunningCommand:
         deadline = time.monotonic() + timeout
         while text not in self.output():
             if self.process.poll() is not None:
-                raise AssertionError(f"the command exited ({self.process.returncode}):\n{self.output()[-4000:]}")
+                raise AssertionError(
+                    f"the command exited ({self.process.returncode}):\n{self.output()[-4000:]}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {text!r} after {timeout:.0f} s:\n{self.output()[-4000:]}")
             time.sleep(0.2)

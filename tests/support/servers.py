@@ -102,13 +102,24 @@ class RedisServer:
             else ["--appendonly", "no"]
         )
         cmd = [
-            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", *persistence, "--dir", str(self._dir), "--daemonize", "no",
-            "--logfile", str(self._log),
-        ]  # fmt: skip
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            *persistence,
+            "--dir",
+            str(self._dir),
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self._log),
+        ]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._ping():
             if self._proc.poll() is not None:
@@ -239,19 +250,53 @@ class PostgresServer:
             shutil.chown(self._dir, "postgres", "postgres")
         env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-             "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8"],
-            check=True, capture_output=True, cwd=self._dir, env=env, **as_user,  # type: ignore[arg-type]
-        )  # fmt: skip
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C.UTF-8",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=self._dir,
+            env=env,
+            **as_user,  # type: ignore[arg-type]
+        )
         port = free_port()
         with open(log, "wb") as logf:
             self._proc = subprocess.Popen(
-                [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(self._dir),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, cwd=self._dir,
-                env=env, **as_user,  # type: ignore[arg-type]
-            )  # fmt: skip
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(self._dir),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=self._dir,
+                env=env,
+                **as_user,  # type: ignore[arg-type]
+            )
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
@@ -404,9 +449,18 @@ class MotoServer:
         binary = Path(sys.executable).parent / "moto_server"
         with open(self._log, "wb") as logf:
             self._proc = subprocess.Popen(
-                [str(binary if binary.exists() else "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, cwd=self._dir,
-            )  # fmt: skip
+                [
+                    str(binary if binary.exists() else "moto_server"),
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                cwd=self._dir,
+            )
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             try:
@@ -415,7 +469,9 @@ class MotoServer:
             except OSError:
                 if self._proc.poll() is not None or time.monotonic() > deadline:
                     self.close()
-                    raise RuntimeError(f"moto_server did not start:\n{_log_tail(self._log)}") from None
+                    raise RuntimeError(
+                        f"moto_server did not start:\n{_log_tail(self._log)}"
+                    ) from None
                 time.sleep(0.05)
 
     @property

@@ -58,9 +58,11 @@ SERVICE = bearer("upload", kind="service")
 ALICE = bearer("alice")
 
 SUCCEEDED, FAILED, CANCELLED, RUNNING = (
-    api.JobState.JOB_STATE_SUCCEEDED, api.JobState.JOB_STATE_FAILED,
-    api.JobState.JOB_STATE_CANCELLED, api.JobState.JOB_STATE_RUNNING,
-)  # fmt: skip
+    api.JobState.JOB_STATE_SUCCEEDED,
+    api.JobState.JOB_STATE_FAILED,
+    api.JobState.JOB_STATE_CANCELLED,
+    api.JobState.JOB_STATE_RUNNING,
+)
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 SEGMENT = 1.0  # seconds; 2 segments per chunk, so a 6 s clip is 3 chunk tasks
@@ -95,9 +97,16 @@ def mesh_settings(data_dir: Path, seaweedfs, **overrides: Any) -> Settings:
 
 # Settings a worker process needs, passed as STREAMIFY_* variables.
 _WORKER_FIELDS = (
-    "jwt_secret", "jwt_issuer", "s3_endpoint_url", "s3_access_key_id", "s3_secret_access_key",
-    "s3_region", "s3_addressing_style", "uploads_bucket", "media_bucket",
-)  # fmt: skip
+    "jwt_secret",
+    "jwt_issuer",
+    "s3_endpoint_url",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_region",
+    "s3_addressing_style",
+    "uploads_bucket",
+    "media_bucket",
+)
 
 
 def worker_env(settings: Settings, directory: Path) -> dict[str, str]:
@@ -108,12 +117,14 @@ def worker_env(settings: Settings, directory: Path) -> dict[str, str]:
             value = value.get_secret_value()
         if value is not None:
             env[f"STREAMIFY_{name.upper()}"] = str(value)
-    env.update({
-        "STREAMIFY_DATA_DIR": str(directory),
-        "STREAMIFY_WORKER_WORK_DIR": str(directory / "work"),
-        "STREAMIFY_LOG_FORMAT": "text",
-        "STREAMIFY_LOG_LEVEL": "INFO",
-    })  # fmt: skip
+    env.update(
+        {
+            "STREAMIFY_DATA_DIR": str(directory),
+            "STREAMIFY_WORKER_WORK_DIR": str(directory / "work"),
+            "STREAMIFY_LOG_FORMAT": "text",
+            "STREAMIFY_LOG_LEVEL": "INFO",
+        }
+    )
     return env
 
 
@@ -126,11 +137,22 @@ class WorkerProcess:
         self.log = directory / "worker.log"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streamify.cli", "worker",
-                 "--orchestrator", target, "--slots", str(slots)],
-                env=worker_env(settings, directory), cwd=directory,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "streamify.cli",
+                    "worker",
+                    "--orchestrator",
+                    target,
+                    "--slots",
+                    str(slots),
+                ],
+                env=worker_env(settings, directory),
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     @property
     def pid(self) -> int:
@@ -352,8 +374,11 @@ class Mesh:
         )
         video_id = video.name.removeprefix("videos/")
         await asyncio.to_thread(
-            self.s3.put_object, Bucket=self.settings.uploads_bucket,
-            Key=f"sources/{video_id}/{path.name}", Body=path.read_bytes())  # fmt: skip
+            self.s3.put_object,
+            Bucket=self.settings.uploads_bucket,
+            Key=f"sources/{video_id}/{path.name}",
+            Body=path.read_bytes(),
+        )
         await self.videos.UpdateVideoStatus(
             meta.UpdateVideoStatusRequest(
                 name=video.name, status=VideoStatus.VIDEO_STATUS_UPLOADED
@@ -374,13 +399,20 @@ class Mesh:
         CompleteUpload; the job is created by the orchestrator from the queue."""
         assert self.uploads is not None, "the mesh runs no Upload service"
         data = path.read_bytes()
-        upload = await self.uploads.CreateUpload(up.CreateUploadRequest(
-            file_name=path.name, size_bytes=len(data), content_type=content_type, title=title),
-            metadata=ALICE)  # fmt: skip
+        upload = await self.uploads.CreateUpload(
+            up.CreateUploadRequest(
+                file_name=path.name, size_bytes=len(data), content_type=content_type, title=title
+            ),
+            metadata=ALICE,
+        )
         assert upload.single_put.url, "a small clip goes up in one PUT"
         reply = await asyncio.to_thread(
-            requests.put, upload.single_put.url, data=data,
-            headers=dict(upload.single_put.headers), timeout=60)  # fmt: skip
+            requests.put,
+            upload.single_put.url,
+            data=data,
+            headers=dict(upload.single_put.headers),
+            timeout=60,
+        )
         assert reply.status_code == 200, reply.text
         done = await self.uploads.CompleteUpload(
             up.CompleteUploadRequest(name=upload.name), metadata=ALICE

@@ -42,26 +42,37 @@ class Mesh:
         raise AssertionError(f"{name} never became {VideoStatus.Name(status)}: {video}")
 
     def stored_sha256(self, upload: api.Upload) -> str:
-        obj = self.s3.get_object(Bucket=self.settings.uploads_bucket,
-                                 Key=f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}")
+        obj = self.s3.get_object(
+            Bucket=self.settings.uploads_bucket,
+            Key=f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}",
+        )
         return hashlib.sha256(obj["Body"].read()).hexdigest()
 
 
 BASE_SETTINGS = dict(
-    upload_single_put_max_bytes=8 * MiB, upload_part_size_bytes=5 * MiB, upload_max_bytes=64 * MiB,
-    upload_url_ttl_seconds=60, upload_max_pending_per_user=5, queue_visibility_timeout_seconds=5,
+    upload_single_put_max_bytes=8 * MiB,
+    upload_part_size_bytes=5 * MiB,
+    upload_max_bytes=64 * MiB,
+    upload_url_ttl_seconds=60,
+    upload_max_pending_per_user=5,
+    queue_visibility_timeout_seconds=5,
 )
 
 
 @contextlib.asynccontextmanager
 async def started_mesh(tmp_path, seaweedfs, **overrides):
-    base = service_settings(data_dir=tmp_path, **(BASE_SETTINGS | overrides), **seaweedfs.settings_overrides())
+    base = service_settings(
+        data_dir=tmp_path, **(BASE_SETTINGS | overrides), **seaweedfs.settings_overrides()
+    )
     async with running_service(metadata_app.run, base) as metadata_target:
         settings = base.model_copy(update={"metadata_target": metadata_target})
         async with running_service(upload_app.run, settings) as upload_target:
             channels = [grpc.aio.insecure_channel(t) for t in (upload_target, metadata_target)]
-            m = Mesh(settings, upload_service_pb2_grpc.UploadServiceStub(channels[0]),
-                     metadata_service_pb2_grpc.MetadataServiceStub(channels[1]))
+            m = Mesh(
+                settings,
+                upload_service_pb2_grpc.UploadServiceStub(channels[0]),
+                metadata_service_pb2_grpc.MetadataServiceStub(channels[1]),
+            )
             try:
                 yield m
             finally:

@@ -19,9 +19,20 @@ from streamify.transcode.media.timeline import ClockFixer
 from streamify.transcode.orchestrator.dag import failure_reason
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
-RAW = ("Invalid argument", "Operation not permitted", "Invalid data found", "Errno",
-       "End of file", "Input/output error", "Cannot allocate memory", "Decoder not found",
-       "Server returned", "Connection reset", "Bug detected", "secret")  # fmt: skip
+RAW = (
+    "Invalid argument",
+    "Operation not permitted",
+    "Invalid data found",
+    "Errno",
+    "End of file",
+    "Input/output error",
+    "Cannot allocate memory",
+    "Decoder not found",
+    "Server returned",
+    "Connection reset",
+    "Bug detected",
+    "secret",
+)
 
 
 def libav(code: int) -> av.error.FFmpegError:
@@ -41,41 +52,114 @@ SOURCE = "https://storage/bucket/key?X-Amz-Signature=secret"
 
 CASES = [
     # (exception, opening, reason, retryable, the message starts with)
-    (libav(-errno.EINVAL), False, Reason.CORRUPT, False,
-     "the file is damaged or uses a feature this service does not support"),
-    (libav(-errno.EPERM), False, Reason.CORRUPT, False,
-     "the file is damaged or uses a feature this service does not support"),
-    (libav(averror_tag(b"INDA")), False, Reason.CORRUPT, False,
-     "the file is truncated or corrupt: its data could not be decoded"),
-    (libav(averror_tag(b"EOF ")), False, Reason.CORRUPT, False,
-     "the file is truncated or corrupt: it ended unexpectedly"),
-    (libav(averror_tag(b"BUG!")), False, Reason.CORRUPT, False,
-     "the file is damaged or uses a feature"),
-    (libav(averror_tag(b"\xf8DEC")), False, Reason.UNSUPPORTED, False,
-     "the file uses a format or codec this service cannot read"),
+    (
+        libav(-errno.EINVAL),
+        False,
+        Reason.CORRUPT,
+        False,
+        "the file is damaged or uses a feature this service does not support",
+    ),
+    (
+        libav(-errno.EPERM),
+        False,
+        Reason.CORRUPT,
+        False,
+        "the file is damaged or uses a feature this service does not support",
+    ),
+    (
+        libav(averror_tag(b"INDA")),
+        False,
+        Reason.CORRUPT,
+        False,
+        "the file is truncated or corrupt: its data could not be decoded",
+    ),
+    (
+        libav(averror_tag(b"EOF ")),
+        False,
+        Reason.CORRUPT,
+        False,
+        "the file is truncated or corrupt: it ended unexpectedly",
+    ),
+    (
+        libav(averror_tag(b"BUG!")),
+        False,
+        Reason.CORRUPT,
+        False,
+        "the file is damaged or uses a feature",
+    ),
+    (
+        libav(averror_tag(b"\xf8DEC")),
+        False,
+        Reason.UNSUPPORTED,
+        False,
+        "the file uses a format or codec this service cannot read",
+    ),
     (libav(-errno.EIO), False, Reason.SOURCE_UNAVAILABLE, True, "an I/O error occurred"),
-    (libav(-errno.ETIMEDOUT), False, Reason.SOURCE_UNAVAILABLE, True,
-     "reading the source timed out or the connection dropped"),
-    (libav(-errno.ECONNRESET), False, Reason.SOURCE_UNAVAILABLE, True,
-     "reading the source timed out or the connection dropped"),
+    (
+        libav(-errno.ETIMEDOUT),
+        False,
+        Reason.SOURCE_UNAVAILABLE,
+        True,
+        "reading the source timed out or the connection dropped",
+    ),
+    (
+        libav(-errno.ECONNRESET),
+        False,
+        Reason.SOURCE_UNAVAILABLE,
+        True,
+        "reading the source timed out or the connection dropped",
+    ),
     (libav(-errno.ENOMEM), False, Reason.ENCODER_FAILED, True, "the worker ran out of memory"),
-    (libav(averror_tag(b"\xf8404")), False, Reason.SOURCE_NOT_FOUND, False,
-     "the source object does not exist (HTTP 404)"),
-    (libav(averror_tag(b"\xf8403")), False, Reason.SOURCE_UNAVAILABLE, True,
-     "access to the source was refused"),
-    (libav(averror_tag(b"\xf85XX")), False, Reason.SOURCE_UNAVAILABLE, True,
-     "the storage server failed while the source was read (HTTP 5xx)"),
-    (OSError(errno.EIO, "Input/output error"), False, Reason.SOURCE_UNAVAILABLE, True,
-     "an I/O error occurred"),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False,
-     Reason.SOURCE_NOT_FOUND, False, "the source file does not exist"),
-    (RuntimeError("[Errno 22] Invalid argument"), False, Reason.ENCODER_FAILED, True,
-     "an internal error stopped the work on this video (RuntimeError)"),
-]  # fmt: skip
+    (
+        libav(averror_tag(b"\xf8404")),
+        False,
+        Reason.SOURCE_NOT_FOUND,
+        False,
+        "the source object does not exist (HTTP 404)",
+    ),
+    (
+        libav(averror_tag(b"\xf8403")),
+        False,
+        Reason.SOURCE_UNAVAILABLE,
+        True,
+        "access to the source was refused",
+    ),
+    (
+        libav(averror_tag(b"\xf85XX")),
+        False,
+        Reason.SOURCE_UNAVAILABLE,
+        True,
+        "the storage server failed while the source was read (HTTP 5xx)",
+    ),
+    (
+        OSError(errno.EIO, "Input/output error"),
+        False,
+        Reason.SOURCE_UNAVAILABLE,
+        True,
+        "an I/O error occurred",
+    ),
+    (
+        FileNotFoundError(errno.ENOENT, "No such file or directory"),
+        False,
+        Reason.SOURCE_NOT_FOUND,
+        False,
+        "the source file does not exist",
+    ),
+    (
+        RuntimeError("[Errno 22] Invalid argument"),
+        False,
+        Reason.ENCODER_FAILED,
+        True,
+        "an internal error stopped the work on this video (RuntimeError)",
+    ),
+]
 
 
-@pytest.mark.parametrize(("exc", "opening", "reason", "retryable", "start"), CASES,
-                         ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None)  # fmt: skip
+@pytest.mark.parametrize(
+    ("exc", "opening", "reason", "retryable", "start"),
+    CASES,
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None,
+)
 def test_libav_and_os_errors_become_documented_reasons_without_their_raw_text(
     exc, opening, reason, retryable, start
 ):
@@ -94,8 +178,11 @@ def test_a_decoding_failure_says_where_in_the_video():
     )
     assert translate(libav(-errno.EINVAL), SOURCE, at=3725).message.endswith("at 1:02:05")
     assert (timecode(0), timecode(59.99), timecode(61), timecode(-1)) == (
-        "00:00", "00:59", "01:01", "00:00",
-    )  # fmt: skip
+        "00:00",
+        "00:59",
+        "01:01",
+        "00:00",
+    )
 
 
 def test_a_media_error_passes_unchanged():
@@ -106,16 +193,22 @@ def test_a_media_error_passes_unchanged():
 @pytest.mark.parametrize(
     ("content", "start"),
     [
-        (b"<!DOCTYPE html>\n<html><body>403 Forbidden</body></html>",
-         "the file is not a video but a web page (HTML)"),
-        ("Notizen \u00fcber das Treffen\n- eins\n- zwei\n".encode() * 20,
-         "the file is not a video but a text file"),
-        (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00" + bytes(range(256)) * 8,
-         "the file is not a playable video: it starts like an MP4/MOV file"),
+        (
+            b"<!DOCTYPE html>\n<html><body>403 Forbidden</body></html>",
+            "the file is not a video but a web page (HTML)",
+        ),
+        (
+            "Notizen \u00fcber das Treffen\n- eins\n- zwei\n".encode() * 20,
+            "the file is not a video but a text file",
+        ),
+        (
+            b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00" + bytes(range(256)) * 8,
+            "the file is not a playable video: it starts like an MP4/MOV file",
+        ),
         (bytes(range(256)) * 16, "the file is not a video, or it is truncated or corrupt"),
     ],
     ids=["html", "text", "mp4-without-moov", "binary"],
-)  # fmt: skip
+)
 def test_a_file_no_demuxer_reads_is_explained_from_its_first_bytes(tmp_path, content, start):
     path = tmp_path / "upload.mp4"
     path.write_bytes(content)
@@ -130,14 +223,19 @@ def test_a_file_no_demuxer_reads_is_explained_from_its_first_bytes(tmp_path, con
 
 
 def test_documented_reason_reads_the_specifics_and_the_retry_wrapper():
-    assert documented_reason("the video is 8192x4320, larger than the maximum 7680x4320 this "
-                             "service accepts") == Reason.TOO_LARGE  # fmt: skip
+    assert (
+        documented_reason(
+            "the video is 8192x4320, larger than the maximum 7680x4320 this service accepts"
+        )
+        == Reason.TOO_LARGE
+    )
     assert documented_reason("the video is 1x1, too small to encode") == Reason.UNSUPPORTED
     assert documented_reason("encoding the 720p rendition failed (an internal error: X)") == (
         Reason.ENCODER_FAILED
     )
-    retried = failure_reason("chunk-0003", "reading the source timed out or the connection "
-                             "dropped", 3, True)  # fmt: skip
+    retried = failure_reason(
+        "chunk-0003", "reading the source timed out or the connection dropped", 3, True
+    )
     assert retried.startswith("chunk-0003 failed 3 times; last error: ")
     assert documented_reason(retried) == Reason.SOURCE_UNAVAILABLE
     assert documented_reason("Invalid data found when processing input") is None
@@ -159,8 +257,9 @@ def test_every_documented_sentence_is_in_the_operations_guide():
 
 def fake_container(*, discontinuous: bool = True):
     flags = av.format.Flags.ts_discont.value if discontinuous else 0
-    video = SimpleNamespace(index=0, type="video", average_rate=Fraction(25), guessed_rate=None,
-                            base_rate=None)  # fmt: skip
+    video = SimpleNamespace(
+        index=0, type="video", average_rate=Fraction(25), guessed_rate=None, base_rate=None
+    )
     audio = SimpleNamespace(index=1, type="audio")
     return SimpleNamespace(format=SimpleNamespace(flags=flags), streams=[video, audio])
 
@@ -168,8 +267,9 @@ def fake_container(*, discontinuous: bool = True):
 def packet(stream, seconds: float, duration: float = 0.0):
     tb = Fraction(1, 90_000)
     ticks = round(seconds * 90_000)
-    return SimpleNamespace(stream=stream, pts=ticks, dts=ticks, time_base=tb,
-                           duration=round(duration * 90_000))  # fmt: skip
+    return SimpleNamespace(
+        stream=stream, pts=ticks, dts=ticks, time_base=tb, duration=round(duration * 90_000)
+    )
 
 
 def times(fixer: ClockFixer, container, plan: list[tuple[int, float]]) -> list[float]:
@@ -184,8 +284,7 @@ def test_a_clock_that_restarts_continues_where_the_recording_stopped():
     container = fake_container()
     fixer = ClockFixer(container)
     # part one: 1.40 .. 3.40 s; part two starts again at 1.40 s (the sender's clock restarted)
-    plan = [(0, 1.40), (1, 1.40), (0, 1.44), (0, 3.36), (1, 3.37), (0, 1.40), (1, 1.40),
-            (0, 1.44)]  # fmt: skip
+    plan = [(0, 1.40), (1, 1.40), (0, 1.44), (0, 3.36), (1, 3.37), (0, 1.40), (1, 1.40), (0, 1.44)]
     assert times(fixer, container, plan) == [1.4, 1.4, 1.44, 3.36, 3.37, 3.4, 3.4, 3.44]
     assert fixer.jumps == 1
 

@@ -37,7 +37,7 @@ def test_a_grant_opens_its_video_until_it_expires():
 def test_no_edit_of_a_grant_opens_anything(video_id, other, position):
     segment = grants.grant_segment(KEY, video_id, 3600)
     index = position % len(segment)
-    flipped = segment[:index] + ("A" if segment[index] != "A" else "B") + segment[index + 1:]
+    flipped = segment[:index] + ("A" if segment[index] != "A" else "B") + segment[index + 1 :]
     assert not grants.verify(KEY, video_id, flipped)
     if other != video_id:
         assert not grants.verify(KEY, other, segment)
@@ -61,25 +61,37 @@ def test_the_grant_goes_after_the_video_directory_so_relative_uris_inherit_it():
         grants.with_grant("http://cdn/media/videos/abd/master.m3u8", "abc", segment)
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("videos/abc/master.m3u8", grants.MediaKey("abc", "", "videos/abc/master.m3u8")),
-    ("videos/abc/grant.1.x/720p/s.m4s", grants.MediaKey("abc", "grant.1.x", "videos/abc/720p/s.m4s")),
-    ("videos/abc/", None),
-    ("videos/abc/grant.1.x/", None),
-    ("videos/ABC/x.ts", None),
-    ("videos/abc/../def/x.ts", None),
-    ("videos/abc/grant.1.x/../../def/x.ts", None),
-    ("videos/abc/./x.ts", None),
-    ("other/x.ts", None),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("videos/abc/master.m3u8", grants.MediaKey("abc", "", "videos/abc/master.m3u8")),
+        (
+            "videos/abc/grant.1.x/720p/s.m4s",
+            grants.MediaKey("abc", "grant.1.x", "videos/abc/720p/s.m4s"),
+        ),
+        ("videos/abc/", None),
+        ("videos/abc/grant.1.x/", None),
+        ("videos/ABC/x.ts", None),
+        ("videos/abc/../def/x.ts", None),
+        ("videos/abc/grant.1.x/../../def/x.ts", None),
+        ("videos/abc/./x.ts", None),
+        ("other/x.ts", None),
+    ],
+)
 def test_media_paths_split_into_video_grant_and_object(path, expected):
     assert grants.parse_media_key(path) == expected
 
 
-@pytest.mark.parametrize("target", [
-    "/authz/media/other/x.ts", "/authz/media/videos/ABC/x.ts", "/authz/media/videos/abc/",
-    "/authz/media/videos/abc/../def/x.ts", "/authz/elsewhere",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/authz/media/other/x.ts",
+        "/authz/media/videos/ABC/x.ts",
+        "/authz/media/videos/abc/",
+        "/authz/media/videos/abc/../def/x.ts",
+        "/authz/elsewhere",
+    ],
+)
 def test_authz_denies_keys_outside_a_video_without_asking(target):
     assert MediaAuthorizer(KEY, _never).quick("GET", target) == 403
 
@@ -92,12 +104,15 @@ def test_authz_accepts_a_valid_grant_without_asking_metadata():
     assert authz.quick("POST", _target("abc", segment)) == 403
 
 
-@pytest.mark.parametrize("segment", [
-    "grant.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  # expired long ago, wrong signature
-    "grant.\u00e9\u00e9.\u00e9",
-    "grant..",
-    "grant",
-])
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "grant.1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",  # expired long ago, wrong signature
+        "grant.\u00e9\u00e9.\u00e9",
+        "grant..",
+        "grant",
+    ],
+)
 def test_a_malformed_or_invalid_grant_is_no_grant(segment):
     async def private(video_id):
         return "private"

@@ -44,9 +44,12 @@ def sizes(renditions) -> list[tuple[str, int, int]]:
 
 def test_1080p_source_gets_the_whole_default_ladder_largest_first():
     assert sizes(plan_ladder(info(1920, 1080))) == [
-        ("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 854, 480),
-        ("360p", 640, 360), ("240p", 426, 240),
-    ]  # fmt: skip
+        ("1080p", 1920, 1080),
+        ("720p", 1280, 720),
+        ("480p", 854, 480),
+        ("360p", 640, 360),
+        ("240p", 426, 240),
+    ]
 
 
 def test_ladder_never_upscales_a_480p_source():
@@ -111,8 +114,13 @@ def test_source_beyond_the_maximum_is_rejected_for_good(width, height):
 @pytest.mark.parametrize("width,height", [(7680, 4320), (4320, 7680)])
 def test_8k_source_is_accepted_and_downscaled_into_the_whole_ladder(width, height):
     ladder = sizes(plan_ladder(info(width, height)))
-    landscape = [("1080p", 1920, 1080), ("720p", 1280, 720), ("480p", 854, 480),
-                 ("360p", 640, 360), ("240p", 426, 240)]  # fmt: skip
+    landscape = [
+        ("1080p", 1920, 1080),
+        ("720p", 1280, 720),
+        ("480p", 854, 480),
+        ("360p", 640, 360),
+        ("240p", 426, 240),
+    ]
     assert ladder == (landscape if width > height else [(i, h, w) for i, w, h in landscape])
 
 
@@ -131,8 +139,11 @@ def test_ladder_of_a_source_without_video_says_so():
 def test_chunks_lie_on_one_fixed_grid_with_a_shorter_last_chunk():
     chunks = plan_chunks(30.0, 4.0, 2)
     assert [(c.start, c.end, c.first_segment_index, c.segment_count) for c in chunks] == [
-        (0.0, 8.0, 0, 2), (8.0, 16.0, 2, 2), (16.0, 24.0, 4, 2), (24.0, 30.0, 6, 2),
-    ]  # fmt: skip
+        (0.0, 8.0, 0, 2),
+        (8.0, 16.0, 2, 2),
+        (16.0, 24.0, 4, 2),
+        (24.0, 30.0, 6, 2),
+    ]
     assert plan_chunks(33.0, 4.0, 2)[-1].segment_count == 1
 
 
@@ -159,9 +170,19 @@ def test_tiny_clip_is_one_chunk_of_one_segment():
 
 @pytest.mark.parametrize(
     "fps,expected",
-    [(30.0, 30.0), (29.6, 30000 / 1001), (30.4, 30.0), (29.97002997, 30000 / 1001), (25.0, 25.0), (120.0, 60.0),
-     (100.0, 50.0), (15.0, 15.0), (0.0, 30.0), (240.0, 60.0)],
-)  # fmt: skip
+    [
+        (30.0, 30.0),
+        (29.6, 30000 / 1001),
+        (30.4, 30.0),
+        (29.97002997, 30000 / 1001),
+        (25.0, 25.0),
+        (120.0, 60.0),
+        (100.0, 50.0),
+        (15.0, 15.0),
+        (0.0, 30.0),
+        (240.0, 60.0),
+    ],
+)
 def test_output_frame_rate_is_standard_and_at_most_60(fps, expected):
     assert plan_frame_rate(info(1280, 720, fps=fps)) == pytest.approx(expected)
 

@@ -36,8 +36,10 @@ def test_vod_playlist_ends_with_endlist_and_lists_every_segment():
     assert '#EXT-X-MAP:URI="init.mp4"' in lines
     assert lines[-1] == "#EXT-X-ENDLIST"
     assert [ln for ln in lines if not ln.startswith("#")] == [
-        "seg_00000.m4s", "seg_00001.m4s", "seg_00002.m4s",
-    ]  # fmt: skip
+        "seg_00000.m4s",
+        "seg_00001.m4s",
+        "seg_00002.m4s",
+    ]
     assert "#EXTINF:2.500000," in lines
 
 
@@ -61,8 +63,11 @@ def test_media_sequence_starts_at_the_first_segment_and_gaps_are_refused():
 
 
 def test_bandwidth_peak_is_the_largest_segment_rate_and_ignores_a_tiny_tail():
-    segments = [*segs(4.0, size=400_000), *segs(4.0, size=800_000, first=1),
-                *segs(0.02, size=5_000, first=2)]  # fmt: skip
+    segments = [
+        *segs(4.0, size=400_000),
+        *segs(4.0, size=800_000, first=1),
+        *segs(0.02, size=5_000, first=2),
+    ]
     bw = Bandwidth.of(segments)
     assert bw.peak == 1_600_000
     assert bw.average == pytest.approx((1_205_000 * 8) / 8.02, abs=1)
@@ -75,15 +80,24 @@ def video(uri: str, w: int, h: int, peak: int, avg: int) -> Variant:
 def test_master_with_audio_adds_the_audio_group_and_bitrate():
     audio = AudioRendition("audio/index.m3u8", "mp4a.40.2", Bandwidth(140_000, 130_000))
     text = master_playlist(
-        [video("360p/index.m3u8", 640, 360, 900_000, 800_000),
-         video("720p/index.m3u8", 1280, 720, 3_000_000, 2_500_000)],
+        [
+            video("360p/index.m3u8", 640, 360, 900_000, 800_000),
+            video("720p/index.m3u8", 1280, 720, 3_000_000, 2_500_000),
+        ],
         audio,
-    )  # fmt: skip
+    )
     variants, media = parse_master(text)
-    assert media == [{
-        "TYPE": "AUDIO", "GROUP-ID": "audio", "NAME": "default", "DEFAULT": "YES",
-        "AUTOSELECT": "YES", "CHANNELS": "2", "URI": "audio/index.m3u8",
-    }]  # fmt: skip
+    assert media == [
+        {
+            "TYPE": "AUDIO",
+            "GROUP-ID": "audio",
+            "NAME": "default",
+            "DEFAULT": "YES",
+            "AUTOSELECT": "YES",
+            "CHANNELS": "2",
+            "URI": "audio/index.m3u8",
+        }
+    ]
     first = variants[0]
     assert first["BANDWIDTH"] == "1040000"
     assert first["AVERAGE-BANDWIDTH"] == "930000"

@@ -11,19 +11,35 @@ from streamify.metadata.service import new_video_id
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("current", "new"), [
-    (sm.UPLOADING, sm.UPLOADED), (sm.UPLOADED, sm.PROCESSING), (sm.PROCESSING, sm.READY),
-    (sm.UPLOADING, sm.FAILED), (sm.PROCESSING, sm.FAILED), (sm.FAILED, sm.PROCESSING),
-    (sm.PROCESSING, sm.PROCESSING), (sm.READY, sm.READY),
-])
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (sm.UPLOADING, sm.UPLOADED),
+        (sm.UPLOADED, sm.PROCESSING),
+        (sm.PROCESSING, sm.READY),
+        (sm.UPLOADING, sm.FAILED),
+        (sm.PROCESSING, sm.FAILED),
+        (sm.FAILED, sm.PROCESSING),
+        (sm.PROCESSING, sm.PROCESSING),
+        (sm.READY, sm.READY),
+    ],
+)
 def test_lifecycle_allows_forward_moves_failures_and_repeats(current, new):
     assert sm.is_allowed(current, new)
 
 
-@pytest.mark.parametrize(("current", "new"), [
-    (sm.UPLOADING, sm.PROCESSING), (sm.UPLOADING, sm.READY), (sm.UPLOADED, sm.READY),
-    (sm.READY, sm.UPLOADING), (sm.READY, sm.FAILED), (sm.FAILED, sm.READY), (sm.PROCESSING, sm.UPLOADED),
-])
+@pytest.mark.parametrize(
+    ("current", "new"),
+    [
+        (sm.UPLOADING, sm.PROCESSING),
+        (sm.UPLOADING, sm.READY),
+        (sm.UPLOADED, sm.READY),
+        (sm.READY, sm.UPLOADING),
+        (sm.READY, sm.FAILED),
+        (sm.FAILED, sm.READY),
+        (sm.PROCESSING, sm.UPLOADED),
+    ],
+)
 def test_lifecycle_refuses_skips_and_moves_out_of_ready(current, new):
     assert not sm.is_allowed(current, new)
 
@@ -41,12 +57,15 @@ def test_page_token_cannot_be_reused_for_another_query():
         codec.decode("bob|0|False", token)
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
-    lambda t: "A" + t[1:] if t[0] != "A" else "B" + t[1:],
-    lambda t: "not-a-token",
-    lambda t: "",
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
+        lambda t: "A" + t[1:] if t[0] != "A" else "B" + t[1:],
+        lambda t: "not-a-token",
+        lambda t: "",
+    ],
+)
 def test_tampered_or_foreign_page_tokens_are_refused(mangle):
     codec = PageTokenCodec(b"k" * 32)
     token = codec.encode("alice|0|False", PagePosition(1, "abc"))

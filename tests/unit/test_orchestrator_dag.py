@@ -22,12 +22,21 @@ SOURCE = wapi.SourceRef(bucket="uploads", key="sources/v1/u1", size_bytes=1234)
 OUTPUT = wapi.OutputRef(bucket="media", prefix="videos/v1/")
 
 
-def probe(*, video: bool = True, audio: bool = True, seconds: float = 10.0,
-          width: int = 640, height: int = 360) -> wapi.ProbeResult:
+def probe(
+    *,
+    video: bool = True,
+    audio: bool = True,
+    seconds: float = 10.0,
+    width: int = 640,
+    height: int = 360,
+) -> wapi.ProbeResult:
     result = wapi.ProbeResult(format="mov,mp4,m4a,3gp,3g2,mj2", duration=dag.seconds(seconds))
     if video:
-        result.video.CopyFrom(wapi.VideoStreamInfo(
-            codec="h264", width=width, height=height, frame_rate=30.0, pixel_format="yuv420p"))
+        result.video.CopyFrom(
+            wapi.VideoStreamInfo(
+                codec="h264", width=width, height=height, frame_rate=30.0, pixel_format="yuv420p"
+            )
+        )
     if audio:
         result.audio.CopyFrom(wapi.AudioStreamInfo(codec="aac", sample_rate=48000, channels=2))
     return result
@@ -43,19 +52,27 @@ def test_plan_of_a_640x360_clip_never_upscales_and_splits_on_the_segment_grid():
     assert (plan.renditions[0].width, plan.renditions[0].height) == (640, 360)
     assert plan.frame_rate == 30.0 and plan.has_audio and plan.audio_channels == 2
     assert [(c.start, c.end, c.first_segment_index) for c in plan.chunks] == [
-        (0.0, 4.0, 0), (4.0, 8.0, 1), (8.0, 10.0, 2)]
+        (0.0, 4.0, 0),
+        (4.0, 8.0, 1),
+        (8.0, 10.0, 2),
+    ]
     assert plan.segment_count == 3
     assert 0 < plan.poster_at < plan.duration
     assert dag.Plan.from_json(plan.to_json()) == plan
 
 
 def test_more_segments_per_chunk_make_fewer_chunks():
-    plan = plan_of(probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4, first_chunk_segments=4))
+    plan = plan_of(
+        probe(seconds=40),
+        OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4, first_chunk_segments=4),
+    )
     assert [c.segment_count for c in plan.chunks] == [4, 4, 2]
 
 
 def test_the_first_chunk_is_short_so_the_video_is_playable_early():
-    plan = plan_of(probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4))
+    plan = plan_of(
+        probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4)
+    )
     assert [c.segment_count for c in plan.chunks] == [1, 4, 4, 1]
     assert [c.first_segment_index for c in plan.chunks] == [0, 1, 5, 9]
 
@@ -76,7 +93,13 @@ def test_planned_tasks_audio_first_then_chunks_poster_and_assemble():
     plan = plan_of(probe())
     tasks = dag.planned_tasks(plan, SOURCE, OUTPUT, OPTIONS)
     assert [t.name for t in tasks] == [
-        "audio", "chunk-0000", "chunk-0001", "chunk-0002", "poster", "assemble"]
+        "audio",
+        "chunk-0000",
+        "chunk-0001",
+        "chunk-0002",
+        "poster",
+        "assemble",
+    ]
     audio = tasks[0].spec.audio
     assert audio.source == SOURCE and audio.output == OUTPUT
     assert dag.to_seconds(audio.duration) == pytest.approx(10.0)
@@ -112,7 +135,10 @@ def test_failures_retry_until_the_attempts_run_out_unless_not_retryable():
     assert dag.after_failure(1, 3, False) == dag.FAIL_JOB
     reason = dag.failure_reason("chunk-0001", "encoder crashed", 3, True)
     assert reason == "chunk-0001 failed 3 times; last error: encoder crashed"
-    assert dag.failure_reason("probe", "the file is not a video", 1, False) == "the file is not a video"
+    assert (
+        dag.failure_reason("probe", "the file is not a video", 1, False)
+        == "the file is not a video"
+    )
 
 
 def test_the_leading_run_stops_at_the_first_missing_chunk():
@@ -132,8 +158,13 @@ def test_playable_needs_chunk_zero_and_the_audio():
 
 
 def test_assemble_becomes_ready_only_when_every_other_task_succeeded():
-    states = {"probe": dag.SUCCEEDED, "chunk-0000": dag.SUCCEEDED, "audio": dag.RUNNING,
-              "poster": dag.SUCCEEDED, "assemble": dag.PENDING}
+    states = {
+        "probe": dag.SUCCEEDED,
+        "chunk-0000": dag.SUCCEEDED,
+        "audio": dag.RUNNING,
+        "poster": dag.SUCCEEDED,
+        "assemble": dag.PENDING,
+    }
     assert not dag.assemble_ready(states)
     states["audio"] = dag.SUCCEEDED
     assert dag.assemble_ready(states)
@@ -146,8 +177,12 @@ def test_assemble_becomes_ready_only_when_every_other_task_succeeded():
 
 
 def segment(prefix: str, index: int, seconds: float, size: int) -> wapi.SegmentInfo:
-    return wapi.SegmentInfo(index=index, key=f"{prefix}seg_{index:05d}.m4s",
-                            duration=dag.seconds(seconds), size_bytes=size)
+    return wapi.SegmentInfo(
+        index=index,
+        key=f"{prefix}seg_{index:05d}.m4s",
+        duration=dag.seconds(seconds),
+        size_bytes=size,
+    )
 
 
 def chunk_results(plan: dag.Plan) -> dict[int, wapi.ChunkResult]:
@@ -155,8 +190,9 @@ def chunk_results(plan: dag.Plan) -> dict[int, wapi.ChunkResult]:
     for c in plan.chunks:
         result = wapi.ChunkResult()
         for r in plan.renditions:
-            rc = result.renditions.add(rendition_id=r.id, codecs="avc1.64001e",
-                                       init_key=f"videos/v1/{r.id}/init.mp4")
+            rc = result.renditions.add(
+                rendition_id=r.id, codecs="avc1.64001e", init_key=f"videos/v1/{r.id}/init.mp4"
+            )
             for i in range(c.first_segment_index, c.first_segment_index + c.segment_count):
                 length = min(4.0, plan.duration - 4.0 * i)
                 rc.segments.append(segment(f"videos/v1/{r.id}/", i, length, 100_000 * (i + 1)))
@@ -165,9 +201,14 @@ def chunk_results(plan: dag.Plan) -> dict[int, wapi.ChunkResult]:
 
 
 def audio_result(plan: dag.Plan) -> wapi.AudioResult:
-    return wapi.AudioResult(codecs="mp4a.40.2", init_key="videos/v1/audio/init.mp4", segments=[
-        segment("videos/v1/audio/", i, min(4.0, plan.duration - 4.0 * i), 64_000)
-        for i in range(plan.segment_count)])
+    return wapi.AudioResult(
+        codecs="mp4a.40.2",
+        init_key="videos/v1/audio/init.mp4",
+        segments=[
+            segment("videos/v1/audio/", i, min(4.0, plan.duration - 4.0 * i), 64_000)
+            for i in range(plan.segment_count)
+        ],
+    )
 
 
 def test_progressive_playlists_cover_only_the_leading_run():

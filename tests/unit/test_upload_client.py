@@ -58,7 +58,10 @@ def test_parts_cover_the_file_exactly_and_only_the_last_is_short():
     size = 12 * MiB + 12345
     parts = part_slices(size, 5 * MiB, 3)
     assert [(p.number, p.offset, p.length) for p in parts] == [
-        (1, 0, 5 * MiB), (2, 5 * MiB, 5 * MiB), (3, 10 * MiB, 2 * MiB + 12345)]
+        (1, 0, 5 * MiB),
+        (2, 5 * MiB, 5 * MiB),
+        (3, 10 * MiB, 2 * MiB + 12345),
+    ]
     assert sum(p.length for p in parts) == size
 
 
@@ -67,7 +70,9 @@ def test_a_file_of_whole_parts_has_no_short_part():
     assert [p.length for p in part_slices(1, 5 * MiB, 1)] == [1]
 
 
-@pytest.mark.parametrize(("size", "part", "count"), [(10 * MiB, 5 * MiB, 3), (11 * MiB, 5 * MiB, 2), (0, 5, 1)])
+@pytest.mark.parametrize(
+    ("size", "part", "count"), [(10 * MiB, 5 * MiB, 3), (11 * MiB, 5 * MiB, 2), (0, 5, 1)]
+)
 def test_a_plan_that_does_not_cover_the_file_is_rejected(size, part, count):
     with pytest.raises(ValueError):
         part_slices(size, part, count)
@@ -94,9 +99,16 @@ class FakeSigner:
         assert 1 <= len(numbers) <= 100 and len(set(numbers)) == len(numbers)
         self.batches.append(numbers)
         expires = int(time.time() + self.expires_in)
-        return api.SignPartsResponse(parts=[
-            api.SignedPart(part_number=n, url=f"https://s3/part/{n}/v{len(self.batches)}",
-                           expire_time={"seconds": expires}) for n in numbers])
+        return api.SignPartsResponse(
+            parts=[
+                api.SignedPart(
+                    part_number=n,
+                    url=f"https://s3/part/{n}/v{len(self.batches)}",
+                    expire_time={"seconds": expires},
+                )
+                for n in numbers
+            ]
+        )
 
 
 def test_urls_are_signed_in_batches_ahead_of_need_and_never_twice():
@@ -179,7 +191,9 @@ def test_state_store_round_trip_and_damage(tmp_path):
     state = UploadStateFile(path="/a.mp4", size=10, mtime_ns=20, generation=1, upload="uploads/u")
     store.save(key, state)
     assert store.load(key) == state
-    assert [p.name for p in (tmp_path / "state").iterdir()] == [f"{key[:32]}.json"]  # no temp files left
+    assert [p.name for p in (tmp_path / "state").iterdir()] == [
+        f"{key[:32]}.json"
+    ]  # no temp files left
     store.path_for(key).write_text("{not json")
     assert store.load(key) is None
     store.remove(key)
@@ -201,7 +215,10 @@ def test_state_of_an_earlier_version_of_the_file_is_found_as_stale(tmp_path):
 
 
 def test_progress_line():
-    assert format_progress(5 * MiB, 12 * MiB, 1 * MiB) == "5.0 MiB / 12.0 MiB   41.7%  1.0 MiB/s  ETA 0:07"
+    assert (
+        format_progress(5 * MiB, 12 * MiB, 1 * MiB)
+        == "5.0 MiB / 12.0 MiB   41.7%  1.0 MiB/s  ETA 0:07"
+    )
     assert format_progress(0, 3 * 1024**3, None) == "0 B / 3.0 GiB    0.0%  -- MiB/s  ETA --:--"
     assert format_progress(0, 3723 * MiB, 1 * MiB).endswith("ETA 1:02:03")
     assert format_progress(12 * MiB, 12 * MiB, 50 * MiB).endswith("100.0%  50.0 MiB/s  ETA 0:00")
@@ -221,11 +238,19 @@ def test_progress_rate_is_recent_and_failed_attempts_do_not_count():
 # --- inputs ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("a.mp4", "video/mp4"), ("A.MOV", "video/quicktime"), ("a.mkv", "video/x-matroska"),
-    ("a.webm", "video/webm"), ("a.ts", "video/mp2t"), ("a.3gp", "video/3gpp"),
-    ("recording", "video/mp4"), ("a.unknownext", "video/mp4"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.mp4", "video/mp4"),
+        ("A.MOV", "video/quicktime"),
+        ("a.mkv", "video/x-matroska"),
+        ("a.webm", "video/webm"),
+        ("a.ts", "video/mp2t"),
+        ("a.3gp", "video/3gpp"),
+        ("recording", "video/mp4"),
+        ("a.unknownext", "video/mp4"),
+    ],
+)
 def test_content_type_is_guessed_from_the_name(name, expected):
     assert guess_content_type(Path(name)) == expected
 
@@ -237,9 +262,17 @@ def test_non_video_files_are_refused(name):
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize(("user", "subject"), [
-    ("alice", "alice"), ("Bob", "bob"), ("j.doe@corp", "j.doecorp"), ("", "alice"), ("__", "alice"), (None, "alice"),
-])
+@pytest.mark.parametrize(
+    ("user", "subject"),
+    [
+        ("alice", "alice"),
+        ("Bob", "bob"),
+        ("j.doe@corp", "j.doecorp"),
+        ("", "alice"),
+        ("__", "alice"),
+        (None, "alice"),
+    ],
+)
 def test_default_subject_comes_from_user(user, subject):
     assert default_subject({} if user is None else {"USER": user}) == subject
 
@@ -251,8 +284,10 @@ def test_s3_errors_are_summarised():
 
 
 def test_video_statuses_are_described():
-    processing = Video(status=VideoStatus.VIDEO_STATUS_PROCESSING,
-                       progress=VideoProgress(completed_tasks=3, total_tasks=9, stage="encode"))
+    processing = Video(
+        status=VideoStatus.VIDEO_STATUS_PROCESSING,
+        progress=VideoProgress(completed_tasks=3, total_tasks=9, stage="encode"),
+    )
     assert describe_video(processing) == "PROCESSING 3/9 tasks (encode)"
     assert describe_video(Video(status=VideoStatus.VIDEO_STATUS_UPLOADED)) == "UPLOADED"
     failed = Video(status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream")
@@ -321,22 +356,33 @@ def put_part(uploader, tmp_path, outcomes):
 
     session = FakeSession(outcomes)
     progress = Progress(total=10)
-    etag = uploader._put(session, source, PartSlice(2, 3, 4), signed, progress, threading.Event(), what="part 2")
+    etag = uploader._put(
+        session, source, PartSlice(2, 3, 4), signed, progress, threading.Event(), what="part 2"
+    )
     return etag, session, signs, progress
 
 
 def test_transient_failures_are_retried(uploader, tmp_path):
-    etag, session, signs, progress = put_part(uploader, tmp_path, [
-        FakeResponse(503, text="<Error><Code>SlowDown</Code></Error>"),
-        requests.ConnectionError("reset by peer"),
-        FakeResponse(429), FakeResponse(408), FakeResponse(200, etag='"abc"')])
+    etag, session, signs, progress = put_part(
+        uploader,
+        tmp_path,
+        [
+            FakeResponse(503, text="<Error><Code>SlowDown</Code></Error>"),
+            requests.ConnectionError("reset by peer"),
+            FakeResponse(429),
+            FakeResponse(408),
+            FakeResponse(200, etag='"abc"'),
+        ],
+    )
     assert etag == '"abc"' and session.bodies == [b"3456"] * 5
     assert signs == [False] * 5 and progress.sent_this_run == 4  # failed attempts taken back
     assert len(uploader.said) == 4 and "part 2: HTTP 503 SlowDown; retrying" in uploader.said[0]
 
 
 def test_a_403_signs_the_url_again(uploader, tmp_path):
-    etag, _, signs, _ = put_part(uploader, tmp_path, [FakeResponse(403), FakeResponse(200, etag='"e"')])
+    etag, _, signs, _ = put_part(
+        uploader, tmp_path, [FakeResponse(403), FakeResponse(200, etag='"e"')]
+    )
     assert etag == '"e"' and signs == [False, True]
 
 
@@ -390,6 +436,7 @@ def fake_watch(monkeypatch, streams):
                     if isinstance(item, Exception):
                         raise item
                     yield type("Msg", (), {"video": item})()
+
             return play()
 
     monkeypatch.setattr(transport.metadata_service_pb2_grpc, "MetadataServiceStub", Stub)
@@ -402,12 +449,23 @@ def video(status, **fields) -> Video:
 
 
 def test_watch_resubscribes_when_the_stream_breaks(monkeypatch):
-    calls = fake_watch(monkeypatch, [
-        [video(VideoStatus.VIDEO_STATUS_UPLOADED), FakeRpcError(grpc.StatusCode.UNAVAILABLE, "restarting")],
-        [video(VideoStatus.VIDEO_STATUS_UPLOADED)],  # ended without a final status
-        [video(VideoStatus.VIDEO_STATUS_PROCESSING, progress=VideoProgress(completed_tasks=3, total_tasks=9)),
-         video(VideoStatus.VIDEO_STATUS_READY, playback_url="https://cdn/v/master.m3u8")],
-    ])
+    calls = fake_watch(
+        monkeypatch,
+        [
+            [
+                video(VideoStatus.VIDEO_STATUS_UPLOADED),
+                FakeRpcError(grpc.StatusCode.UNAVAILABLE, "restarting"),
+            ],
+            [video(VideoStatus.VIDEO_STATUS_UPLOADED)],  # ended without a final status
+            [
+                video(
+                    VideoStatus.VIDEO_STATUS_PROCESSING,
+                    progress=VideoProgress(completed_tasks=3, total_tasks=9),
+                ),
+                video(VideoStatus.VIDEO_STATUS_READY, playback_url="https://cdn/v/master.m3u8"),
+            ],
+        ],
+    )
     said: list[str] = []
     ready = watch_video("meta:1", "t", "videos/v", say=said.append, channel=object())
     assert ready.playback_url == "https://cdn/v/master.m3u8" and len(calls) == 3
@@ -415,14 +473,18 @@ def test_watch_resubscribes_when_the_stream_breaks(monkeypatch):
 
 
 def test_watch_raises_transcode_failed(monkeypatch):
-    fake_watch(monkeypatch, [[video(VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream")]])
+    fake_watch(
+        monkeypatch, [[video(VideoStatus.VIDEO_STATUS_FAILED, failure_reason="no video stream")]]
+    )
     with pytest.raises(TranscodeFailed, match="no video stream") as info:
         watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
     assert info.value.exit_code == 4
 
 
 def test_watch_does_not_retry_a_refusal(monkeypatch):
-    fake_watch(monkeypatch, [[FakeRpcError(grpc.StatusCode.NOT_FOUND, "video 'videos/v' not found")]])
+    fake_watch(
+        monkeypatch, [[FakeRpcError(grpc.StatusCode.NOT_FOUND, "video 'videos/v' not found")]]
+    )
     with pytest.raises(ServerRefused, match="NOT_FOUND") as info:
         watch_video("meta:1", "t", "videos/v", say=lambda _: None, channel=object())
     assert info.value.exit_code == 3

@@ -33,23 +33,45 @@ OUT = pb.OutputRef(bucket="media", prefix="videos/abc/")
 
 def rendition_spec(**kw) -> pb.RenditionSpec:
     values = dict(
-        id="720p", width=1280, height=720, bitrate=2_800_000, max_bitrate=4_200_000,
-        buffer_size=5_600_000, profile="high", preset="veryfast",
-    )  # fmt: skip
+        id="720p",
+        width=1280,
+        height=720,
+        bitrate=2_800_000,
+        max_bitrate=4_200_000,
+        buffer_size=5_600_000,
+        profile="high",
+        preset="veryfast",
+    )
     values.update(kw)
     return pb.RenditionSpec(**values)
 
 
 def chunk_spec(**kw) -> pb.VideoChunkSpec:
     values = dict(
-        source=SOURCE, chunk_index=2, start=conv.duration(16), end=conv.duration(30.5),
-        segment_duration=conv.duration(4), first_segment_index=4,
-        renditions=[rendition_spec(), rendition_spec(id="360p", width=640, height=360,
-                                                     bitrate=800_000, max_bitrate=0,
-                                                     buffer_size=0, profile="", preset="")],
-        output=OUT, output_ts_offset=conv.duration(1.4), rotation_degrees=90,
+        source=SOURCE,
+        chunk_index=2,
+        start=conv.duration(16),
+        end=conv.duration(30.5),
+        segment_duration=conv.duration(4),
+        first_segment_index=4,
+        renditions=[
+            rendition_spec(),
+            rendition_spec(
+                id="360p",
+                width=640,
+                height=360,
+                bitrate=800_000,
+                max_bitrate=0,
+                buffer_size=0,
+                profile="",
+                preset="",
+            ),
+        ],
+        output=OUT,
+        output_ts_offset=conv.duration(1.4),
+        rotation_degrees=90,
         frame_rate=29.97002997,
-    )  # fmt: skip
+    )
     values.update(kw)
     return pb.VideoChunkSpec(**values)
 
@@ -97,9 +119,14 @@ def test_video_chunk_specs_that_cannot_run_are_refused(change, message):
 
 def test_audio_and_poster_specs():
     audio = conv.audio_args(
-        pb.AudioSpec(source=SOURCE, segment_duration=conv.duration(4), output=OUT,
-                     output_ts_offset=conv.duration(1.4), duration=conv.duration(59.5))
-    )  # fmt: skip
+        pb.AudioSpec(
+            source=SOURCE,
+            segment_duration=conv.duration(4),
+            output=OUT,
+            output_ts_offset=conv.duration(1.4),
+            duration=conv.duration(59.5),
+        )
+    )
     assert audio == conv.AudioArgs(
         segment_seconds=4.0, bitrate=128_000, ts_offset=pytest.approx(1.4), duration=59.5
     )
@@ -129,8 +156,10 @@ def test_probe_result_carries_every_field_and_converts_back():
     assert (v.codec, v.width, v.height, v.rotation_degrees) == ("h264", 1920, 1080, 90)
     assert (v.frame_rate, v.pixel_format, v.frame_count) == (29.97, "yuv420p10le", 370)
     assert (result.audio.codec, result.audio.sample_rate, result.audio.channels) == (
-        "aac", 48_000, 2,
-    )  # fmt: skip
+        "aac",
+        48_000,
+        2,
+    )
     assert conv.media_info(result) == info
 
 
@@ -166,8 +195,10 @@ def test_chunk_result_keys_and_uploads():
     result = conv.chunk_result(outputs, "videos/abc/")
     first = result.renditions[0]
     assert (first.rendition_id, first.codecs, first.init_key) == (
-        "720p", "avc1.64001f", "videos/abc/720p/init.mp4",
-    )  # fmt: skip
+        "720p",
+        "avc1.64001f",
+        "videos/abc/720p/init.mp4",
+    )
     assert [(s.index, s.key, conv.seconds(s.duration), s.size_bytes) for s in first.segments] == [
         (4, "videos/abc/720p/seg_00004.m4s", 4.0, 1000),
         (5, "videos/abc/720p/seg_00005.m4s", 4.0, 1001),
@@ -181,9 +212,11 @@ def test_chunk_result_keys_and_uploads():
         "videos/abc/720p/seg_00004.m4s",
     ]
     assert uploads[0] == conv.Upload(
-        "/t/out/720p/init.mp4", "videos/abc/720p/init.mp4", "video/mp4",
+        "/t/out/720p/init.mp4",
+        "videos/abc/720p/init.mp4",
+        "video/mp4",
         "public, max-age=31536000, immutable",
-    )  # fmt: skip
+    )
     assert {u.content_type for u in uploads[1:4]} == {"video/iso.segment"}
     assert len(uploads) == 8 and len({u.key for u in uploads}) == 8
 
@@ -201,8 +234,9 @@ def test_audio_and_poster_results_and_uploads():
     result = conv.audio_result(output, "videos/abc/")
     assert (result.codecs, result.init_key) == ("mp4a.40.2", "videos/abc/audio/init.mp4")
     assert [s.key for s in result.segments] == [
-        "videos/abc/audio/seg_00000.m4s", "videos/abc/audio/seg_00001.m4s",
-    ]  # fmt: skip
+        "videos/abc/audio/seg_00000.m4s",
+        "videos/abc/audio/seg_00001.m4s",
+    ]
     uploads = conv.audio_uploads(output, "videos/abc/")
     assert [u.content_type for u in uploads] == [
         "audio/mp4",

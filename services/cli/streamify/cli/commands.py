@@ -18,8 +18,9 @@ def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
 def cmd_run(args: argparse.Namespace) -> int:
     """Embedded single-machine mode: everything local, nothing installed by hand."""
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
-    settings = _settings(args, redis_url=args.redis, database_url=args.database_url,
-                         s3_endpoint_url=args.s3_endpoint)
+    settings = _settings(
+        args, redis_url=args.redis, database_url=args.database_url, s3_endpoint_url=args.s3_endpoint
+    )
     from streamify.cli.mesh import MeshPorts, run_mesh
     from streamify.core.logs import configure_logging
     from streamify.core.supervisor import ChildFailed
@@ -63,7 +64,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings)
-    asyncio.run(run_worker(settings, args.orchestrator or settings.orchestrator_target, args.slots or settings.worker_slots))
+    asyncio.run(
+        run_worker(
+            settings,
+            args.orchestrator or settings.orchestrator_target,
+            args.slots or settings.worker_slots,
+        )
+    )
     return 0
 
 
@@ -77,8 +84,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
     settings = Settings()
     subject = args.service or args.user
-    print(mint_token(signing_key(settings), subject, kind="service" if args.service else "user",
-                     ttl_seconds=args.ttl, issuer=settings.jwt_issuer))
+    print(
+        mint_token(
+            signing_key(settings),
+            subject,
+            kind="service" if args.service else "user",
+            ttl_seconds=args.ttl,
+            issuer=settings.jwt_issuer,
+        )
+    )
     return 0
 
 
@@ -92,8 +106,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = Settings()
     engine = make_engine(settings.resolved_database_url)
-    for name, schema in (("metadata", metadata_schema), ("upload", upload_schema),
-                         ("transcode", transcode_schema), ("job queue", queue_schema)):
+    for name, schema in (
+        ("metadata", metadata_schema),
+        ("upload", upload_schema),
+        ("transcode", transcode_schema),
+        ("job queue", queue_schema),
+    ):
         schema.upgrade(engine)
         print(f"migrated {name}")
     print(f"database {engine.url.render_as_string(hide_password=True)} is up to date")
@@ -144,13 +162,31 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run Streamify on one machine with embedded defaults")
-    run.add_argument("--port", type=int, help="gRPC port of the first Metadata replica, the second is +10 (default 50051)")
-    run.add_argument("--transcode-port", type=int, help="gRPC port of the transcode orchestrator (default 50053)")
-    run.add_argument("--gateway-port", type=int, help="Envoy gateway port (default 8080); its admin, media-authz and page servers take the next three")
+    run.add_argument(
+        "--port",
+        type=int,
+        help="gRPC port of the first Metadata replica, the second is +10 (default 50051)",
+    )
+    run.add_argument(
+        "--transcode-port", type=int, help="gRPC port of the transcode orchestrator (default 50053)"
+    )
+    run.add_argument(
+        "--gateway-port",
+        type=int,
+        help="Envoy gateway port (default 8080); its admin, media-authz and page servers take the next three",
+    )
     run.add_argument("--workers", type=int, help="transcode workers to start (default 2)")
     run.add_argument("--redis", help="Redis URL for the metadata cache (default: in-process cache)")
-    run.add_argument("--upload-port", type=int, help="gRPC port of the first Upload replica, the second is +10 (default 50052)")
-    run.add_argument("--metrics-port", type=int, help="first Prometheus port, one per process (default 9464; 0 = off)")
+    run.add_argument(
+        "--upload-port",
+        type=int,
+        help="gRPC port of the first Upload replica, the second is +10 (default 50052)",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="first Prometheus port, one per process (default 9464; 0 = off)",
+    )
     run.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in .streamify/)")
     run.add_argument("--s3-endpoint", help="S3 endpoint to use instead of the embedded SeaweedFS")
     run.set_defaults(func=cmd_run)
@@ -162,8 +198,13 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a transcode worker connected to an orchestrator")
-    worker.add_argument("--orchestrator", help="HOST:PORT of a transcode orchestrator (default STREAMIFY_ORCHESTRATOR_TARGET)")
-    worker.add_argument("--slots", type=int, help="tasks run at once (default STREAMIFY_WORKER_SLOTS, 1)")
+    worker.add_argument(
+        "--orchestrator",
+        help="HOST:PORT of a transcode orchestrator (default STREAMIFY_ORCHESTRATOR_TARGET)",
+    )
+    worker.add_argument(
+        "--slots", type=int, help="tasks run at once (default STREAMIFY_WORKER_SLOTS, 1)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a bearer token (development and operations)")
@@ -172,38 +213,68 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    migrate = sub.add_parser("migrate", help="apply every component's database migrations (metadata, upload, transcode, job queue)")
+    migrate = sub.add_parser(
+        "migrate",
+        help="apply every component's database migrations (metadata, upload, transcode, job queue)",
+    )
     migrate.set_defaults(func=cmd_migrate)
 
     config = sub.add_parser("config", help="print the table of STREAMIFY_* settings")
     config.set_defaults(func=cmd_config)
 
-    protos = sub.add_parser("protos", help="regenerate Python stubs from proto/ (--check: only compare)")
+    protos = sub.add_parser(
+        "protos", help="regenerate Python stubs from proto/ (--check: only compare)"
+    )
     protos.add_argument("--check", action="store_true")
     protos.set_defaults(func=cmd_protos)
 
     upload = sub.add_parser(
-        "upload", help="upload a video file (resumable)", epilog=UPLOAD_EPILOG,
+        "upload",
+        help="upload a video file (resumable)",
+        epilog=UPLOAD_EPILOG,
         description="Upload FILE as a new video: straight to storage through pre-signed URLs,\n"
-                    "in parallel parts for large files, resuming where an interrupted run stopped.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "in parallel parts for large files, resuming where an interrupted run stopped.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     upload.add_argument("file", metavar="FILE", help="the video file")
     upload.add_argument("--title", help="title of the video (default: the file name)")
     upload.add_argument("--description", help="description of the video")
-    upload.add_argument("--visibility", choices=["private", "unlisted", "public"], default="private",
-                        help="who may watch it: only you (private, the default), anyone with the link "
-                             "(unlisted) or everyone, listed (public)")
-    upload.add_argument("--wait", action="store_true",
-                        help="after uploading, follow transcoding until READY (print the playback URL) or FAILED")
-    upload.add_argument("--parallel", type=int, default=4, metavar="N", help="parts sent at once (default 4)")
-    upload.add_argument("--server", metavar="HOST:PORT",
-                        help="the gateway or the Upload service (default $STREAMIFY_UPLOAD_TARGET or 127.0.0.1:8080, "
-                             "the gateway of `streamify run`)")
-    upload.add_argument("--metadata-server", metavar="HOST:PORT",
-                        help="Metadata service, for --wait (default $STREAMIFY_METADATA_TARGET or --server)")
+    upload.add_argument(
+        "--visibility",
+        choices=["private", "unlisted", "public"],
+        default="private",
+        help="who may watch it: only you (private, the default), anyone with the link "
+        "(unlisted) or everyone, listed (public)",
+    )
+    upload.add_argument(
+        "--wait",
+        action="store_true",
+        help="after uploading, follow transcoding until READY (print the playback URL) or FAILED",
+    )
+    upload.add_argument(
+        "--parallel", type=int, default=4, metavar="N", help="parts sent at once (default 4)"
+    )
+    upload.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="the gateway or the Upload service (default $STREAMIFY_UPLOAD_TARGET or 127.0.0.1:8080, "
+        "the gateway of `streamify run`)",
+    )
+    upload.add_argument(
+        "--metadata-server",
+        metavar="HOST:PORT",
+        help="Metadata service, for --wait (default $STREAMIFY_METADATA_TARGET or --server)",
+    )
     upload.add_argument("--token", help="bearer token (default: see below)")
-    upload.add_argument("--quiet", "-q", action="store_true", help="no progress or status lines, only results and errors")
-    upload.add_argument("--json", action="store_true", help="print one JSON object with the result instead of text")
+    upload.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress or status lines, only results and errors",
+    )
+    upload.add_argument(
+        "--json", action="store_true", help="print one JSON object with the result instead of text"
+    )
     upload.set_defaults(func=cmd_upload)
     return p
 
@@ -215,4 +286,3 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-

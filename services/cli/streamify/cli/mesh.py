@@ -56,11 +56,13 @@ def grpc_serving(target: str, service: str) -> Probe:
         async with grpc.aio.insecure_channel(target) as channel:
             try:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=service), timeout=1)
+                    health_pb2.HealthCheckRequest(service=service), timeout=1
+                )
             except grpc.aio.AioRpcError:
                 return False
             serving: bool = reply.status == health_pb2.HealthCheckResponse.SERVING
             return serving
+
     return probe
 
 
@@ -73,7 +75,9 @@ def http_answers(url: str) -> Probe:
                     return answered
             except OSError:
                 return False
+
         return await asyncio.to_thread(get)
+
     return probe
 
 
@@ -105,15 +109,21 @@ def python_child(name: str, args: list[str], env: dict[str, str], ready: Probe |
     return Child(name=name, argv=[sys.executable, "-m", *args], env=env, ready=ready)
 
 
-def service(name: str, index: int, port: int, metrics_port: int, env: dict[str, str], host: str) -> Child:
+def service(
+    name: str, index: int, port: int, metrics_port: int, env: dict[str, str], host: str
+) -> Child:
     """`streamify serve NAME` on `port`; `metrics_port` 0 turns its /metrics off."""
     return python_child(
-        f"{name}-{index}", ["streamify.cli", "serve", name, "--port", str(port), "--metrics-port", str(metrics_port)],
-        env, grpc_serving(f"{host}:{port}", f"streamify.v1.{name.capitalize()}Service"),
+        f"{name}-{index}",
+        ["streamify.cli", "serve", name, "--port", str(port), "--metrics-port", str(metrics_port)],
+        env,
+        grpc_serving(f"{host}:{port}", f"streamify.v1.{name.capitalize()}Service"),
     )
 
 
-def gateway_config(settings: Settings, ports: MeshPorts, storage: dict[str, object], with_web: bool) -> GatewayConfig:
+def gateway_config(
+    settings: Settings, ports: MeshPorts, storage: dict[str, object], with_web: bool
+) -> GatewayConfig:
     from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig
 
     host = settings.grpc_host
@@ -123,19 +133,27 @@ def gateway_config(settings: Settings, ports: MeshPorts, storage: dict[str, obje
             "upload": [f"{host}:{p}" for p in ports.upload],
             "transcode": [f"{host}:{ports.transcode}"],
         },
-        listen_port=ports.gateway, admin_port=ports.gateway_admin,
+        listen_port=ports.gateway,
+        admin_port=ports.gateway_admin,
         media=MediaConfig(
             origin_url=str(storage.get("s3_endpoint_url") or settings.s3_endpoint_url),
-            bucket=settings.media_bucket, region=settings.s3_region,
-            access_key_id=str(storage["s3_access_key_id"]) if "s3_access_key_id" in storage else None,
-            secret_access_key=str(storage["s3_secret_access_key"]) if "s3_secret_access_key" in storage else None,
+            bucket=settings.media_bucket,
+            region=settings.s3_region,
+            access_key_id=str(storage["s3_access_key_id"])
+            if "s3_access_key_id" in storage
+            else None,
+            secret_access_key=str(storage["s3_secret_access_key"])
+            if "s3_secret_access_key" in storage
+            else None,
             authz=Endpoint(host, ports.authz),
         ),
         web=Endpoint(host, ports.web) if with_web else None,
     )
 
 
-async def start_mesh(supervisor: Supervisor, settings: Settings, ports: MeshPorts, storage: dict[str, object]) -> None:
+async def start_mesh(
+    supervisor: Supervisor, settings: Settings, ports: MeshPorts, storage: dict[str, object]
+) -> None:
     from streamify.gateway.config import write
     from streamify.gateway.envoy import Envoy
 
@@ -143,21 +161,49 @@ async def start_mesh(supervisor: Supervisor, settings: Settings, ports: MeshPort
     host = settings.grpc_host
     env = child_env(settings, storage, ports)
     metrics = iter(range(100))
-    for name, replica_ports in (("metadata", ports.metadata), ("upload", ports.upload), ("transcode", (ports.transcode,))):
+    for name, replica_ports in (
+        ("metadata", ports.metadata),
+        ("upload", ports.upload),
+        ("transcode", (ports.transcode,)),
+    ):
         for index, port in enumerate(replica_ports):
-            await supervisor.start(service(name, index, port, ports.metrics_of(next(metrics)), env, host))
+            await supervisor.start(
+                service(name, index, port, ports.metrics_of(next(metrics)), env, host)
+            )
     for index in range(ports.workers):
-        await supervisor.start(python_child(
-            f"worker-{index}", ["streamify.cli", "worker", "--orchestrator", f"{host}:{ports.transcode}", "--slots", "1"],
-            env, None))
-    await supervisor.start(python_child(
-        "media-authz", ["streamify.gateway.authz", "--host", host, "--port", str(ports.authz)],
-        env, http_answers(f"http://{host}:{ports.authz}/healthz")))
+        await supervisor.start(
+            python_child(
+                f"worker-{index}",
+                [
+                    "streamify.cli",
+                    "worker",
+                    "--orchestrator",
+                    f"{host}:{ports.transcode}",
+                    "--slots",
+                    "1",
+                ],
+                env,
+                None,
+            )
+        )
+    await supervisor.start(
+        python_child(
+            "media-authz",
+            ["streamify.gateway.authz", "--host", host, "--port", str(ports.authz)],
+            env,
+            http_answers(f"http://{host}:{ports.authz}/healthz"),
+        )
+    )
     with_web = (WEB_DIST / "index.html").exists()
     if with_web:
-        await supervisor.start(python_child(
-            "web", ["http.server", str(ports.web), "--bind", host, "--directory", str(WEB_DIST)],
-            env, http_answers(f"http://{host}:{ports.web}/")))
+        await supervisor.start(
+            python_child(
+                "web",
+                ["http.server", str(ports.web), "--bind", host, "--directory", str(WEB_DIST)],
+                env,
+                http_answers(f"http://{host}:{ports.web}/"),
+            )
+        )
     config_path = write(gateway_config(settings, ports, storage, with_web), data_dir / "envoy.yaml")
     envoy = Envoy(config_path, admin_port=ports.gateway_admin, base_id=ports.gateway_admin)
 
@@ -194,11 +240,17 @@ async def run_mesh(settings: Settings, ports: MeshPorts = MeshPorts()) -> None:
 
 
 def banner(settings: Settings, ports: MeshPorts, storage: dict[str, object], data_dir: Path) -> str:
-    token = mint_token(signing_key(settings), "alice", ttl_seconds=24 * 3600, issuer=settings.jwt_issuer)
+    token = mint_token(
+        signing_key(settings), "alice", ttl_seconds=24 * 3600, issuer=settings.jwt_issuer
+    )
     host = settings.grpc_host
     gateway = f"{host}:{ports.gateway}"
     s3 = storage.get("s3_endpoint_url") or settings.s3_endpoint_url or "AWS S3"
-    page = f"http://{gateway}/#token={token}" if (WEB_DIST / "index.html").exists() else "(not built: ./streamify run builds it)"
+    page = (
+        f"http://{gateway}/#token={token}"
+        if (WEB_DIST / "index.html").exists()
+        else "(not built: ./streamify run builds it)"
+    )
     return (
         "\nStreamify is running (embedded mode)\n"
         f"  Web page          {page}\n"
@@ -209,12 +261,15 @@ def banner(settings: Settings, ports: MeshPorts, storage: dict[str, object], dat
         f"  Object storage    {s3}   (buckets {settings.uploads_bucket}, {settings.media_bucket})\n"
         f"  Database          {settings.resolved_database_url}\n"
         f"  Cache             {settings.redis_url or 'in-process'}\n"
-        + (f"  Metrics           http://{host}:{ports.metrics}/metrics and the next ports, one per service process\n"
-           if ports.metrics else "")
+        + (
+            f"  Metrics           http://{host}:{ports.metrics}/metrics and the next ports, one per service process\n"
+            if ports.metrics
+            else ""
+        )
         + f"  Envoy admin       http://{host}:{ports.gateway_admin}/\n"
         f"  Logs              {data_dir / 'logs'}\n"
         f"  Dev token (alice) export TOKEN={token}\n"
         f"  Try               grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {gateway} streamify.v1.MetadataService/ListVideos\n"
-        f"  Upload a file     ./streamify upload FILE --title \"My video\" --wait\n"
+        f'  Upload a file     ./streamify upload FILE --title "My video" --wait\n'
         "Press Ctrl-C to stop.\n"
     )

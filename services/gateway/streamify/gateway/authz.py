@@ -47,7 +47,9 @@ class LookupFailed(Exception):
 
 
 class MediaAuthorizer:
-    def __init__(self, key: bytes, lookup: Lookup, *, ttl: float = 5.0, negative_ttl: float = 2.0) -> None:
+    def __init__(
+        self, key: bytes, lookup: Lookup, *, ttl: float = 5.0, negative_ttl: float = 2.0
+    ) -> None:
         self._key = key
         self._lookup = lookup
         self._ttl = ttl
@@ -67,7 +69,7 @@ class MediaAuthorizer:
         path = target.partition("?")[0]
         if not path.startswith(PATH_PREFIX):
             return None
-        return grants.parse_media_key(unquote(path[len(PATH_PREFIX):], errors="strict"))
+        return grants.parse_media_key(unquote(path[len(PATH_PREFIX) :], errors="strict"))
 
     def quick(self, method: str, target: str) -> int | str:
         """The status when it is known without I/O, else the video id to look up."""
@@ -123,7 +125,9 @@ class MediaAuthorizer:
             return 503
 
 
-def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, str], ...]], timeout: float = 2.0) -> Lookup:
+def metadata_lookup(
+    target: str, call_metadata: Callable[[], tuple[tuple[str, str], ...]], timeout: float = 2.0
+) -> Lookup:
     """A lookup that asks the Metadata service's GetVideo (as a service identity)."""
     import grpc
 
@@ -141,12 +145,16 @@ def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, st
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])  # type: ignore[no-untyped-call]
         try:
             video: Video = await stub.GetVideo(
-                api.GetVideoRequest(name=f"videos/{video_id}"), metadata=call_metadata(), timeout=timeout
+                api.GetVideoRequest(name=f"videos/{video_id}"),
+                metadata=call_metadata(),
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
-            log.warning("media authz: GetVideo(%s) failed: %s %s", video_id, exc.code().name, exc.details())
+            log.warning(
+                "media authz: GetVideo(%s) failed: %s %s", video_id, exc.code().name, exc.details()
+            )
             raise LookupFailed(str(exc)) from exc
         return READABLE if video.visibility in public else "private"
 
@@ -155,14 +163,23 @@ def metadata_lookup(target: str, call_metadata: Callable[[], tuple[tuple[str, st
 
 # --------------------------------------------------------------------------- HTTP/1.1 server
 
-_REASONS = {200: b"OK", 403: b"Forbidden", 404: b"Not Found", 503: b"Service Unavailable", 400: b"Bad Request"}
+_REASONS = {
+    200: b"OK",
+    403: b"Forbidden",
+    404: b"Not Found",
+    503: b"Service Unavailable",
+    400: b"Bad Request",
+}
 _MAX_HEAD = 16 * 1024
 
 
 def _response(status: int, head_only: bool = False) -> bytes:
     body = b"" if status == 200 else _REASONS.get(status, b"Error").lower() + b"\n"
     out = b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % (
-        status, _REASONS.get(status, b"Error"), len(body))  # fmt: skip
+        status,
+        _REASONS.get(status, b"Error"),
+        len(body),
+    )
     return out if head_only else out + body
 
 
@@ -211,7 +228,7 @@ class _Connection(asyncio.Protocol):
                         return
             if len(self._buf) < end + 4 + length:
                 return  # wait for the (ignored) body
-            self._buf = self._buf[end + 4 + length:]
+            self._buf = self._buf[end + 4 + length :]
             head_only = method == "HEAD"
             if target == "/healthz":
                 self._finish(_response(200, head_only))
@@ -271,7 +288,9 @@ class AuthzServer:
         await self.close()
 
 
-def from_settings(settings: Settings, *, metadata_target: str | None = None, ttl: float = 5.0) -> MediaAuthorizer:
+def from_settings(
+    settings: Settings, *, metadata_target: str | None = None, ttl: float = 5.0
+) -> MediaAuthorizer:
     """An authorizer configured like every other Streamify process: the grant key and the
     service token come from the settings (jwt_secret / embedded dev key)."""
     from streamify.core.server import service_call_metadata
@@ -306,7 +325,9 @@ async def _main(host: str, port: int, metadata_target: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streamify.gateway.authz", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m streamify.gateway.authz", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8181)
     p.add_argument("--metadata-target", default=None, help="default: STREAMIFY_METADATA_TARGET")

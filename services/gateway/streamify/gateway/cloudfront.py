@@ -45,7 +45,10 @@ def resources(max_ttl_seconds: int = 6 * 3600) -> list[dict[str, Any]]:
             "functionConfig": {
                 "comment": "Streamify: verify the media grant in the path, strip it before the cache",
                 "runtime": "cloudfront-js-2.0",
-                "keyValueStoreAssociations": {"quantity": 1, "items": [{"keyValueStoreARN": KVS_ARN}]},
+                "keyValueStoreAssociations": {
+                    "quantity": 1,
+                    "items": [{"keyValueStoreARN": KVS_ARN}],
+                },
             },
             "functionCode": base64.b64encode(code).decode(),
         },
@@ -81,7 +84,9 @@ def to_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m streamify.gateway.cloudfront", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    argparse.ArgumentParser(
+        prog="python -m streamify.gateway.cloudfront", description=__doc__.split("\n\n")[0]
+    ).parse_args(argv)
     sys.stdout.write(to_yaml())
     return 0
 

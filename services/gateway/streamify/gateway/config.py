@@ -100,7 +100,9 @@ class ServiceUpstream:
     endpoints: tuple[Endpoint, ...]
 
     @classmethod
-    def of(cls, cluster: str, service: str, endpoints: Sequence[str | tuple[str, int] | Endpoint]) -> ServiceUpstream:
+    def of(
+        cls, cluster: str, service: str, endpoints: Sequence[str | tuple[str, int] | Endpoint]
+    ) -> ServiceUpstream:
         return cls(cluster, service, tuple(Endpoint.parse(e) for e in endpoints))
 
 
@@ -198,7 +200,9 @@ def _retry_policy(cfg: GatewayConfig, retry_on: str, per_try: bool) -> dict[str,
         "retry_host_predicate": [
             {
                 "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": _typed("envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"),
+                "typed_config": _typed(
+                    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                ),
             }
         ],
         "host_selection_retry_max_attempts": 5,
@@ -236,7 +240,9 @@ def _grpc_route(
 def _service_routes(cfg: GatewayConfig, up: ServiceUpstream) -> list[dict[str, Any]]:
     svc = re.escape(up.service)
     return [
-        _grpc_route(cfg, {"safe_regex": {"regex": f"/{svc}/{STREAM_METHODS}"}}, up.cluster, "stream"),
+        _grpc_route(
+            cfg, {"safe_regex": {"regex": f"/{svc}/{STREAM_METHODS}"}}, up.cluster, "stream"
+        ),
         _grpc_route(cfg, {"safe_regex": {"regex": f"/{svc}/{READ_METHODS}"}}, up.cluster, "read"),
         _grpc_route(cfg, {"prefix": f"/{up.service}/"}, up.cluster, "write"),
     ]
@@ -488,8 +494,12 @@ end
 # outside its allow-list).
 ORIGIN_REQUEST_HEADERS_REMOVED = ("range", "origin", "if-range", INTERNAL_HEADER)
 ORIGIN_RESPONSE_HEADERS_REMOVED = (
-    "vary", "access-control-allow-origin", "access-control-allow-credentials",
-    "access-control-expose-headers", "access-control-allow-methods", "access-control-allow-headers",
+    "vary",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
 )
 
 
@@ -516,7 +526,7 @@ def _media_lua(media: MediaConfig) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,62}", media.bucket):
         raise ValueError(f"not an S3 bucket name: {media.bucket!r}")
     constants = (
-        f'local MEDIA_PREFIX_LEN = {len(MEDIA_PREFIX)}\n'
+        f"local MEDIA_PREFIX_LEN = {len(MEDIA_PREFIX)}\n"
         f'local ORIGIN_PREFIX = "/{media.bucket}/"\n'
         f'local ORIGIN_HOST = "{host_header}"\n'
         f'local INTERNAL_HEADER = "{INTERNAL_HEADER}"\n'
@@ -535,7 +545,9 @@ def _media_route(media: MediaConfig) -> dict[str, Any]:
             expose_headers="content-length,content-range,accept-ranges,age",
             max_age=str(media.cors_max_age_seconds),
         ),
-        "envoy.filters.http.lua": _typed("envoy.extensions.filters.http.lua.v3.LuaPerRoute", name="media"),
+        "envoy.filters.http.lua": _typed(
+            "envoy.extensions.filters.http.lua.v3.LuaPerRoute", name="media"
+        ),
     }
     if media.authz is not None:
         per_filter["envoy.filters.http.ext_authz"] = _typed(
@@ -543,11 +555,19 @@ def _media_route(media: MediaConfig) -> dict[str, Any]:
             check_settings={},
         )
     return {
-        "match": {"prefix": MEDIA_PREFIX, "headers": [{"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD|OPTIONS"}}}]},
+        "match": {
+            "prefix": MEDIA_PREFIX,
+            "headers": [
+                {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD|OPTIONS"}}}
+            ],
+        },
         "route": {
             "cluster": "media_origin",
             "timeout": "30s",
-            "retry_policy": {"retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2},
+            "retry_policy": {
+                "retry_on": "connect-failure,refused-stream,reset,5xx",
+                "num_retries": 2,
+            },
         },
         "typed_per_filter_config": per_filter,
     }
@@ -559,17 +579,24 @@ def _media_origin_route(media: MediaConfig) -> dict[str, Any]:
     return {
         "match": {
             "prefix": f"/{media.bucket}/",
-            "headers": [{"name": INTERNAL_HEADER, "string_match": {"exact": _internal_token(media)}}],
+            "headers": [
+                {"name": INTERNAL_HEADER, "string_match": {"exact": _internal_token(media)}}
+            ],
         },
         "route": {
             "cluster": "media_origin",
             "timeout": "30s",
-            "retry_policy": {"retry_on": "connect-failure,refused-stream,reset,5xx", "num_retries": 2},
+            "retry_policy": {
+                "retry_on": "connect-failure,refused-stream,reset,5xx",
+                "num_retries": 2,
+            },
         },
         # The route is looked up again from the rewritten headers before the response goes
         # back through the filters, so the Lua response side must be enabled here as well.
         "typed_per_filter_config": {
-            "envoy.filters.http.lua": _typed("envoy.extensions.filters.http.lua.v3.LuaPerRoute", name="media"),
+            "envoy.filters.http.lua": _typed(
+                "envoy.extensions.filters.http.lua.v3.LuaPerRoute", name="media"
+            ),
         },
     }
 
@@ -580,7 +607,11 @@ def _media_cluster(cfg: GatewayConfig, media: MediaConfig) -> dict[str, Any]:
         "service_name": "s3",
         "region": media.region,
         "use_unsigned_payload": True,  # GET/HEAD have no body; S3 accepts UNSIGNED-PAYLOAD
-        "match_excluded_headers": [{"prefix": "x-envoy"}, {"prefix": "x-forwarded"}, {"exact": "x-request-id"}],
+        "match_excluded_headers": [
+            {"prefix": "x-envoy"},
+            {"prefix": "x-forwarded"},
+            {"exact": "x-request-id"},
+        ],
     }
     if media.access_key_id and media.secret_access_key:
         signing["credential_provider"] = {
@@ -611,8 +642,12 @@ def _media_cluster(cfg: GatewayConfig, media: MediaConfig) -> dict[str, Any]:
                         "typed_config": _typed(
                             "envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
                             mutations={
-                                "request_mutations": [{"remove": h} for h in ORIGIN_REQUEST_HEADERS_REMOVED],
-                                "response_mutations": [{"remove": h} for h in ORIGIN_RESPONSE_HEADERS_REMOVED],
+                                "request_mutations": [
+                                    {"remove": h} for h in ORIGIN_REQUEST_HEADERS_REMOVED
+                                ],
+                                "response_mutations": [
+                                    {"remove": h} for h in ORIGIN_RESPONSE_HEADERS_REMOVED
+                                ],
                             },
                         ),
                     },
@@ -625,13 +660,17 @@ def _media_cluster(cfg: GatewayConfig, media: MediaConfig) -> dict[str, Any]:
                     },
                     {
                         "name": "envoy.filters.http.upstream_codec",
-                        "typed_config": _typed("envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"),
+                        "typed_config": _typed(
+                            "envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec"
+                        ),
                     },
                 ],
             )
         },
         "circuit_breakers": {
-            "thresholds": [{"max_connections": 1024, "max_pending_requests": 1024, "max_requests": 4096}]
+            "thresholds": [
+                {"max_connections": 1024, "max_pending_requests": 1024, "max_requests": 4096}
+            ]
         },
     }
     if tls:
@@ -655,7 +694,11 @@ def _media_filters(media: MediaConfig) -> list[dict[str, Any]]:
                     "envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
                     transport_api_version="V3",
                     http_service={
-                        "server_uri": {"uri": f"http://{media.authz.host}:{media.authz.port}", "cluster": "media_authz", "timeout": "2s"},
+                        "server_uri": {
+                            "uri": f"http://{media.authz.host}:{media.authz.port}",
+                            "cluster": "media_authz",
+                            "timeout": "2s",
+                        },
                         "path_prefix": "/authz",
                     },
                     failure_mode_allow=False,
@@ -680,7 +723,9 @@ def _media_filters(media: MediaConfig) -> list[dict[str, Any]]:
             "name": "envoy.filters.http.cache",
             "typed_config": _typed(
                 "envoy.extensions.filters.http.cache_v2.v3.CacheV2Config",
-                typed_config=_typed("envoy.extensions.http.cache_v2.simple_http_cache.v3.SimpleHttpCacheV2Config"),
+                typed_config=_typed(
+                    "envoy.extensions.http.cache_v2.simple_http_cache.v3.SimpleHttpCacheV2Config"
+                ),
                 max_body_bytes=media.cache_max_body_bytes,
             ),
             # on for every route (it has no per-route config); gRPC POSTs are never cacheable
@@ -694,7 +739,10 @@ def _authz_cluster(cfg: GatewayConfig, authz: Endpoint) -> dict[str, Any]:
         "name": "media_authz",
         "type": "STATIC" if authz.is_ip else "STRICT_DNS",
         "connect_timeout": _d(cfg.connect_timeout),
-        "load_assignment": {"cluster_name": "media_authz", "endpoints": [{"lb_endpoints": _lb_endpoints([authz])}]},
+        "load_assignment": {
+            "cluster_name": "media_authz",
+            "endpoints": [{"lb_endpoints": _lb_endpoints([authz])}],
+        },
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _typed(
                 "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -729,13 +777,22 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
         routes.append({"match": {"prefix": "/"}, "route": {"cluster": "web"}})
 
     http_filters: list[dict[str, Any]] = [
-        {"name": "envoy.filters.http.grpc_web", "typed_config": _typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb")},
-        {"name": "envoy.filters.http.cors", "typed_config": _typed("envoy.extensions.filters.http.cors.v3.Cors")},
+        {
+            "name": "envoy.filters.http.grpc_web",
+            "typed_config": _typed("envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"),
+        },
+        {
+            "name": "envoy.filters.http.cors",
+            "typed_config": _typed("envoy.extensions.filters.http.cors.v3.Cors"),
+        },
     ]
     if cfg.media is not None:
         http_filters += _media_filters(cfg.media)
     http_filters.append(
-        {"name": "envoy.filters.http.router", "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router")}
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": _typed("envoy.extensions.filters.http.router.v3.Router"),
+        }
     )
 
     hcm = _typed(
@@ -759,7 +816,9 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
                     "typed_per_filter_config": {
                         "envoy.filters.http.cors": _typed(
                             "envoy.extensions.filters.http.cors.v3.CorsPolicy",
-                            allow_origin_string_match=[{"safe_regex": {"regex": cfg.cors_origins_regex}}],
+                            allow_origin_string_match=[
+                                {"safe_regex": {"regex": cfg.cors_origins_regex}}
+                            ],
                             allow_methods="POST, OPTIONS",
                             allow_headers="authorization,x-grpc-web,x-user-agent,grpc-timeout,content-type,x-request-id",
                             expose_headers="grpc-status,grpc-message,grpc-status-details-bin,x-request-id",
@@ -779,12 +838,17 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
         if cfg.media.authz is not None:
             clusters.append(_authz_cluster(cfg, cfg.media.authz))
     if cfg.web is not None:
-        clusters.append({
-            "name": "web",
-            "type": _cluster_type([cfg.web]),
-            "connect_timeout": _d(cfg.connect_timeout),
-            "load_assignment": {"cluster_name": "web", "endpoints": [{"lb_endpoints": _lb_endpoints([cfg.web])}]},
-        })
+        clusters.append(
+            {
+                "name": "web",
+                "type": _cluster_type([cfg.web]),
+                "connect_timeout": _d(cfg.connect_timeout),
+                "load_assignment": {
+                    "cluster_name": "web",
+                    "endpoints": [{"lb_endpoints": _lb_endpoints([cfg.web])}],
+                },
+            }
+        )
 
     return {
         "admin": {"address": _addr(cfg.admin_host, cfg.admin_port)},
@@ -794,7 +858,14 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
                     "name": "gateway",
                     "address": _addr(cfg.listen_host, cfg.listen_port),
                     "filter_chains": [
-                        {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
                     ],
                 }
             ],
@@ -830,4 +901,3 @@ def write(cfg: GatewayConfig, path: str | Path) -> Path:
     with os.fdopen(fd, "w") as f:
         f.write(to_yaml(cfg))
     return path
-

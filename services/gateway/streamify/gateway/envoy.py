@@ -41,8 +41,9 @@ def validate(config_path: str | Path) -> str:
     """`envoy --mode validate`; returns its output, raises EnvoyError when the config is bad."""
     proc = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(config_path), "--log-level", "warn"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise EnvoyError(f"invalid Envoy config {config_path}:\n{proc.stdout}{proc.stderr}")
     return proc.stdout + proc.stderr
@@ -89,12 +90,20 @@ class Envoy:
 
     def command(self) -> list[str]:
         return [
-            envoy_binary(), "-c", str(self.config_path),
-            "--concurrency", str(self.concurrency),
-            "--base-id", str(self.base_id),
-            "--log-level", self.log_level,
-            "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
-        ]  # fmt: skip
+            envoy_binary(),
+            "-c",
+            str(self.config_path),
+            "--concurrency",
+            str(self.concurrency),
+            "--base-id",
+            str(self.base_id),
+            "--log-level",
+            self.log_level,
+            "--drain-time-s",
+            "1",
+            "--parent-shutdown-time-s",
+            "2",
+        ]
 
     @property
     def pid(self) -> int | None:
@@ -109,13 +118,18 @@ class Envoy:
         env = {**os.environ, **(self.env or {})}
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 env=env,
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + timeout
         while not self.ready():
             if self._proc.poll() is not None:
-                raise EnvoyError(f"envoy exited with status {self._proc.returncode}:\n{self.log_tail()}")
+                raise EnvoyError(
+                    f"envoy exited with status {self._proc.returncode}:\n{self.log_tail()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise EnvoyError(f"envoy not LIVE after {timeout:g} s:\n{self.log_tail()}")

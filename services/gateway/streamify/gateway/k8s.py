@@ -109,13 +109,18 @@ def gateway_config(profile: Profile) -> GatewayConfig:
 
 
 def configmap(profile: Profile) -> dict[str, Any]:
-    envoy = yaml.safe_dump(render(gateway_config(profile)), sort_keys=False, default_flow_style=False)
+    envoy = yaml.safe_dump(
+        render(gateway_config(profile)), sort_keys=False, default_flow_style=False
+    )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": CONFIGMAP_NAME,
-            "labels": {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/component": "envoy-config"},
+            "labels": {
+                "app.kubernetes.io/name": "gateway",
+                "app.kubernetes.io/component": "envoy-config",
+            },
             "annotations": {
                 "streamify.dev/generated-by": f"python -m streamify.gateway.k8s --profile {profile.name}",
             },
@@ -143,7 +148,11 @@ def to_yaml(profile: Profile) -> str:
         + "`: do not edit (tests/contract/test_k8s.py checks it is fresh).\n"
     )
     body: str = yaml.dump(  # no stream: a str
-        configmap(profile), Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=1000
+        configmap(profile),
+        Dumper=_BlockDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
     )
     return header + body
 
@@ -158,12 +167,16 @@ def materialize(template: str, token: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m streamify.gateway.k8s", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m streamify.gateway.k8s", description=__doc__.split("\n")[0]
+    )
     sub = p.add_subparsers(dest="command")
     p.add_argument("--profile", choices=sorted(PROFILES), default="base")
     p.add_argument("--region", help="AWS region of the media bucket (default: the profile's)")
     p.add_argument("--media-bucket", help="media bucket name (default: the profile's)")
-    m = sub.add_parser("materialize", help=f"write TEMPLATE with ${TOKEN_ENV} filled in to OUT (mode 0600)")
+    m = sub.add_parser(
+        "materialize", help=f"write TEMPLATE with ${TOKEN_ENV} filled in to OUT (mode 0600)"
+    )
     m.add_argument("template")
     m.add_argument("out")
     args = p.parse_args(argv)
@@ -186,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             profile,
             region=region,
             media_bucket=args.media_bucket or profile.media_bucket,
-            origin_url=f"https://s3.{region}.amazonaws.com" if profile.name == "eks" else profile.origin_url,
+            origin_url=f"https://s3.{region}.amazonaws.com"
+            if profile.name == "eks"
+            else profile.origin_url,
         )
     sys.stdout.write(to_yaml(profile))
     return 0

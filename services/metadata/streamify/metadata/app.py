@@ -40,13 +40,20 @@ def build(settings: Settings) -> tuple[MetadataService, Cache]:
     store = VideoStore(make_sessions(engine))
     cache = make_cache(settings)
     reader = VideoReader(
-        store, cache, cdn_base_url=settings.cdn_base_url,
-        ttl=settings.cache_ttl_seconds, negative_ttl=settings.cache_negative_ttl_seconds,
+        store,
+        cache,
+        cdn_base_url=settings.cdn_base_url,
+        ttl=settings.cache_ttl_seconds,
+        negative_ttl=settings.cache_negative_ttl_seconds,
     )
     servicer = MetadataService(
-        store=store, reader=reader, changes=VideoChanges(),
-        page_tokens=PageTokenCodec(page_token_key(settings)), cdn_base_url=settings.cdn_base_url,
-        grant_key=media_grant_key(settings), grant_ttl_seconds=settings.media_grant_ttl_seconds,
+        store=store,
+        reader=reader,
+        changes=VideoChanges(),
+        page_tokens=PageTokenCodec(page_token_key(settings)),
+        cdn_base_url=settings.cdn_base_url,
+        grant_key=media_grant_key(settings),
+        grant_ttl_seconds=settings.media_grant_ttl_seconds,
         grant_all_videos=settings.media_grant_all_videos,
     )
     return servicer, cache
@@ -66,7 +73,9 @@ async def sweep_idempotency_keys(store: VideoStore, ttl_seconds: float) -> None:
     interval = min(ttl_seconds / 4, 3600.0)
     while True:
         try:
-            removed = await run_in_thread(store.delete_idempotency_keys_before, now_us() - int(ttl_seconds * 1e6))
+            removed = await run_in_thread(
+                store.delete_idempotency_keys_before, now_us() - int(ttl_seconds * 1e6)
+            )
             if removed:
                 log.info("forgot %d request ids older than %g s", removed, ttl_seconds)
         except Exception:
@@ -77,7 +86,9 @@ async def sweep_idempotency_keys(store: VideoStore, ttl_seconds: float) -> None:
 async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop]) -> None:
     servicer, cache = build(settings)
     sweeper = asyncio.create_task(
-        sweep_idempotency_keys(servicer.store, settings.idempotency_key_ttl_seconds), name="idempotency-sweeper")
+        sweep_idempotency_keys(servicer.store, settings.idempotency_key_ttl_seconds),
+        name="idempotency-sweeper",
+    )
     try:
         await serve(settings, [registration(servicer)], **serve_options)
     finally:

@@ -42,7 +42,11 @@ def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
     if row.duration_us:
         video.duration.CopyFrom(duration_of(row.duration_us))
     if row.progress_total or row.progress_stage:
-        video.progress.CopyFrom(Progress(
-            completed_tasks=row.progress_completed, total_tasks=row.progress_total, stage=row.progress_stage,
-        ))
+        video.progress.CopyFrom(
+            Progress(
+                completed_tasks=row.progress_completed,
+                total_tasks=row.progress_total,
+                stage=row.progress_stage,
+            )
+        )
     return video

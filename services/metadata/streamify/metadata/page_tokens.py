@@ -49,5 +49,7 @@ class PageTokenCodec:
             raise InvalidPageToken("page_token is not a token this server issued")
         token_query, create_time_us, video_id = json.loads(payload)
         if token_query != query:
-            raise InvalidPageToken("page_token belongs to a different query (owner or status changed)")
+            raise InvalidPageToken(
+                "page_token belongs to a different query (owner or status changed)"
+            )
         return PagePosition(int(create_time_us), str(video_id))

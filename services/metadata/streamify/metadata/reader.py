@@ -22,7 +22,13 @@ def cache_key(video_id: str) -> str:
 
 class VideoReader:
     def __init__(
-        self, store: VideoStore, cache: Cache, *, cdn_base_url: str, ttl: float, negative_ttl: float,
+        self,
+        store: VideoStore,
+        cache: Cache,
+        *,
+        cdn_base_url: str,
+        ttl: float,
+        negative_ttl: float,
     ) -> None:
         self._store = store
         self._cache = cache

@@ -44,7 +44,9 @@ def new_video_id() -> str:
 def video_id_of(name: str, field: str = "name") -> str:
     prefix, _, video_id = name.partition("/")
     if prefix != "videos" or not video_id:
-        raise errors.invalid_argument([(field, f"must be a video name like `videos/abc123`, got {name!r}")])
+        raise errors.invalid_argument(
+            [(field, f"must be a video name like `videos/abc123`, got {name!r}")]
+        )
     return video_id
 
 
@@ -53,7 +55,11 @@ def user_id_of(owner: str) -> str:
 
 
 def can_read(principal: Principal, video: Video) -> bool:
-    return principal.is_service or video.owner == principal.user_name or video.visibility in READABLE_BY_ANYONE
+    return (
+        principal.is_service
+        or video.owner == principal.user_name
+        or video.visibility in READABLE_BY_ANYONE
+    )
 
 
 def check_writable(principal: Principal, row: VideoRow, name: str) -> None:
@@ -66,8 +72,15 @@ def check_writable(principal: Principal, row: VideoRow, name: str) -> None:
 
 class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     def __init__(
-        self, *, store: VideoStore, reader: VideoReader, changes: VideoChanges,
-        page_tokens: PageTokenCodec, cdn_base_url: str, grant_key: bytes, grant_ttl_seconds: float,
+        self,
+        *,
+        store: VideoStore,
+        reader: VideoReader,
+        changes: VideoChanges,
+        page_tokens: PageTokenCodec,
+        cdn_base_url: str,
+        grant_key: bytes,
+        grant_ttl_seconds: float,
         grant_all_videos: bool = False,
     ) -> None:
         self._grant_key = grant_key
@@ -86,10 +99,14 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # --- reads ------------------------------------------------------------------------------
 
-    async def GetVideo(self, request: api.GetVideoRequest, context: grpc.aio.ServicerContext) -> Video:
+    async def GetVideo(
+        self, request: api.GetVideoRequest, context: grpc.aio.ServicerContext
+    ) -> Video:
         return self._present(await self._readable(request.name, current_principal()))
 
-    async def ListVideos(self, request: api.ListVideosRequest, context: grpc.aio.ServicerContext) -> api.ListVideosResponse:
+    async def ListVideos(
+        self, request: api.ListVideosRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListVideosResponse:
         principal = current_principal()
         if request.owner:
             owner: str | None = user_id_of(request.owner)
@@ -105,10 +122,15 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             except InvalidPageToken as exc:
                 raise errors.invalid_argument([("page_token", str(exc))]) from None
         page_size = request.page_size or DEFAULT_PAGE_SIZE
-        rows = await run_in_thread(lambda: self._store.list_page(
-            owner=owner, status=request.status or None, public_only=public_only,
-            after=after, limit=page_size + 1,
-        ))
+        rows = await run_in_thread(
+            lambda: self._store.list_page(
+                owner=owner,
+                status=request.status or None,
+                public_only=public_only,
+                after=after,
+                limit=page_size + 1,
+            )
+        )
         response = api.ListVideosResponse(
             videos=[self._present(to_proto(row, self._cdn_base_url)) for row in rows[:page_size]]
         )
@@ -138,7 +160,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
 
     # --- writes -----------------------------------------------------------------------------
 
-    async def CreateVideo(self, request: api.CreateVideoRequest, context: grpc.aio.ServicerContext) -> Video:
+    async def CreateVideo(
+        self, request: api.CreateVideoRequest, context: grpc.aio.ServicerContext
+    ) -> Video:
         principal = current_principal()
         if not request.video.title:
             raise errors.invalid_argument([("video.title", "is required")])
@@ -147,13 +171,24 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         def create(session: Session) -> bytes:
             now = now_us()
             row = VideoRow(
-                id=new_video_id(), owner=owner, title=request.video.title,
+                id=new_video_id(),
+                owner=owner,
+                title=request.video.title,
                 description=request.video.description,
                 visibility=request.video.visibility or Visibility.VISIBILITY_PRIVATE,
-                status=state_machine.UPLOADING, failure_reason="",
-                source_size_bytes=request.source_size_bytes, duration_us=0, renditions=[],
-                manifest_path="", poster_path="", progress_completed=0, progress_total=0,
-                progress_stage="", create_time_us=now, update_time_us=now, version=1,
+                status=state_machine.UPLOADING,
+                failure_reason="",
+                source_size_bytes=request.source_size_bytes,
+                duration_us=0,
+                renditions=[],
+                manifest_path="",
+                poster_path="",
+                progress_completed=0,
+                progress_total=0,
+                progress_stage="",
+                create_time_us=now,
+                update_time_us=now,
+                version=1,
             )
             session.add(row)
             session.flush()
@@ -163,18 +198,24 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         await self._after_write(video_id_of(video.name))
         return self._present(video)
 
-    async def UpdateVideo(self, request: api.UpdateVideoRequest, context: grpc.aio.ServicerContext) -> Video:
+    async def UpdateVideo(
+        self, request: api.UpdateVideoRequest, context: grpc.aio.ServicerContext
+    ) -> Video:
         principal = current_principal()
         name = request.video.name
         video_id = video_id_of(name, "video.name")
         paths = set(request.update_mask.paths)
         not_writable = sorted(paths - USER_WRITABLE_FIELDS)
         if not paths or not_writable:
-            raise errors.invalid_argument([(
-                "update_mask.paths",
-                f"may name only {', '.join(sorted(USER_WRITABLE_FIELDS))}"
-                + (f"; not {', '.join(not_writable)}" if not_writable else ""),
-            )])
+            raise errors.invalid_argument(
+                [
+                    (
+                        "update_mask.paths",
+                        f"may name only {', '.join(sorted(USER_WRITABLE_FIELDS))}"
+                        + (f"; not {', '.join(not_writable)}" if not_writable else ""),
+                    )
+                ]
+            )
         if "title" in paths and not request.video.title:
             raise errors.invalid_argument([("video.title", "must not be empty")])
 
@@ -195,7 +236,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         await self._after_write(video_id)
         return self._present(video)
 
-    async def DeleteVideo(self, request: api.DeleteVideoRequest, context: grpc.aio.ServicerContext) -> Empty:
+    async def DeleteVideo(
+        self, request: api.DeleteVideoRequest, context: grpc.aio.ServicerContext
+    ) -> Empty:
         principal = current_principal()
         video_id = video_id_of(request.name)
 
@@ -210,7 +253,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         await self._after_write(video_id)
         return Empty()
 
-    async def UpdateVideoStatus(self, request: api.UpdateVideoStatusRequest, context: grpc.aio.ServicerContext) -> Video:
+    async def UpdateVideoStatus(
+        self, request: api.UpdateVideoStatusRequest, context: grpc.aio.ServicerContext
+    ) -> Video:
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied("only Streamify services may change a video's status")
@@ -246,7 +291,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             self._touch(row)
             return self._serialized(row)
 
-        video = await self._mutate(principal, "UpdateVideoStatus", request.request_id, transition, Video)
+        video = await self._mutate(
+            principal, "UpdateVideoStatus", request.request_id, transition, Video
+        )
         await self._after_write(video_id)
         return self._present(video)
 
@@ -285,7 +332,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     def _owner_for_create(principal: Principal, requested: str) -> str:
         if principal.is_service:
             if not requested:
-                raise errors.invalid_argument([("owner", "is required when a service creates a video")])
+                raise errors.invalid_argument(
+                    [("owner", "is required when a service creates a video")]
+                )
             return user_id_of(requested)
         if requested and user_id_of(requested) != principal.subject:
             raise errors.permission_denied("users can only create videos they own")
@@ -312,10 +361,19 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         row.update_time_us = now_us()
 
     async def _mutate(
-        self, principal: Principal, method: str, request_id: str, change: Mutation, response_type: type[M]
+        self,
+        principal: Principal,
+        method: str,
+        request_id: str,
+        change: Mutation,
+        response_type: type[M],
     ) -> M:
-        data = await run_in_thread(self._store.mutate, f"{principal.kind}:{principal.subject}", method, request_id, change)
-        response: M = response_type.FromString(data)  # protobuf's Message is untyped: FromString is Any
+        data = await run_in_thread(
+            self._store.mutate, f"{principal.kind}:{principal.subject}", method, request_id, change
+        )
+        response: M = response_type.FromString(
+            data
+        )  # protobuf's Message is untyped: FromString is Any
         return response
 
     async def _after_write(self, video_id: str) -> None:

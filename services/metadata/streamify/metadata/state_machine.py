@@ -28,7 +28,9 @@ _NEXT: dict[int, frozenset[int]] = {
 
 
 def status_label(status: int) -> str:
-    return VideoStatus.Name(status).removeprefix("VIDEO_STATUS_") if status in _NEXT else str(status)
+    return (
+        VideoStatus.Name(status).removeprefix("VIDEO_STATUS_") if status in _NEXT else str(status)
+    )
 
 
 def is_allowed(current: int, new: int) -> bool:

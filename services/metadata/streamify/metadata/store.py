@@ -30,8 +30,13 @@ class VideoStore:
             return session.get(VideoRow, video_id)
 
     def list_page(
-        self, *, owner: str | None, status: int | None, public_only: bool,
-        after: PagePosition | None, limit: int,
+        self,
+        *,
+        owner: str | None,
+        status: int | None,
+        public_only: bool,
+        after: PagePosition | None,
+        limit: int,
     ) -> list[VideoRow]:
         query = select(VideoRow)
         if owner is not None:
@@ -42,7 +47,8 @@ class VideoStore:
             query = query.where(VideoRow.visibility == Visibility.VISIBILITY_PUBLIC)
         if after is not None:
             query = query.where(
-                tuple_(VideoRow.create_time_us, VideoRow.id) < (after.create_time_us, after.video_id)
+                tuple_(VideoRow.create_time_us, VideoRow.id)
+                < (after.create_time_us, after.video_id)
             )
         query = query.order_by(VideoRow.create_time_us.desc(), VideoRow.id.desc()).limit(limit)
         with self._sessions() as session:
@@ -57,10 +63,15 @@ class VideoStore:
                     return stored.response
             response = change(session)
             if request_id:
-                session.add(IdempotencyKeyRow(
-                    caller=caller, request_id=request_id, method=method,
-                    response=response, create_time_us=now_us(),
-                ))
+                session.add(
+                    IdempotencyKeyRow(
+                        caller=caller,
+                        request_id=request_id,
+                        method=method,
+                        response=response,
+                        create_time_us=now_us(),
+                    )
+                )
             try:
                 session.commit()
             except IntegrityError:

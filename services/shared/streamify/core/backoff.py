@@ -10,7 +10,9 @@ from collections.abc import Callable
 __all__ = ["backoff_delay"]
 
 
-def backoff_delay(attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    attempt: int, *, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
     """Seconds to wait before retry number `attempt` (0 = the first retry)."""
     ceiling: float = min(cap, base * (2 ** min(max(attempt, 0), 32)))
     jitter: float = rand()

@@ -201,8 +201,10 @@ class RedisCache:
         if self.breaker.record_failure():
             log.warning(
                 "redis cache unavailable (%s: %r); skipping it, next try in %.1fs",
-                op, exc, self.breaker.cooldown,
-            )  # fmt: skip
+                op,
+                exc,
+                self.breaker.cooldown,
+            )
         else:
             log.debug("redis cache still unavailable (%s: %r)", op, exc)
 

@@ -17,95 +17,281 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMIFY_", extra="ignore")
 
     # --- where state lives -------------------------------------------------------------
-    data_dir: Path = Field(Path(".streamify"), description="Embedded-mode state: SQLite file, dev signing key, storage data.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Default: SQLite file in data_dir.")
-    redis_url: str | None = Field(None, description="Redis for the metadata cache, e.g. redis://127.0.0.1:6379/0. Default: in-process cache.")
+    data_dir: Path = Field(
+        Path(".streamify"),
+        description="Embedded-mode state: SQLite file, dev signing key, storage data.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. Default: SQLite file in data_dir.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis for the metadata cache, e.g. redis://127.0.0.1:6379/0. Default: in-process cache.",
+    )
 
     # --- metadata cache ----------------------------------------------------------------
     cache_ttl_seconds: float = Field(60.0, gt=0, description="How long a cached video stays fresh.")
-    cache_negative_ttl_seconds: float = Field(2.0, ge=0, description="How long a NOT_FOUND is remembered.")
-    cache_socket_timeout_seconds: float = Field(0.05, gt=0, description="Redis connect/read timeout; a slow cache is skipped, not waited for.")
-    cache_breaker_cooldown_seconds: float = Field(2.0, gt=0, description="After a Redis failure, skip Redis this long before trying again.")
+    cache_negative_ttl_seconds: float = Field(
+        2.0, ge=0, description="How long a NOT_FOUND is remembered."
+    )
+    cache_socket_timeout_seconds: float = Field(
+        0.05,
+        gt=0,
+        description="Redis connect/read timeout; a slow cache is skipped, not waited for.",
+    )
+    cache_breaker_cooldown_seconds: float = Field(
+        2.0, gt=0, description="After a Redis failure, skip Redis this long before trying again."
+    )
 
-    idempotency_key_ttl_seconds: float = Field(24 * 3600, gt=0, description="A request_id is remembered this long (AIP-155): a retry within it gets the first answer; older keys are swept.")
+    idempotency_key_ttl_seconds: float = Field(
+        24 * 3600,
+        gt=0,
+        description="A request_id is remembered this long (AIP-155): a retry within it gets the first answer; older keys are swept.",
+    )
 
     # --- auth ----------------------------------------------------------------------------
-    jwt_secret: SecretStr | None = Field(None, description="HS256 signing key for bearer tokens. Required unless embedded.")
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 signing key for bearer tokens. Required unless embedded."
+    )
     jwt_issuer: str = Field("streamify", description="`iss` claim minted and required on tokens.")
-    embedded: bool = Field(False, description="Single-machine mode: allows an ephemeral dev signing key kept in data_dir.")
+    embedded: bool = Field(
+        False,
+        description="Single-machine mode: allows an ephemeral dev signing key kept in data_dir.",
+    )
 
     # --- this process's endpoints ----------------------------------------------------------
     grpc_host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
-    grpc_port: int = Field(50051, ge=0, le=65535, description="gRPC port of this process (0 = pick a free one).")
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics port of this process (0 = off).")
-    shutdown_grace_seconds: float = Field(5.0, ge=0, description="On SIGTERM: health goes NOT_SERVING, in-flight calls get this long.")
+    grpc_port: int = Field(
+        50051, ge=0, le=65535, description="gRPC port of this process (0 = pick a free one)."
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus /metrics port of this process (0 = off)."
+    )
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, description="On SIGTERM: health goes NOT_SERVING, in-flight calls get this long."
+    )
     log_level: str = Field("INFO", description="Python log level.")
-    log_format: str = Field("json", pattern="^(json|text)$", description="`json` (one object per line) or `text`.")
+    log_format: str = Field(
+        "json", pattern="^(json|text)$", description="`json` (one object per line) or `text`."
+    )
 
     # --- how services reach each other and the outside --------------------------------------
-    metadata_target: str = Field("127.0.0.1:50051", description="gRPC address of the Metadata service (for Upload/Transcode).")
-    cdn_base_url: str = Field("http://127.0.0.1:8080/media", description="Base URL of the media CDN; playback and poster URLs start with it.")
-    page_token_secret: SecretStr | None = Field(None, description="Key that signs page tokens. Default: derived from jwt_secret.")
-    reflection_all_services: bool = Field(False, description="Each service's reflection also lists every streamify.v1 service (so grpcurl through the gateway sees them all).")
-    media_grant_secret: SecretStr | None = Field(None, description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/). Default: derived from the JWT signing key.")
-    media_grant_all_videos: bool = Field(False, description="Sign a grant into every video's media URLs, public ones too: for a CDN that checks grants but cannot ask who may watch (the CloudFront Function on EKS).")
-    media_grant_ttl_seconds: int = Field(6 * 3600, gt=0, description="Lifetime of the /media grant signed into a private video's playback and poster URLs.")
-    media_authz_cache_seconds: float = Field(5.0, ge=0, description="How long the /media access check remembers a video's visibility.")
+    metadata_target: str = Field(
+        "127.0.0.1:50051",
+        description="gRPC address of the Metadata service (for Upload/Transcode).",
+    )
+    cdn_base_url: str = Field(
+        "http://127.0.0.1:8080/media",
+        description="Base URL of the media CDN; playback and poster URLs start with it.",
+    )
+    page_token_secret: SecretStr | None = Field(
+        None, description="Key that signs page tokens. Default: derived from jwt_secret."
+    )
+    reflection_all_services: bool = Field(
+        False,
+        description="Each service's reflection also lists every streamify.v1 service (so grpcurl through the gateway sees them all).",
+    )
+    media_grant_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/). Default: derived from the JWT signing key.",
+    )
+    media_grant_all_videos: bool = Field(
+        False,
+        description="Sign a grant into every video's media URLs, public ones too: for a CDN that checks grants but cannot ask who may watch (the CloudFront Function on EKS).",
+    )
+    media_grant_ttl_seconds: int = Field(
+        6 * 3600,
+        gt=0,
+        description="Lifetime of the /media grant signed into a private video's playback and poster URLs.",
+    )
+    media_authz_cache_seconds: float = Field(
+        5.0, ge=0, description="How long the /media access check remembers a video's visibility."
+    )
 
     # --- object storage (S3 API: SeaweedFS embedded, AWS S3 at scale) ---------------------------
-    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint the services use, e.g. http://127.0.0.1:8333. Default: AWS S3 of s3_region; embedded: the embedded SeaweedFS.")
-    s3_public_endpoint_url: str | None = Field(None, description="S3 endpoint browsers and CLIs reach; pre-signed URLs are signed for this host. Default: s3_endpoint_url.")
-    s3_region: str = Field("us-east-1", description="AWS region of the buckets (and of the SQS queue); SigV4 signs it into every request.")
-    s3_access_key_id: SecretStr | None = Field(None, description="S3 access key. Default: boto3's credential chain (env, IRSA on EKS); embedded mode: a dev key pair kept in data_dir.")
-    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key, paired with s3_access_key_id.")
-    s3_addressing_style: str = Field("path", pattern="^(path|virtual|auto)$", description="`path` (http://host/bucket/key; SeaweedFS, MinIO) or `virtual` (http://bucket.host/key).")
-    uploads_bucket: str = Field("streamify-uploads", description="Bucket of raw uploads (written by browsers through pre-signed URLs).")
-    media_bucket: str = Field("streamify-media", description="Bucket of transcoded HLS output and posters (origin of the /media CDN route).")
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3 API endpoint the services use, e.g. http://127.0.0.1:8333. Default: AWS S3 of s3_region; embedded: the embedded SeaweedFS.",
+    )
+    s3_public_endpoint_url: str | None = Field(
+        None,
+        description="S3 endpoint browsers and CLIs reach; pre-signed URLs are signed for this host. Default: s3_endpoint_url.",
+    )
+    s3_region: str = Field(
+        "us-east-1",
+        description="AWS region of the buckets (and of the SQS queue); SigV4 signs it into every request.",
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        None,
+        description="S3 access key. Default: boto3's credential chain (env, IRSA on EKS); embedded mode: a dev key pair kept in data_dir.",
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret key, paired with s3_access_key_id."
+    )
+    s3_addressing_style: str = Field(
+        "path",
+        pattern="^(path|virtual|auto)$",
+        description="`path` (http://host/bucket/key; SeaweedFS, MinIO) or `virtual` (http://bucket.host/key).",
+    )
+    uploads_bucket: str = Field(
+        "streamify-uploads",
+        description="Bucket of raw uploads (written by browsers through pre-signed URLs).",
+    )
+    media_bucket: str = Field(
+        "streamify-media",
+        description="Bucket of transcoded HLS output and posters (origin of the /media CDN route).",
+    )
 
     # --- uploads ---------------------------------------------------------------------------
-    upload_max_bytes: int = Field(20 * 1024**3, gt=0, description="Largest file CreateUpload accepts (bytes).")
-    upload_single_put_max_bytes: int = Field(64 * 1024**2, gt=0, description="Files up to this size get one pre-signed PUT; larger ones a multipart upload.")
-    upload_part_size_bytes: int = Field(16 * 1024**2, ge=5 * 1024**2, description="Preferred multipart part size; grows when a file would need more than 10,000 parts.")
-    upload_url_ttl_seconds: int = Field(900, ge=1, le=7 * 24 * 3600, description="Lifetime of every pre-signed upload URL.")
-    upload_expiry_seconds: float = Field(24 * 3600, gt=0, description="An upload not completed within this time is aborted and its video FAILED.")
-    upload_max_pending_per_user: int = Field(20, ge=1, description="Unfinished uploads one user may have at once (RESOURCE_EXHAUSTED beyond).")
-    upload_sweep_interval_seconds: float = Field(60.0, gt=0, description="How often the Upload service looks for expired uploads.")
+    upload_max_bytes: int = Field(
+        20 * 1024**3, gt=0, description="Largest file CreateUpload accepts (bytes)."
+    )
+    upload_single_put_max_bytes: int = Field(
+        64 * 1024**2,
+        gt=0,
+        description="Files up to this size get one pre-signed PUT; larger ones a multipart upload.",
+    )
+    upload_part_size_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,
+        description="Preferred multipart part size; grows when a file would need more than 10,000 parts.",
+    )
+    upload_url_ttl_seconds: int = Field(
+        900, ge=1, le=7 * 24 * 3600, description="Lifetime of every pre-signed upload URL."
+    )
+    upload_expiry_seconds: float = Field(
+        24 * 3600,
+        gt=0,
+        description="An upload not completed within this time is aborted and its video FAILED.",
+    )
+    upload_max_pending_per_user: int = Field(
+        20,
+        ge=1,
+        description="Unfinished uploads one user may have at once (RESOURCE_EXHAUSTED beyond).",
+    )
+    upload_sweep_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the Upload service looks for expired uploads."
+    )
 
     # --- transcoding ---------------------------------------------------------------------------
-    transcode_orchestrator_id: str = Field("", description="Id of this orchestrator replica (default: host-pid-random).")
-    transcode_lease_seconds: float = Field(60.0, gt=0, description="A task's lease; heartbeats and progress extend it, expiry re-queues the task.")
-    transcode_heartbeat_interval_seconds: float = Field(10.0, gt=0, description="How often workers must send a heartbeat.")
-    transcode_sweep_interval_seconds: float = Field(5.0, gt=0, description="How often expired leases, job deadlines and missed status reports are handled.")
-    transcode_dispatch_poll_seconds: float = Field(1.0, gt=0, description="How often a replica looks for tasks made runnable by other replicas.")
-    transcode_max_attempts: int = Field(3, ge=1, description="Attempts of one task before its job fails.")
-    transcode_job_deadline_seconds: float = Field(6 * 3600.0, gt=0, description="A job still running after this ends FAILED.")
-    transcode_segment_seconds: float = Field(4.0, gt=0, description="HLS segment length; every segment of every rendition starts with an IDR frame.")
-    transcode_segments_per_chunk: int = Field(4, ge=1, description="Segments per chunk task (the unit of parallelism and retry).")
-    transcode_first_chunk_segments: int = Field(1, ge=1, description="Segments in the first chunk; short, so a rung is playable early (progressive playback).")
-    transcode_audio_bitrate: int = Field(128_000, gt=0, description="AAC-LC bitrate of the audio rendition.")
+    transcode_orchestrator_id: str = Field(
+        "", description="Id of this orchestrator replica (default: host-pid-random)."
+    )
+    transcode_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A task's lease; heartbeats and progress extend it, expiry re-queues the task.",
+    )
+    transcode_heartbeat_interval_seconds: float = Field(
+        10.0, gt=0, description="How often workers must send a heartbeat."
+    )
+    transcode_sweep_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often expired leases, job deadlines and missed status reports are handled.",
+    )
+    transcode_dispatch_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often a replica looks for tasks made runnable by other replicas.",
+    )
+    transcode_max_attempts: int = Field(
+        3, ge=1, description="Attempts of one task before its job fails."
+    )
+    transcode_job_deadline_seconds: float = Field(
+        6 * 3600.0, gt=0, description="A job still running after this ends FAILED."
+    )
+    transcode_segment_seconds: float = Field(
+        4.0,
+        gt=0,
+        description="HLS segment length; every segment of every rendition starts with an IDR frame.",
+    )
+    transcode_segments_per_chunk: int = Field(
+        4, ge=1, description="Segments per chunk task (the unit of parallelism and retry)."
+    )
+    transcode_first_chunk_segments: int = Field(
+        1,
+        ge=1,
+        description="Segments in the first chunk; short, so a rung is playable early (progressive playback).",
+    )
+    transcode_audio_bitrate: int = Field(
+        128_000, gt=0, description="AAC-LC bitrate of the audio rendition."
+    )
     transcode_poster_max_width: int = Field(1280, gt=0, description="Widest poster image.")
-    transcode_max_width: int = Field(7680, gt=0, description="Sources larger than transcode_max_width x transcode_max_height (either orientation) are refused: FAILED with a reason naming both sizes. Smaller ones are downscaled into the ladder.")
-    transcode_max_height: int = Field(4320, gt=0, description="See transcode_max_width (default 7680x4320: 8K UHD).")
-    transcode_source_url_ttl_seconds: int = Field(6 * 3600, gt=0, description="Lifetime of the pre-signed source URLs given to workers.")
-    transcode_progress_interval_seconds: float = Field(1.0, ge=0, description="At most one progress report per job to the Metadata service this often.")
-    transcode_queue_name: str = Field("jobs", description="Queue the Upload service publishes VideoUploadedEvent on.")
-    orchestrator_target: str = Field("127.0.0.1:50053", description="gRPC address of a transcode orchestrator (for workers).")
+    transcode_max_width: int = Field(
+        7680,
+        gt=0,
+        description="Sources larger than transcode_max_width x transcode_max_height (either orientation) are refused: FAILED with a reason naming both sizes. Smaller ones are downscaled into the ladder.",
+    )
+    transcode_max_height: int = Field(
+        4320, gt=0, description="See transcode_max_width (default 7680x4320: 8K UHD)."
+    )
+    transcode_source_url_ttl_seconds: int = Field(
+        6 * 3600, gt=0, description="Lifetime of the pre-signed source URLs given to workers."
+    )
+    transcode_progress_interval_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="At most one progress report per job to the Metadata service this often.",
+    )
+    transcode_queue_name: str = Field(
+        "jobs", description="Queue the Upload service publishes VideoUploadedEvent on."
+    )
+    orchestrator_target: str = Field(
+        "127.0.0.1:50053", description="gRPC address of a transcode orchestrator (for workers)."
+    )
     worker_slots: int = Field(1, ge=1, description="Tasks one worker runs at once.")
-    worker_work_dir: str | None = Field(None, description="Scratch space of a worker's task processes (default: the system temp dir).")
-    worker_task_stall_seconds: float = Field(900.0, gt=0, description="A task process silent this long is killed and retried.")
+    worker_work_dir: str | None = Field(
+        None,
+        description="Scratch space of a worker's task processes (default: the system temp dir).",
+    )
+    worker_task_stall_seconds: float = Field(
+        900.0, gt=0, description="A task process silent this long is killed and retried."
+    )
 
     # --- durable job queue (Upload -> Transcode) --------------------------------------------
-    queue_backend: str = Field("database", pattern="^(database|redis|sqs)$", description="`database` (a table in database_url), `redis` (Redis Streams) or `sqs`.")
-    queue_url: str | None = Field(None, description="Redis URL (redis backend) or SQS queue URL (sqs backend); the database backend uses database_url.")
-    sqs_endpoint_url: str | None = Field(None, description="SQS API endpoint (a local stand-in such as moto). Default: AWS SQS of s3_region.")
-    queue_visibility_timeout_seconds: float = Field(60.0, gt=0, description="A received job is hidden from other consumers this long unless acked or extended.")
-    queue_max_deliveries: int = Field(5, ge=1, description="Deliveries of one job before it is dead-lettered instead of retried.")
+    queue_backend: str = Field(
+        "database",
+        pattern="^(database|redis|sqs)$",
+        description="`database` (a table in database_url), `redis` (Redis Streams) or `sqs`.",
+    )
+    queue_url: str | None = Field(
+        None,
+        description="Redis URL (redis backend) or SQS queue URL (sqs backend); the database backend uses database_url.",
+    )
+    sqs_endpoint_url: str | None = Field(
+        None,
+        description="SQS API endpoint (a local stand-in such as moto). Default: AWS SQS of s3_region.",
+    )
+    queue_visibility_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A received job is hidden from other consumers this long unless acked or extended.",
+    )
+    queue_max_deliveries: int = Field(
+        5, ge=1, description="Deliveries of one job before it is dead-lettered instead of retried."
+    )
 
     # --- embedded SeaweedFS (`streamify run`) ------------------------------------------------
-    seaweedfs_port: int = Field(8333, ge=1, le=55535, description="S3 port of the embedded SeaweedFS (its gRPC port is this + 10000).")
-    seaweedfs_master_port: int = Field(9333, ge=1, le=55535, description="Master port of the embedded SeaweedFS (gRPC: + 10000).")
-    seaweedfs_volume_port: int = Field(18080, ge=1, le=55535, description="Volume server port of the embedded SeaweedFS (gRPC: + 10000).")
-    seaweedfs_filer_port: int = Field(8888, ge=1, le=55535, description="Filer port of the embedded SeaweedFS (gRPC: + 10000).")
+    seaweedfs_port: int = Field(
+        8333,
+        ge=1,
+        le=55535,
+        description="S3 port of the embedded SeaweedFS (its gRPC port is this + 10000).",
+    )
+    seaweedfs_master_port: int = Field(
+        9333, ge=1, le=55535, description="Master port of the embedded SeaweedFS (gRPC: + 10000)."
+    )
+    seaweedfs_volume_port: int = Field(
+        18080,
+        ge=1,
+        le=55535,
+        description="Volume server port of the embedded SeaweedFS (gRPC: + 10000).",
+    )
+    seaweedfs_filer_port: int = Field(
+        8888, ge=1, le=55535, description="Filer port of the embedded SeaweedFS (gRPC: + 10000)."
+    )
 
     @field_validator("data_dir", "worker_work_dir", mode="after")
     @classmethod

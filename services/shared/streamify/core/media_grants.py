@@ -79,7 +79,9 @@ def _mac(key: bytes, resource: str, expires: int) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def sign(key: bytes, video_id: str, ttl_seconds: float, now: float | None = None) -> tuple[int, str]:
+def sign(
+    key: bytes, video_id: str, ttl_seconds: float, now: float | None = None
+) -> tuple[int, str]:
     """(expires, signature) for read access to the video's objects."""
     expires = int((time.time() if now is None else now) + ttl_seconds)
     return expires, _mac(key, resource_of(video_id), expires)

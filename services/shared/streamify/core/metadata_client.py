@@ -47,13 +47,25 @@ class MetadataClient:
         return service_call_metadata(self._settings, self._identity)
 
     async def create_video(
-        self, *, owner: str, title: str, description: str, size_bytes: int, request_id: str,
+        self,
+        *,
+        owner: str,
+        title: str,
+        description: str,
+        size_bytes: int,
+        request_id: str,
         visibility: Visibility = VISIBILITY_UNSPECIFIED,
     ) -> Video:
-        return await self._stub.CreateVideo(api.CreateVideoRequest(
-            video=Video(title=title, description=description, visibility=visibility), owner=owner,
-            source_size_bytes=size_bytes, request_id=request_id,
-        ), metadata=self._auth(), timeout=_TIMEOUT_SECONDS)
+        return await self._stub.CreateVideo(
+            api.CreateVideoRequest(
+                video=Video(title=title, description=description, visibility=visibility),
+                owner=owner,
+                source_size_bytes=size_bytes,
+                request_id=request_id,
+            ),
+            metadata=self._auth(),
+            timeout=_TIMEOUT_SECONDS,
+        )
 
     async def get_video(self, name: str) -> Video:
         return await self._stub.GetVideo(
@@ -61,7 +73,9 @@ class MetadataClient:
         )
 
     async def update_status(self, request: api.UpdateVideoStatusRequest) -> Video:
-        return await self._stub.UpdateVideoStatus(request, metadata=self._auth(), timeout=_TIMEOUT_SECONDS)
+        return await self._stub.UpdateVideoStatus(
+            request, metadata=self._auth(), timeout=_TIMEOUT_SECONDS
+        )
 
     async def close(self) -> None:
         await self._channel.close()

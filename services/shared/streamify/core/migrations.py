@@ -14,7 +14,9 @@ from alembic.config import Config
 from sqlalchemy import Engine
 
 
-def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head") -> None:
+def upgrade(
+    engine: Engine, script_location: Path, version_table: str, revision: str = "head"
+) -> None:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     with engine.begin() as connection:

@@ -58,8 +58,10 @@ def stale_files() -> list[str]:
         fresh, committed = _generated_files(fresh_root), _generated_files(OUTPUT_ROOT)
         names = sorted(set(fresh) | set(committed))
         return [
-            n for n in names
-            if n not in fresh or n not in committed
+            n
+            for n in names
+            if n not in fresh
+            or n not in committed
             or not filecmp.cmp(fresh[n], committed[n], shallow=False)
         ]
 

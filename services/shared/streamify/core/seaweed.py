@@ -137,22 +137,33 @@ class SeaweedFS:
     def command(self, s3_config: Path) -> list[str]:
         p = self.ports
         return [
-            weed_binary(), "server",
+            weed_binary(),
+            "server",
             f"-dir={self.data_dir / 'data'}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={p.master}", f"-master.port.grpc={p.master_grpc}",
-            f"-volume.port={p.volume}", f"-volume.port.grpc={p.volume_grpc}",
-            f"-filer.port={p.filer}", f"-filer.port.grpc={p.filer_grpc}",
-            "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", f"-s3.config={s3_config}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={p.master}",
+            f"-master.port.grpc={p.master_grpc}",
+            f"-volume.port={p.volume}",
+            f"-volume.port.grpc={p.volume_grpc}",
+            f"-filer.port={p.filer}",
+            f"-filer.port.grpc={p.filer_grpc}",
+            "-s3",
+            f"-s3.port={p.s3}",
+            f"-s3.port.grpc={p.s3_grpc}",
+            f"-s3.config={s3_config}",
             # Off: extra listeners on fixed default ports (8181, 9101) and phoning home.
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
             # The volume server otherwise waits 10 s after SIGTERM before it even starts to stop.
             "-volume.preStopSeconds=0",
             # 0 = as many volumes as the free disk holds. Each bucket is a collection whose
             # first write grows several volumes at once (7 in the log here), so the default
             # cap of 8 can run out after a bucket or two.
-            "-volume.max=0", "-master.volumeSizeLimitMB=1024",
-        ]  # fmt: skip
+            "-volume.max=0",
+            "-master.volumeSizeLimitMB=1024",
+        ]
 
     def start(self, timeout: float = 60.0) -> None:
         """Start `weed server`, wait until its S3 API answers, create the buckets."""
@@ -163,7 +174,9 @@ class SeaweedFS:
         with open(self.log_path, "ab") as logf:
             self._proc = subprocess.Popen(
                 self.command(s3_config),
-                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
                 cwd=self.data_dir,
                 # dies with the process that started it (call start() from a thread that lives
                 # as long as the server should: the kernel ties it to the forking thread)

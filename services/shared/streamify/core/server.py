@@ -133,6 +133,7 @@ def _load_validator() -> Callable[[Any], list[Any]]:
 
     return validate
 
+
 def _code_name(context: grpc.aio.ServicerContext) -> str:
     try:
         code = context.code()
@@ -233,8 +234,14 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _TRANSIENT_DOWNSTREAM:
             # A service this call depends on is briefly away (a replica restarting): the
             # caller's retry will succeed, so say so instead of INTERNAL.
-            log.warning("%s: a dependency answered %s (request id %s)", m.path, exc.code().name, rid)
-            return grpc.StatusCode.UNAVAILABLE, f"a service this call depends on is unavailable; retry (request id {rid})", rid_md
+            log.warning(
+                "%s: a dependency answered %s (request id %s)", m.path, exc.code().name, rid
+            )
+            return (
+                grpc.StatusCode.UNAVAILABLE,
+                f"a service this call depends on is unavailable; retry (request id {rid})",
+                rid_md,
+            )
         log.error("unhandled error in %s (request id %s)", m.path, rid, exc_info=exc)
         return grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", rid_md
 
@@ -281,7 +288,9 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
 
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with _Observed(self, m, context) as call:
-                result = behaviour(self._admitted(m, call.auth, request, streaming_request), context)
+                result = behaviour(
+                    self._admitted(m, call.auth, request, streaming_request), context
+                )
                 return await result if inspect.isawaitable(result) else result
 
         return wrapper
@@ -294,7 +303,9 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
             # Writes with `await context.write(...)` and returns None.
             async def coro_wrapper(request: Any, context: grpc.aio.ServicerContext) -> None:
                 async with _Observed(self, m, context) as call:
-                    await behaviour(self._admitted(m, call.auth, request, streaming_request), context)
+                    await behaviour(
+                        self._admitted(m, call.auth, request, streaming_request), context
+                    )
 
             return coro_wrapper
 
@@ -304,7 +315,9 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
             responses: Any = None
             try:
                 async with _Observed(self, m, context) as call:
-                    responses = behaviour(self._admitted(m, call.auth, request, streaming_request), context)
+                    responses = behaviour(
+                        self._admitted(m, call.auth, request, streaming_request), context
+                    )
                     if inspect.isawaitable(responses):
                         responses = await responses
                     if responses is None:
@@ -331,7 +344,9 @@ class _Observed:
 
     __slots__ = ("_interceptor", "_m", "_context", "_start", "rid", "auth")
 
-    def __init__(self, interceptor: StreamifyInterceptor, m: _Method, context: grpc.aio.ServicerContext) -> None:
+    def __init__(
+        self, interceptor: StreamifyInterceptor, m: _Method, context: grpc.aio.ServicerContext
+    ) -> None:
         self._interceptor, self._m, self._context = interceptor, m, context
 
     async def __aenter__(self) -> _Observed:
@@ -339,7 +354,9 @@ class _Observed:
         self.rid, self.auth = self._interceptor._begin(self._m, self._context)
         return self
 
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
         code = "OK"
         try:
             if exc is None:
@@ -485,23 +502,34 @@ _TRANSIENT_DOWNSTREAM = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.
 # Calls between services are reads or carry request ids, so retrying UNAVAILABLE is safe;
 # round_robin spreads them over every address the target resolves to (several replicas in an
 # `ipv4:a:p,b:p` target, or a headless Service's DNS name), and skips a replica that is down.
-_INTERNAL_SERVICE_CONFIG = json.dumps({
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "methodConfig": [{
-        "name": [{}],
-        "retryPolicy": {
-            "maxAttempts": 5, "initialBackoff": "0.1s", "maxBackoff": "1s",
-            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }],
-})
+_INTERNAL_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
 
 
 def client_channel(target: str) -> grpc.aio.Channel:
     """An insecure grpc.aio channel for service-to-service calls inside the mesh."""
-    return grpc.aio.insecure_channel(target, options=[
-        ("grpc.enable_retries", 1), ("grpc.service_config", _INTERNAL_SERVICE_CONFIG),
-    ])
+    return grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.enable_retries", 1),
+            ("grpc.service_config", _INTERNAL_SERVICE_CONFIG),
+        ],
+    )
 
 
 _SERVICE_TOKEN_TTL = 300

@@ -29,6 +29,7 @@ def die_with_parent(parent: int) -> Callable[[], None]:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the line above: do not start
             os._exit(1)
+
     return preexec
 
 
@@ -37,7 +38,7 @@ class Child:
     name: str
     argv: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
-    ready: Probe | None = None          # None: ready as soon as it runs
+    ready: Probe | None = None  # None: ready as soon as it runs
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
 
@@ -54,7 +55,11 @@ class ChildFailed(RuntimeError):
 
 class Supervisor:
     def __init__(
-        self, *, ready_timeout: float = 90.0, stop_timeout: float = 30.0, max_backoff: float = 10.0,
+        self,
+        *,
+        ready_timeout: float = 90.0,
+        stop_timeout: float = 30.0,
+        max_backoff: float = 10.0,
         log_dir: str | None = None,
     ) -> None:
         self.children: list[Child] = []
@@ -72,10 +77,15 @@ class Supervisor:
         deadline = loop.time() + self._ready_timeout
         while child.ready is not None and not await child.ready():
             if process.returncode is not None:
-                raise ChildFailed(f"{child.name} exited with status {process.returncode} while starting"
-                                  + self._log_hint(child))
+                raise ChildFailed(
+                    f"{child.name} exited with status {process.returncode} while starting"
+                    + self._log_hint(child)
+                )
             if loop.time() > deadline:
-                raise ChildFailed(f"{child.name} was not ready after {self._ready_timeout:g} s" + self._log_hint(child))
+                raise ChildFailed(
+                    f"{child.name} was not ready after {self._ready_timeout:g} s"
+                    + self._log_hint(child)
+                )
             await asyncio.sleep(0.1)
 
     async def watch(self, stop: asyncio.Event) -> None:
@@ -84,13 +94,19 @@ class Supervisor:
         stop_task = asyncio.create_task(stop.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({stop_task, *waits}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {stop_task, *waits}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if stop_task in done:
                     return
                 for task in done:
                     child = waits.pop(task)
-                    log.warning("%s exited with status %s; restarting", child.name, _spawned(child).returncode)
-                    await asyncio.sleep(min(self._max_backoff, 0.5 * 2 ** child.restarts))
+                    log.warning(
+                        "%s exited with status %s; restarting",
+                        child.name,
+                        _spawned(child).returncode,
+                    )
+                    await asyncio.sleep(min(self._max_backoff, 0.5 * 2**child.restarts))
                     child.restarts += 1
                     process = await self._spawn(child)
                     waits[asyncio.create_task(process.wait())] = child
@@ -108,7 +124,10 @@ class Supervisor:
             os.makedirs(self._log_dir, exist_ok=True)
             output = open(os.path.join(self._log_dir, f"{child.name}.log"), "ab")  # noqa: SIM115
         child.process = await asyncio.create_subprocess_exec(
-            *child.argv, env={**os.environ, **child.env}, stdout=output, stderr=output,
+            *child.argv,
+            env={**os.environ, **child.env},
+            stdout=output,
+            stderr=output,
             start_new_session=True,  # Ctrl-C goes to us; we stop children in order
             preexec_fn=die_with_parent(os.getpid()),
         )

@@ -254,12 +254,22 @@ def _submessage_check(field: FieldDescriptor, sub: _Plan) -> Check:
 
 _T = FieldDescriptor
 _KINDS = {
-    _T.TYPE_STRING: "string", _T.TYPE_BOOL: "bool", _T.TYPE_ENUM: "enum",
-    _T.TYPE_FLOAT: "float", _T.TYPE_DOUBLE: "double",
-    _T.TYPE_INT32: "int32", _T.TYPE_INT64: "int64", _T.TYPE_UINT32: "uint32", _T.TYPE_UINT64: "uint64",
-    _T.TYPE_SINT32: "sint32", _T.TYPE_SINT64: "sint64", _T.TYPE_FIXED32: "fixed32",
-    _T.TYPE_FIXED64: "fixed64", _T.TYPE_SFIXED32: "sfixed32", _T.TYPE_SFIXED64: "sfixed64",
-}  # fmt: skip
+    _T.TYPE_STRING: "string",
+    _T.TYPE_BOOL: "bool",
+    _T.TYPE_ENUM: "enum",
+    _T.TYPE_FLOAT: "float",
+    _T.TYPE_DOUBLE: "double",
+    _T.TYPE_INT32: "int32",
+    _T.TYPE_INT64: "int64",
+    _T.TYPE_UINT32: "uint32",
+    _T.TYPE_UINT64: "uint64",
+    _T.TYPE_SINT32: "sint32",
+    _T.TYPE_SINT64: "sint64",
+    _T.TYPE_FIXED32: "fixed32",
+    _T.TYPE_FIXED64: "fixed64",
+    _T.TYPE_SFIXED32: "sfixed32",
+    _T.TYPE_SFIXED64: "sfixed64",
+}
 
 
 def _field_check(field: FieldDescriptor, rules: validate_pb2.FieldRules, ignore: int) -> Check:

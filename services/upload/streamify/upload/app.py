@@ -29,24 +29,36 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
     sessions = make_sessions(engine)
     limits = UploadLimits.from_settings(settings)
     storage = UploadStorage(
-        make_s3_client(settings), make_s3_client(settings, public=True),
-        settings.uploads_bucket, limits.url_ttl_seconds,
+        make_s3_client(settings),
+        make_s3_client(settings, public=True),
+        settings.uploads_bucket,
+        limits.url_ttl_seconds,
     )
     metadata = MetadataClient(settings, identity="upload")
     queue = make_queue(settings)
     relay = OutboxRelay(sessions, metadata, queue)
     sweeper = StaleUploadSweeper(sessions, storage, relay, limits.expiry_seconds)
-    servicer = UploadService(sessions=sessions, storage=storage, metadata=metadata, relay=relay, limits=limits)
+    servicer = UploadService(
+        sessions=sessions, storage=storage, metadata=metadata, relay=relay, limits=limits
+    )
     background = [
         asyncio.create_task(relay.run(), name="upload-outbox-relay"),
-        asyncio.create_task(sweeper.run(settings.upload_sweep_interval_seconds), name="upload-sweeper"),
+        asyncio.create_task(
+            sweeper.run(settings.upload_sweep_interval_seconds), name="upload-sweeper"
+        ),
     ]
     try:
-        await serve(settings, [ServiceRegistration(
-            name=SERVICE_NAME,
-            add_to_server=upload_service_pb2_grpc.add_UploadServiceServicer_to_server,
-            servicer=servicer,
-        )], **serve_options)
+        await serve(
+            settings,
+            [
+                ServiceRegistration(
+                    name=SERVICE_NAME,
+                    add_to_server=upload_service_pb2_grpc.add_UploadServiceServicer_to_server,
+                    servicer=servicer,
+                )
+            ],
+            **serve_options,
+        )
     finally:
         for task in background:
             task.cancel()

@@ -44,7 +44,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     upload_id: Mapped[str] = mapped_column(String(63))
-    kind: Mapped[str] = mapped_column(String(32))       # "uploaded" or "failed"
+    kind: Mapped[str] = mapped_column(String(32))  # "uploaded" or "failed"
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     create_time_us: Mapped[int] = mapped_column(BigInteger)
     done: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -40,13 +40,19 @@ CLAIM_SECONDS = 60.0
 
 def uploaded_event(row: UploadRow) -> VideoUploadedEvent:
     return VideoUploadedEvent(
-        video=f"videos/{row.video_id}", owner=f"users/{row.owner}", bucket=row.bucket,
-        key=row.object_key, size_bytes=row.size_bytes, content_type=row.content_type,
+        video=f"videos/{row.video_id}",
+        owner=f"users/{row.owner}",
+        bucket=row.bucket,
+        key=row.object_key,
+        size_bytes=row.size_bytes,
+        content_type=row.content_type,
     )
 
 
 class OutboxRelay:
-    def __init__(self, sessions: sessionmaker[Session], metadata: MetadataClient, queue: JobQueue) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], metadata: MetadataClient, queue: JobQueue
+    ) -> None:
         self._sessions = sessions
         self._metadata = metadata
         self._queue = queue
@@ -96,17 +102,24 @@ class OutboxRelay:
     async def _deliver(self, row: OutboxRow) -> None:
         if row.kind == "uploaded":
             event = VideoUploadedEvent.FromString(row.payload)
-            await self._set_status(meta.UpdateVideoStatusRequest(
-                name=event.video, status=VideoStatus.VIDEO_STATUS_UPLOADED,
-                source_size_bytes=event.size_bytes, request_id=f"outbox-{row.upload_id}",
-            ))
+            await self._set_status(
+                meta.UpdateVideoStatusRequest(
+                    name=event.video,
+                    status=VideoStatus.VIDEO_STATUS_UPLOADED,
+                    source_size_bytes=event.size_bytes,
+                    request_id=f"outbox-{row.upload_id}",
+                )
+            )
             await self._queue.publish(event.video.removeprefix("videos/"), row.payload)
         elif row.kind == "failed":
-            await self._set_status(meta.UpdateVideoStatusRequest(
-                name=f"videos/{await run_in_thread(self._video_of, row.upload_id)}",
-                status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=row.payload.decode(),
-                request_id=f"outbox-{row.upload_id}-failed",
-            ))
+            await self._set_status(
+                meta.UpdateVideoStatusRequest(
+                    name=f"videos/{await run_in_thread(self._video_of, row.upload_id)}",
+                    status=VideoStatus.VIDEO_STATUS_FAILED,
+                    failure_reason=row.payload.decode(),
+                    request_id=f"outbox-{row.upload_id}-failed",
+                )
+            )
 
     async def _set_status(self, request: meta.UpdateVideoStatusRequest) -> None:
         try:
@@ -123,26 +136,40 @@ class OutboxRelay:
         until = now + int(CLAIM_SECONDS * 1_000_000)
         claimable = (OutboxRow.done.is_(False)) & (OutboxRow.claimed_until_us < now)
         with self._sessions() as session:
-            ids = list(session.scalars(
-                select(OutboxRow.id).where(claimable).order_by(OutboxRow.id).limit(BATCH)
-                .with_for_update(skip_locked=True)
-            ))
+            ids = list(
+                session.scalars(
+                    select(OutboxRow.id)
+                    .where(claimable)
+                    .order_by(OutboxRow.id)
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            )
             if not ids:
                 return []
             session.execute(
-                update(OutboxRow).where(OutboxRow.id.in_(ids), claimable)
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ids), claimable)
                 .values(claimed_by=self.relay_id, claimed_until_us=until)
             )
             session.commit()
-            return list(session.scalars(
-                select(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.claimed_by == self.relay_id,
-                                        OutboxRow.claimed_until_us == until).order_by(OutboxRow.id)
-            ))
+            return list(
+                session.scalars(
+                    select(OutboxRow)
+                    .where(
+                        OutboxRow.id.in_(ids),
+                        OutboxRow.claimed_by == self.relay_id,
+                        OutboxRow.claimed_until_us == until,
+                    )
+                    .order_by(OutboxRow.id)
+                )
+            )
 
     def _release(self) -> None:
         with self._sessions() as session:
             session.execute(
-                update(OutboxRow).where(OutboxRow.claimed_by == self.relay_id, OutboxRow.done.is_(False))
+                update(OutboxRow)
+                .where(OutboxRow.claimed_by == self.relay_id, OutboxRow.done.is_(False))
                 .values(claimed_until_us=0)
             )
             session.commit()

@@ -33,9 +33,11 @@ class PartPlan:
 def plan_parts(total_size: int, preferred_part_size: int) -> PartPlan:
     if total_size <= 0:
         raise ValueError("a multipart upload needs at least one byte")
-    needed = -(-total_size // MAX_PARTS)              # ceil: the smallest size within 10,000 parts
-    needed = -(-needed // MiB) * MiB                  # rounded up to whole MiB
+    needed = -(-total_size // MAX_PARTS)  # ceil: the smallest size within 10,000 parts
+    needed = -(-needed // MiB) * MiB  # rounded up to whole MiB
     part_size = max(preferred_part_size, MIN_PART_BYTES, needed)
     if part_size > MAX_PART_BYTES:
         raise ValueError(f"{total_size} bytes do not fit in {MAX_PARTS} parts of at most 5 GiB")
-    return PartPlan(part_size=part_size, part_count=-(-total_size // part_size), total_size=total_size)
+    return PartPlan(
+        part_size=part_size, part_count=-(-total_size // part_size), total_size=total_size
+    )

@@ -28,7 +28,9 @@ from streamify.v1 import upload_service_pb2_grpc
 from streamify.v1.upload_service_pb2 import UploadState
 
 PENDING, COMPLETED, ABORTED = (
-    UploadState.UPLOAD_STATE_PENDING, UploadState.UPLOAD_STATE_COMPLETED, UploadState.UPLOAD_STATE_ABORTED,
+    UploadState.UPLOAD_STATE_PENDING,
+    UploadState.UPLOAD_STATE_COMPLETED,
+    UploadState.UPLOAD_STATE_ABORTED,
 )
 DEFAULT_LIST_PARTS_PAGE = 1000
 
@@ -50,8 +52,13 @@ def video_request_id(owner: str, request_id: str) -> str:
 
 class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def __init__(
-        self, *, sessions: sessionmaker[Session], storage: UploadStorage, metadata: MetadataClient,
-        relay: OutboxRelay, limits: UploadLimits,
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        storage: UploadStorage,
+        metadata: MetadataClient,
+        relay: OutboxRelay,
+        limits: UploadLimits,
     ) -> None:
         self._sessions = sessions
         self._storage = storage
@@ -61,21 +68,46 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     # --- creating ---------------------------------------------------------------------------
 
-    async def CreateUpload(self, request: api.CreateUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
+    async def CreateUpload(
+        self, request: api.CreateUploadRequest, context: grpc.aio.ServicerContext
+    ) -> api.Upload:
         principal = self._user()
         limits = self._limits
         if request.size_bytes > limits.max_bytes:
-            raise errors.invalid_argument([("size_bytes", (
-                f"the file is {human_bytes(request.size_bytes)}; the largest upload accepted is "
-                f"{human_bytes(limits.max_bytes)}"))], reason="FILE_TOO_LARGE")
+            raise errors.invalid_argument(
+                [
+                    (
+                        "size_bytes",
+                        (
+                            f"the file is {human_bytes(request.size_bytes)}; the largest upload accepted is "
+                            f"{human_bytes(limits.max_bytes)}"
+                        ),
+                    )
+                ],
+                reason="FILE_TOO_LARGE",
+            )
         if request.request_id:
-            existing = await run_in_thread(self._by_request_id, principal.subject, request.request_id)
+            existing = await run_in_thread(
+                self._by_request_id, principal.subject, request.request_id
+            )
             if existing is not None:
                 if (existing.file_name, existing.size_bytes, existing.content_type) != (
-                        request.file_name, request.size_bytes, request.content_type):
-                    raise errors.invalid_argument([("request_id", (
-                        f"already used for another upload ({existing.file_name}, {existing.size_bytes} bytes); "
-                        "a new upload needs a new request_id"))], reason="REQUEST_ID_REUSED")
+                    request.file_name,
+                    request.size_bytes,
+                    request.content_type,
+                ):
+                    raise errors.invalid_argument(
+                        [
+                            (
+                                "request_id",
+                                (
+                                    f"already used for another upload ({existing.file_name}, {existing.size_bytes} bytes); "
+                                    "a new upload needs a new request_id"
+                                ),
+                            )
+                        ],
+                        reason="REQUEST_ID_REUSED",
+                    )
                 return self._to_proto(existing)
         pending = await run_in_thread(self._pending_count, principal.subject)
         if pending >= limits.max_pending_per_user:
@@ -92,37 +124,66 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                 raise errors.invalid_argument([("size_bytes", str(exc))]) from None
 
         video = await self._metadata.create_video(
-            owner=principal.user_name, title=request.title or request.file_name,
-            description=request.description, size_bytes=request.size_bytes, visibility=request.visibility,
+            owner=principal.user_name,
+            title=request.title or request.file_name,
+            description=request.description,
+            size_bytes=request.size_bytes,
+            visibility=request.visibility,
             request_id=video_request_id(principal.subject, request.request_id),
         )
         video_id = video.name.removeprefix("videos/")
         upload_id = new_id()
         key = f"sources/{video_id}/{upload_id}"
-        s3_upload_id = await run_in_thread(self._storage.start_multipart, key, request.content_type) if multipart else ""
+        s3_upload_id = (
+            await run_in_thread(self._storage.start_multipart, key, request.content_type)
+            if multipart
+            else ""
+        )
         created = now_us()
         row = UploadRow(
-            id=upload_id, owner=principal.subject, video_id=video_id, file_name=request.file_name,
-            size_bytes=request.size_bytes, content_type=request.content_type, sha256=request.sha256,
-            state=PENDING, multipart=multipart, bucket=self._storage.bucket, object_key=key,
-            s3_upload_id=s3_upload_id, part_size=plan.part_size if plan else 0,
-            part_count=plan.part_count if plan else 0, request_id=request.request_id,
-            create_time_us=created, expire_time_us=created + int(limits.expiry_seconds * 1e6), end_reason="",
+            id=upload_id,
+            owner=principal.subject,
+            video_id=video_id,
+            file_name=request.file_name,
+            size_bytes=request.size_bytes,
+            content_type=request.content_type,
+            sha256=request.sha256,
+            state=PENDING,
+            multipart=multipart,
+            bucket=self._storage.bucket,
+            object_key=key,
+            s3_upload_id=s3_upload_id,
+            part_size=plan.part_size if plan else 0,
+            part_count=plan.part_count if plan else 0,
+            request_id=request.request_id,
+            create_time_us=created,
+            expire_time_us=created + int(limits.expiry_seconds * 1e6),
+            end_reason="",
         )
         await run_in_thread(self._insert, row)
         return self._to_proto(row)
 
-    async def GetUpload(self, request: api.GetUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
+    async def GetUpload(
+        self, request: api.GetUploadRequest, context: grpc.aio.ServicerContext
+    ) -> api.Upload:
         return self._to_proto(await self._owned(request.name))
 
     # --- parts --------------------------------------------------------------------------------
 
-    async def SignParts(self, request: api.SignPartsRequest, context: grpc.aio.ServicerContext) -> api.SignPartsResponse:
+    async def SignParts(
+        self, request: api.SignPartsRequest, context: grpc.aio.ServicerContext
+    ) -> api.SignPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
         plan = self._plan(row)
-        out_of_range = [(f"part_numbers[{i}]", f"part {n} does not exist; this upload has {plan.part_count} parts")
-                        for i, n in enumerate(request.part_numbers) if n > plan.part_count]
+        out_of_range = [
+            (
+                f"part_numbers[{i}]",
+                f"part {n} does not exist; this upload has {plan.part_count} parts",
+            )
+            for i, n in enumerate(request.part_numbers)
+            if n > plan.part_count
+        ]
         if out_of_range:
             raise errors.invalid_argument(out_of_range)
         expires = timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000)
@@ -130,22 +191,29 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         def sign_all() -> list[api.SignedPart]:  # ~0.2 ms a part: off the event loop
             return [
                 api.SignedPart(
-                    part_number=n, size_bytes=plan.length_of(n), expire_time=expires,
-                    url=self._storage.sign_part(row.object_key, row.s3_upload_id, n, plan.length_of(n)),
+                    part_number=n,
+                    size_bytes=plan.length_of(n),
+                    expire_time=expires,
+                    url=self._storage.sign_part(
+                        row.object_key, row.s3_upload_id, n, plan.length_of(n)
+                    ),
                 )
                 for n in request.part_numbers
             ]
 
         return api.SignPartsResponse(parts=await run_in_thread(sign_all))
 
-    async def ListParts(self, request: api.ListPartsRequest, context: grpc.aio.ServicerContext) -> api.ListPartsResponse:
+    async def ListParts(
+        self, request: api.ListPartsRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
         stored = await run_in_thread(self._storage.list_parts, row.object_key, row.s3_upload_id)
         if stored is None:
             raise errors.failed_precondition(
                 f"storage no longer holds the parts of {request.name}; start a new upload",
-                reason="UPLOAD_GONE")
+                reason="UPLOAD_GONE",
+            )
         after = 0
         if request.page_token:
             if not request.page_token.isdigit():
@@ -155,46 +223,63 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         page = [p for p in stored if p.number > after][:size]
         more = bool(page) and any(p.number > page[-1].number for p in stored)
         return api.ListPartsResponse(
-            parts=[api.UploadedPart(part_number=p.number, size_bytes=p.size, etag=p.etag) for p in page],
+            parts=[
+                api.UploadedPart(part_number=p.number, size_bytes=p.size, etag=p.etag) for p in page
+            ],
             next_page_token=str(page[-1].number) if more else "",
         )
 
     # --- finishing ----------------------------------------------------------------------------
 
-    async def CompleteUpload(self, request: api.CompleteUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
+    async def CompleteUpload(
+        self, request: api.CompleteUploadRequest, context: grpc.aio.ServicerContext
+    ) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == COMPLETED:
             return self._to_proto(row)  # a retry after a lost reply: nothing is queued twice
         if row.state == ABORTED:
             raise errors.failed_precondition(
-                f"{request.name} was aborted ({row.end_reason}); start a new upload", reason="UPLOAD_ABORTED")
+                f"{request.name} was aborted ({row.end_reason}); start a new upload",
+                reason="UPLOAD_ABORTED",
+            )
         if row.multipart:
             await self._complete_in_storage(row, request)
         stored_size = await run_in_thread(self._storage.size_of, row.object_key)
         if stored_size is None:
             raise errors.failed_precondition(
-                f"nothing has been uploaded for {request.name} yet; PUT the file first", reason="OBJECT_MISSING")
+                f"nothing has been uploaded for {request.name} yet; PUT the file first",
+                reason="OBJECT_MISSING",
+            )
         if stored_size != row.size_bytes:
             raise errors.failed_precondition(
                 f"storage holds {stored_size} bytes but {row.size_bytes} were declared; upload the whole file again",
-                reason="SIZE_MISMATCH")
+                reason="SIZE_MISMATCH",
+            )
         await run_in_thread(self._mark_completed, row)
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
 
-    async def AbortUpload(self, request: api.AbortUploadRequest, context: grpc.aio.ServicerContext) -> api.Upload:
+    async def AbortUpload(
+        self, request: api.AbortUploadRequest, context: grpc.aio.ServicerContext
+    ) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == ABORTED:
             return self._to_proto(row)
         if row.state == COMPLETED:
-            raise errors.failed_precondition(f"{request.name} is already complete", reason="UPLOAD_COMPLETED")
-        await abort_upload(self._sessions, self._storage, row, "the upload was abandoned by its owner")
+            raise errors.failed_precondition(
+                f"{request.name} is already complete", reason="UPLOAD_COMPLETED"
+            )
+        await abort_upload(
+            self._sessions, self._storage, row, "the upload was abandoned by its owner"
+        )
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
 
     # --- helpers -------------------------------------------------------------------------------
 
-    async def _complete_in_storage(self, row: UploadRow, request: api.CompleteUploadRequest) -> None:
+    async def _complete_in_storage(
+        self, row: UploadRow, request: api.CompleteUploadRequest
+    ) -> None:
         stored = await run_in_thread(self._storage.list_parts, row.object_key, row.s3_upload_id)
         if stored is None:
             return  # completed in storage by an earlier attempt; the size check that follows decides
@@ -205,21 +290,29 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
             raise errors.failed_precondition(
                 f"{len(missing)} of {plan.part_count} parts are missing (part {shown}); upload them and complete again",
-                reason="PARTS_MISSING", metadata={"missing_parts": ",".join(map(str, missing[:100]))})
-        wrong = [p for p in stored if p.number <= plan.part_count and p.size != plan.length_of(p.number)]
+                reason="PARTS_MISSING",
+                metadata={"missing_parts": ",".join(map(str, missing[:100]))},
+            )
+        wrong = [
+            p for p in stored if p.number <= plan.part_count and p.size != plan.length_of(p.number)
+        ]
         if wrong:
             p = wrong[0]
             raise errors.failed_precondition(
                 f"part {p.number} is {p.size} bytes but must be {plan.length_of(p.number)}; upload it again",
-                reason="PART_SIZE_MISMATCH")
+                reason="PART_SIZE_MISMATCH",
+            )
         for given in request.parts:
             held = by_number.get(given.part_number)
             if held is not None and given.etag.strip('"') != held.etag.strip('"'):
                 raise errors.failed_precondition(
                     f"part {given.part_number} in storage has ETag {held.etag}, not {given.etag}; upload it again",
-                    reason="PART_ETAG_MISMATCH")
+                    reason="PART_ETAG_MISMATCH",
+                )
         parts = [by_number[n] for n in range(1, plan.part_count + 1)]
-        await run_in_thread(self._storage.complete_multipart, row.object_key, row.s3_upload_id, parts)
+        await run_in_thread(
+            self._storage.complete_multipart, row.object_key, row.s3_upload_id, parts
+        )
 
     def _user(self) -> Principal:
         principal = current_principal()
@@ -239,20 +332,32 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def _require_pending_multipart(row: UploadRow) -> None:
         name = f"uploads/{row.id}"
         if not row.multipart:
-            raise errors.failed_precondition(f"{name} is a single PUT, not a multipart upload", reason="NOT_MULTIPART")
+            raise errors.failed_precondition(
+                f"{name} is a single PUT, not a multipart upload", reason="NOT_MULTIPART"
+            )
         if row.state != PENDING:
             raise errors.failed_precondition(
-                f"{name} is {UploadState.Name(row.state).removeprefix('UPLOAD_STATE_')}", reason="UPLOAD_NOT_PENDING")
+                f"{name} is {UploadState.Name(row.state).removeprefix('UPLOAD_STATE_')}",
+                reason="UPLOAD_NOT_PENDING",
+            )
 
     @staticmethod
     def _plan(row: UploadRow) -> PartPlan:
-        return PartPlan(part_size=row.part_size, part_count=row.part_count, total_size=row.size_bytes)
+        return PartPlan(
+            part_size=row.part_size, part_count=row.part_count, total_size=row.size_bytes
+        )
 
     def _to_proto(self, row: UploadRow) -> api.Upload:
         upload = api.Upload(
-            name=f"uploads/{row.id}", video=f"videos/{row.video_id}", owner=f"users/{row.owner}",
-            file_name=row.file_name, size_bytes=row.size_bytes, content_type=row.content_type,
-            sha256=row.sha256, state=enum_value(UploadState, row.state), create_time=timestamp_of(row.create_time_us),
+            name=f"uploads/{row.id}",
+            video=f"videos/{row.video_id}",
+            owner=f"users/{row.owner}",
+            file_name=row.file_name,
+            size_bytes=row.size_bytes,
+            content_type=row.content_type,
+            sha256=row.sha256,
+            state=enum_value(UploadState, row.state),
+            create_time=timestamp_of(row.create_time_us),
             expire_time=timestamp_of(row.expire_time_us),
         )
         if row.multipart:
@@ -262,7 +367,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             url, headers = self._storage.sign_put(row.object_key, row.content_type, row.size_bytes)
             upload.single_put.url = url
             upload.single_put.headers.update(headers)
-            upload.single_put.expire_time.CopyFrom(timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000))
+            upload.single_put.expire_time.CopyFrom(
+                timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000)
+            )
         return upload
 
     # --- database (run in threads) --------------------------------------------------------------
@@ -273,13 +380,22 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     def _by_request_id(self, owner: str, request_id: str) -> UploadRow | None:
         with self._sessions() as session:
-            return session.scalars(select(UploadRow).where(
-                UploadRow.owner == owner, UploadRow.request_id == request_id)).first()
+            return session.scalars(
+                select(UploadRow).where(
+                    UploadRow.owner == owner, UploadRow.request_id == request_id
+                )
+            ).first()
 
     def _pending_count(self, owner: str) -> int:
         with self._sessions() as session:
-            return session.scalar(select(func.count()).select_from(UploadRow).where(
-                UploadRow.owner == owner, UploadRow.state == PENDING)) or 0
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(UploadRow)
+                    .where(UploadRow.owner == owner, UploadRow.state == PENDING)
+                )
+                or 0
+            )
 
     def _insert(self, row: UploadRow) -> None:
         with self._sessions() as session:
@@ -289,19 +405,31 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def _mark_completed(self, row: UploadRow) -> None:
         """Completion and its outbox entry commit together; only one completer wins."""
         with self._sessions() as session:
-            won = rowcount(session.execute(
-                update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
-                .values(state=COMPLETED, end_reason="")
-            ))
+            won = rowcount(
+                session.execute(
+                    update(UploadRow)
+                    .where(UploadRow.id == row.id, UploadRow.state == PENDING)
+                    .values(state=COMPLETED, end_reason="")
+                )
+            )
             if won:
-                session.add(OutboxRow(
-                    upload_id=row.id, kind="uploaded", payload=uploaded_event(row).SerializeToString(),
-                    create_time_us=now_us(), done=False, attempts=0, last_error="",
-                ))
+                session.add(
+                    OutboxRow(
+                        upload_id=row.id,
+                        kind="uploaded",
+                        payload=uploaded_event(row).SerializeToString(),
+                        create_time_us=now_us(),
+                        done=False,
+                        attempts=0,
+                        last_error="",
+                    )
+                )
             session.commit()
 
 
-async def abort_upload(sessions: sessionmaker[Session], storage: UploadStorage, row: UploadRow, reason: str) -> None:
+async def abort_upload(
+    sessions: sessionmaker[Session], storage: UploadStorage, row: UploadRow, reason: str
+) -> None:
     """Discards the bytes, marks the upload ABORTED and queues the video's FAILED status."""
     if row.multipart:
         await run_in_thread(storage.abort_multipart, row.object_key, row.s3_upload_id)
@@ -310,15 +438,25 @@ async def abort_upload(sessions: sessionmaker[Session], storage: UploadStorage, 
 
     def record() -> None:
         with sessions() as session:
-            won = rowcount(session.execute(
-                update(UploadRow).where(UploadRow.id == row.id, UploadRow.state == PENDING)
-                .values(state=ABORTED, end_reason=reason)
-            ))
+            won = rowcount(
+                session.execute(
+                    update(UploadRow)
+                    .where(UploadRow.id == row.id, UploadRow.state == PENDING)
+                    .values(state=ABORTED, end_reason=reason)
+                )
+            )
             if won:
-                session.add(OutboxRow(
-                    upload_id=row.id, kind="failed", payload=reason.encode(),
-                    create_time_us=now_us(), done=False, attempts=0, last_error="",
-                ))
+                session.add(
+                    OutboxRow(
+                        upload_id=row.id,
+                        kind="failed",
+                        payload=reason.encode(),
+                        create_time_us=now_us(),
+                        done=False,
+                        attempts=0,
+                        last_error="",
+                    )
+                )
             session.commit()
 
     await run_in_thread(record)

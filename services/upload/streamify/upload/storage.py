@@ -22,7 +22,9 @@ class StoredPart:
 
 
 class UploadStorage:
-    def __init__(self, internal: S3Client, public: S3Client, bucket: str, url_ttl_seconds: int) -> None:
+    def __init__(
+        self, internal: S3Client, public: S3Client, bucket: str, url_ttl_seconds: int
+    ) -> None:
         self._s3 = internal
         self._signer = public
         self.bucket = bucket
@@ -31,21 +33,33 @@ class UploadStorage:
     def sign_put(self, key: str, content_type: str, size: int) -> tuple[str, dict[str, str]]:
         url = self._signer.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size,
+            },
             ExpiresIn=self._ttl,
         )
         return url, {"Content-Type": content_type}
 
     def start_multipart(self, key: str, content_type: str) -> str:
-        reply = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType=content_type)
+        reply = self._s3.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type
+        )
         upload_id: str = reply["UploadId"]
         return upload_id
 
     def sign_part(self, key: str, upload_id: str, number: int, size: int) -> str:
         url: str = self._signer.generate_presigned_url(
             "upload_part",
-            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
-                    "PartNumber": number, "ContentLength": size},
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": number,
+                "ContentLength": size,
+            },
             ExpiresIn=self._ttl,
         )
         return url
@@ -63,14 +77,18 @@ class UploadStorage:
                 if exc.response["Error"]["Code"] in {"NoSuchUpload", "404"}:
                     return None
                 raise
-            parts += [StoredPart(p["PartNumber"], p["Size"], p["ETag"]) for p in reply.get("Parts", [])]
+            parts += [
+                StoredPart(p["PartNumber"], p["Size"], p["ETag"]) for p in reply.get("Parts", [])
+            ]
             if not reply.get("IsTruncated"):
                 return parts
             marker = int(reply["NextPartNumberMarker"])
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[StoredPart]) -> None:
         self._s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
         )
 

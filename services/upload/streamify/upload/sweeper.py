@@ -21,7 +21,11 @@ log = logging.getLogger(__name__)
 
 class StaleUploadSweeper:
     def __init__(
-        self, sessions: sessionmaker[Session], storage: UploadStorage, relay: OutboxRelay, expiry_seconds: float,
+        self,
+        sessions: sessionmaker[Session],
+        storage: UploadStorage,
+        relay: OutboxRelay,
+        expiry_seconds: float,
     ) -> None:
         self._sessions = sessions
         self._storage = storage
@@ -31,8 +35,12 @@ class StaleUploadSweeper:
     async def sweep(self) -> int:
         expired = await run_in_thread(self._expired, time.time_ns() // 1000)
         for row in expired:
-            await abort_upload(self._sessions, self._storage, row, (
-                f"the upload expired: it was not completed within {self._expiry_hours:g} hours"))
+            await abort_upload(
+                self._sessions,
+                self._storage,
+                row,
+                (f"the upload expired: it was not completed within {self._expiry_hours:g} hours"),
+            )
         if expired:
             log.info("aborted %d expired uploads", len(expired))
             self._relay.kick()
@@ -48,5 +56,10 @@ class StaleUploadSweeper:
 
     def _expired(self, now_us: int) -> list[UploadRow]:
         with self._sessions() as session:
-            return list(session.scalars(select(UploadRow).where(
-                UploadRow.state == PENDING, UploadRow.expire_time_us < now_us).limit(100)))
+            return list(
+                session.scalars(
+                    select(UploadRow)
+                    .where(UploadRow.state == PENDING, UploadRow.expire_time_us < now_us)
+                    .limit(100)
+                )
+            )

@@ -33,7 +33,9 @@ VISIBILITIES: dict[str, Visibility] = {
     "public": Visibility.VISIBILITY_PUBLIC,
 }
 
-DEFAULT_UPLOAD_TARGET = "127.0.0.1:8080"  # the gateway of `streamify run`, which routes every service
+DEFAULT_UPLOAD_TARGET = (
+    "127.0.0.1:8080"  # the gateway of `streamify run`, which routes every service
+)
 DEFAULT_SUBJECT = "alice"
 _SUBJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
@@ -60,8 +62,12 @@ def resolve_token(given: str | None, env: Mapping[str, str] | None = None) -> st
 
     try:
         settings = Settings(embedded=True)
-        return mint_token(signing_key(settings), default_subject(env), ttl_seconds=24 * 3600,
-                          issuer=settings.jwt_issuer)
+        return mint_token(
+            signing_key(settings),
+            default_subject(env),
+            ttl_seconds=24 * 3600,
+            issuer=settings.jwt_issuer,
+        )
     except ConfigurationError as exc:
         raise UsageError(f"no token: give --token or set STREAMIFY_TOKEN ({exc})") from None
 
@@ -84,8 +90,12 @@ def run_cli(args: Any) -> int:
             print(json.dumps(payload), file=out, flush=True)
         return error.exit_code
 
-    upload_target = args.server or os.environ.get("STREAMIFY_UPLOAD_TARGET") or DEFAULT_UPLOAD_TARGET
-    metadata_target = args.metadata_server or os.environ.get("STREAMIFY_METADATA_TARGET") or upload_target
+    upload_target = (
+        args.server or os.environ.get("STREAMIFY_UPLOAD_TARGET") or DEFAULT_UPLOAD_TARGET
+    )
+    metadata_target = (
+        args.metadata_server or os.environ.get("STREAMIFY_METADATA_TARGET") or upload_target
+    )
     rate = os.environ.get("STREAMIFY_UPLOAD_RATE_LIMIT", "")
     result: UploadResult | None = None
     try:
@@ -95,12 +105,24 @@ def run_cli(args: Any) -> int:
         if not rate.isdigit() and rate:
             raise UsageError(f"STREAMIFY_UPLOAD_RATE_LIMIT must be bytes per second, not {rate!r}")
         token = resolve_token(args.token)
-        with Uploader(upload_target, token, parallel=args.parallel, quiet=quiet, say=say,
-                      rate_limit=int(rate) if rate else None) as uploader:
-            result = uploader.upload(args.file, title=args.title or "", description=args.description or "",
-                                     visibility=VISIBILITIES[args.visibility])
+        with Uploader(
+            upload_target,
+            token,
+            parallel=args.parallel,
+            quiet=quiet,
+            say=say,
+            rate_limit=int(rate) if rate else None,
+        ) as uploader:
+            result = uploader.upload(
+                args.file,
+                title=args.title or "",
+                description=args.description or "",
+                visibility=VISIBILITIES[args.visibility],
+            )
         if not result.already_completed:
-            took = f"{result.seconds:.1f}s" if result.seconds < 60 else human_duration(result.seconds)
+            took = (
+                f"{result.seconds:.1f}s" if result.seconds < 60 else human_duration(result.seconds)
+            )
             say(f"uploaded {Path(args.file).name} ({human_bytes(result.size_bytes)}) in {took}")
         if not as_json:
             print(f"video: {result.video}\nupload: {result.upload}", file=out, flush=True)
@@ -110,7 +132,11 @@ def run_cli(args: Any) -> int:
             except TranscodeFailed as failed:
                 result.video_status, result.failure_reason = "FAILED", failed.video.failure_reason
                 if not as_json:
-                    print(f"status: FAILED\nreason: {failed.video.failure_reason}", file=out, flush=True)
+                    print(
+                        f"status: FAILED\nreason: {failed.video.failure_reason}",
+                        file=out,
+                        flush=True,
+                    )
                 return fail(failed, result)
             result.video_status, result.playback_url = "READY", video.playback_url
             if not as_json:
@@ -121,5 +147,9 @@ def run_cli(args: Any) -> int:
     except UploadError as error:
         return fail(error, result)
     except KeyboardInterrupt:
-        print("\nstreamify upload: interrupted; run the same command again to resume", file=err, flush=True)
+        print(
+            "\nstreamify upload: interrupted; run the same command again to resume",
+            file=err,
+            flush=True,
+        )
         return EXIT_INTERRUPTED

@@ -53,7 +53,9 @@ class TranscodeFailed(UploadError):
     exit_code = EXIT_TRANSCODE_FAILED
 
     def __init__(self, video: Video) -> None:
-        super().__init__(f"transcoding {video.name} failed: {video.failure_reason or 'no reason given'}")
+        super().__init__(
+            f"transcoding {video.name} failed: {video.failure_reason or 'no reason given'}"
+        )
         self.video = video
 
 

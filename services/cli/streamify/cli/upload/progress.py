@@ -32,7 +32,9 @@ def describe_video(video: Video) -> str:
     label: str = VideoStatus.Name(video.status).removeprefix("VIDEO_STATUS_")
     if video.status == VideoStatus.VIDEO_STATUS_PROCESSING and video.progress.total_tasks:
         p = video.progress
-        return f"{label} {p.completed_tasks}/{p.total_tasks} tasks" + (f" ({p.stage})" if p.stage else "")
+        return f"{label} {p.completed_tasks}/{p.total_tasks} tasks" + (
+            f" ({p.stage})" if p.stage else ""
+        )
     if video.status == VideoStatus.VIDEO_STATUS_FAILED:
         return f"{label}: {video.failure_reason}"
     return label
@@ -41,7 +43,9 @@ def describe_video(video: Video) -> str:
 class Progress:
     """Bytes sent, shared by the sending threads; `already` bytes were sent by an earlier run."""
 
-    def __init__(self, total: int, already: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, total: int, already: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.total = total
         self.already = already
         self._sent = 0
@@ -84,8 +88,15 @@ class ProgressReporter:
     """Prints progress to `stream`: one rewritten line on a TTY, plain lines every
     `plain_interval` seconds otherwise, nothing when quiet."""
 
-    def __init__(self, progress: Progress, stream: IO[str], *, quiet: bool = False,
-                 tty: bool | None = None, plain_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        progress: Progress,
+        stream: IO[str],
+        *,
+        quiet: bool = False,
+        tty: bool | None = None,
+        plain_interval: float = 5.0,
+    ) -> None:
         self._progress = progress
         self._stream = stream
         self._quiet = quiet

@@ -88,6 +88,8 @@ class StateStore:
     def load_file(self, file: Path) -> UploadStateFile | None:
         try:
             raw = json.loads(file.read_text())
-            return UploadStateFile(**{k: raw[k] for k in UploadStateFile.__dataclass_fields__ if k in raw})
+            return UploadStateFile(
+                **{k: raw[k] for k in UploadStateFile.__dataclass_fields__ if k in raw}
+            )
         except (OSError, ValueError, TypeError):
             return None

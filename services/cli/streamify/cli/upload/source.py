@@ -16,10 +16,19 @@ FALLBACK_CONTENT_TYPE = "video/mp4"
 # Python's built-in table only (not /etc/mime.types, which differs between machines and maps
 # .ts to Qt Linguist), plus the video containers it lacks.
 _MIME = mimetypes.MimeTypes()
-for _ext, _type in {".mkv": "video/x-matroska", ".ts": "video/mp2t", ".m2ts": "video/mp2t",
-                    ".mts": "video/mp2t", ".m4v": "video/x-m4v", ".3gp": "video/3gpp",
-                    ".3g2": "video/3gpp2", ".ogv": "video/ogg", ".flv": "video/x-flv",
-                    ".wmv": "video/x-ms-wmv", ".y4m": "video/x-yuv4mpeg"}.items():
+for _ext, _type in {
+    ".mkv": "video/x-matroska",
+    ".ts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".mts": "video/mp2t",
+    ".m4v": "video/x-m4v",
+    ".3gp": "video/3gpp",
+    ".3g2": "video/3gpp2",
+    ".ogv": "video/ogg",
+    ".flv": "video/x-flv",
+    ".wmv": "video/x-ms-wmv",
+    ".y4m": "video/x-yuv4mpeg",
+}.items():
     _MIME.add_type(_type, _ext)
 
 
@@ -31,7 +40,9 @@ def guess_content_type(path: Path) -> str:
         return FALLBACK_CONTENT_TYPE
     guessed = guessed.lower()
     if not guessed.startswith("video/"):
-        raise UsageError(f"{path.name} looks like {guessed}, not a video; only video files can be uploaded")
+        raise UsageError(
+            f"{path.name} looks like {guessed}, not a video; only video files can be uploaded"
+        )
     return guessed
 
 

@@ -41,19 +41,20 @@ from streamify.v1.video_pb2 import Video, VideoStatus, Visibility
 
 __all__ = ["UploadResult", "Uploader", "watch_video"]
 
-SIGN_BATCH = 100               # SignParts accepts at most 100 part numbers per call
-PUT_ATTEMPTS = 6               # per part (or single PUT), before the upload fails
-RESIGNS_PER_PART = 3           # 403 (expired URL) -> sign again, at most this often
-RPC_ATTEMPTS = 5               # UNAVAILABLE / DEADLINE_EXCEEDED retries of (idempotent) RPCs
+SIGN_BATCH = 100  # SignParts accepts at most 100 part numbers per call
+PUT_ATTEMPTS = 6  # per part (or single PUT), before the upload fails
+RESIGNS_PER_PART = 3  # 403 (expired URL) -> sign again, at most this often
+RPC_ATTEMPTS = 5  # UNAVAILABLE / DEADLINE_EXCEEDED retries of (idempotent) RPCs
 RPC_TIMEOUT_SECONDS = 30.0
-WATCH_ATTEMPTS = 20            # consecutive broken WatchVideo streams before giving up
-URL_MARGIN_SECONDS = 30        # a signed URL closer than this to its expiry is signed again
+WATCH_ATTEMPTS = 20  # consecutive broken WatchVideo streams before giving up
+URL_MARGIN_SECONDS = 30  # a signed URL closer than this to its expiry is signed again
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
 RETRYABLE_HTTP = frozenset({408, 429}) | frozenset(range(500, 600))
 RETRYABLE_RPC = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-REPAIRABLE = frozenset({"PARTS_MISSING", "PART_SIZE_MISMATCH", "PART_ETAG_MISMATCH",
-                        "OBJECT_MISSING", "SIZE_MISMATCH"})
+REPAIRABLE = frozenset(
+    {"PARTS_MISSING", "PART_SIZE_MISMATCH", "PART_ETAG_MISMATCH", "OBJECT_MISSING", "SIZE_MISMATCH"}
+)
 
 
 # --- pure helpers (unit-tested) ---------------------------------------------------------------
@@ -61,7 +62,7 @@ REPAIRABLE = frozenset({"PARTS_MISSING", "PART_SIZE_MISMATCH", "PART_ETAG_MISMAT
 
 @dataclass(frozen=True)
 class PartSlice:
-    number: int   # 1-based
+    number: int  # 1-based
     offset: int
     length: int
 
@@ -72,19 +73,23 @@ def part_slices(total_size: int, part_size: int, part_count: int) -> list[PartSl
         raise ValueError("size, part size and part count must be positive")
     if not (part_count - 1) * part_size < total_size <= part_count * part_size:
         raise ValueError(f"{part_count} parts of {part_size} bytes do not cover {total_size} bytes")
-    return [PartSlice(n, (n - 1) * part_size, min(part_size, total_size - (n - 1) * part_size))
-            for n in range(1, part_count + 1)]
+    return [
+        PartSlice(n, (n - 1) * part_size, min(part_size, total_size - (n - 1) * part_size))
+        for n in range(1, part_count + 1)
+    ]
 
 
 def batches(numbers: Sequence[int], size: int = SIGN_BATCH) -> list[list[int]]:
     """`numbers` in order, cut into lists of at most `size`."""
     if size < 1:
         raise ValueError("batch size must be positive")
-    return [list(numbers[i:i + size]) for i in range(0, len(numbers), size)]
+    return [list(numbers[i : i + size]) for i in range(0, len(numbers), size)]
 
 
 # seconds before retry number `attempt` (0-based), with the upload client's base and cap
-backoff_delay = functools.partial(core_backoff.backoff_delay, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS)
+backoff_delay = functools.partial(
+    core_backoff.backoff_delay, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS
+)
 
 
 def s3_error_summary(body: str) -> str:
@@ -123,8 +128,16 @@ class FileSlice:
 
     CHUNK = 256 * 1024
 
-    def __init__(self, path: Path, offset: int, length: int, *, progress: Progress | None = None,
-                 cancel: threading.Event | None = None, limit: RateLimit | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        offset: int,
+        length: int,
+        *,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        limit: RateLimit | None = None,
+    ) -> None:
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._file.seek(offset)
         self._left = length
@@ -176,13 +189,13 @@ class UploadResult:
     size_bytes: int
     content_type: str
     state: str = "COMPLETED"
-    already_completed: bool = False   # an earlier run had finished it; nothing was sent
-    resumed: bool = False             # an earlier run's upload was continued
+    already_completed: bool = False  # an earlier run had finished it; nothing was sent
+    resumed: bool = False  # an earlier run's upload was continued
     multipart: bool = False
     parts_total: int = 0
-    parts_reused: int = 0             # parts storage already held from an earlier run
-    parts_sent: int = 0               # parts PUT by this run (successful PUTs, not attempts)
-    put_attempts: int = 0             # PUT requests made, retries included
+    parts_reused: int = 0  # parts storage already held from an earlier run
+    parts_sent: int = 0  # parts PUT by this run (successful PUTs, not attempts)
+    put_attempts: int = 0  # PUT requests made, retries included
     bytes_sent: int = 0
     seconds: float = 0.0
     video_status: str = ""
@@ -207,9 +220,17 @@ class Uploader:
     """Uploads files to one Upload service as one user. Thread-safe for one upload at a time."""
 
     def __init__(
-        self, target: str, token: str, *, parallel: int = 4, state_directory: Path | None = None,
-        say: Callable[[str], None] | None = None, progress_stream: IO[str] | None = None,
-        quiet: bool = False, rate_limit: int | None = None, channel: grpc.Channel | None = None,
+        self,
+        target: str,
+        token: str,
+        *,
+        parallel: int = 4,
+        state_directory: Path | None = None,
+        say: Callable[[str], None] | None = None,
+        progress_stream: IO[str] | None = None,
+        quiet: bool = False,
+        rate_limit: int | None = None,
+        channel: grpc.Channel | None = None,
     ) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
@@ -218,7 +239,9 @@ class Uploader:
         self._parallel = parallel
         self._states = StateStore(state_directory or state_dir())
         self._quiet = quiet
-        self._say = say or (lambda text: None if quiet else print(text, file=sys.stderr, flush=True))
+        self._say = say or (
+            lambda text: None if quiet else print(text, file=sys.stderr, flush=True)
+        )
         self._progress_stream = progress_stream or sys.stderr
         self._limit = RateLimit(rate_limit) if rate_limit else None
         self._channel = channel or grpc.insecure_channel(target)
@@ -254,21 +277,28 @@ class Uploader:
                     raise TransferFailed(
                         f"cannot reach the Upload service at {self.target} ({method}: "
                         f"{error.code().name}: {error.details()}); is it running? "
-                        "(--server / STREAMIFY_UPLOAD_TARGET)") from None
+                        "(--server / STREAMIFY_UPLOAD_TARGET)"
+                    ) from None
                 time.sleep(backoff_delay(attempt))
         raise AssertionError("unreachable")
 
     # --- the whole flow ---------------------------------------------------------------------
 
     def upload(
-        self, path: Path | str, *, title: str = "", description: str = "", visibility: Visibility = Visibility.VISIBILITY_UNSPECIFIED,
+        self,
+        path: Path | str,
+        *,
+        title: str = "",
+        description: str = "",
+        visibility: Visibility = Visibility.VISIBILITY_UNSPECIFIED,
     ) -> UploadResult:
         """Uploads (or finishes uploading) one file; returns once CompleteUpload succeeded."""
         started = time.monotonic()
         self._put_attempts = 0
         source = inspect_file(Path(path))
         state = self._states.load(source.key) or UploadStateFile(
-            path=str(source.path.absolute()), size=source.size, mtime_ns=source.mtime_ns)
+            path=str(source.path.absolute()), size=source.size, mtime_ns=source.mtime_ns
+        )
         self._drop_stale(source, state)
         for attempt in range(2):
             upload = self._remembered(state)
@@ -276,11 +306,18 @@ class Uploader:
             if upload is None:
                 upload = self._create(source, state, title, description, visibility)
             result = UploadResult(
-                video=upload.video, upload=upload.name, file=str(source.path), size_bytes=source.size,
-                content_type=source.content_type, resumed=resumed, multipart=upload.HasField("multipart"),
+                video=upload.video,
+                upload=upload.name,
+                file=str(source.path),
+                size_bytes=source.size,
+                content_type=source.content_type,
+                resumed=resumed,
+                multipart=upload.HasField("multipart"),
             )
             if upload.state == UploadState.UPLOAD_STATE_COMPLETED:
-                self._say(f"{source.path.name} was already uploaded: {upload.video} ({upload.name})")
+                self._say(
+                    f"{source.path.name} was already uploaded: {upload.video} ({upload.name})"
+                )
                 self._states.remove(source.key)
                 result.already_completed = True
                 return result
@@ -291,8 +328,12 @@ class Uploader:
                     self._single(source, upload, result)
             except _UploadGone:
                 if attempt:
-                    raise TransferFailed(f"storage lost the parts of {upload.name} twice; giving up") from None
-                self._say(f"storage no longer holds the parts of {upload.name}; starting a new upload")
+                    raise TransferFailed(
+                        f"storage lost the parts of {upload.name} twice; giving up"
+                    ) from None
+                self._say(
+                    f"storage no longer holds the parts of {upload.name}; starting a new upload"
+                )
                 self._abandon(upload.name)
                 self._forget(state)
                 continue
@@ -307,7 +348,9 @@ class Uploader:
         so abort it (it counts against the user's pending uploads) and forget it."""
         for file, other in self._states.others_for(state.path, source.key):
             if other.upload and other.server == self.target:
-                self._say(f"{source.path.name} changed since {other.upload} was started; aborting that upload")
+                self._say(
+                    f"{source.path.name} changed since {other.upload} was started; aborting that upload"
+                )
                 self._abandon(other.upload)
             file.unlink(missing_ok=True)
 
@@ -321,7 +364,9 @@ class Uploader:
         if not state.upload:
             return None
         if state.server and state.server != self.target:
-            self._say(f"the earlier upload {state.upload} went to {state.server}, not {self.target}; starting over")
+            self._say(
+                f"the earlier upload {state.upload} went to {state.server}, not {self.target}; starting over"
+            )
             state.upload = state.video = ""
             return None
         try:
@@ -343,17 +388,31 @@ class Uploader:
         state.upload = state.video = state.request_id = ""
 
     def _create(
-        self, source: _Source, state: UploadStateFile, title: str, description: str, visibility: Visibility,
+        self,
+        source: _Source,
+        state: UploadStateFile,
+        title: str,
+        description: str,
+        visibility: Visibility,
     ) -> api.Upload:
         for _ in range(3):
             state.request_id = request_id_for(source.key, state.generation)
             state.server = self.target
-            self._states.save(source.key, state)  # before the call: a crash right after it finds the upload again
-            upload: api.Upload = self._rpc("CreateUpload", api.CreateUploadRequest(
-                file_name=source.path.name[-255:], size_bytes=source.size, content_type=source.content_type,
-                title=title, description=description, request_id=state.request_id,
-                visibility=visibility,
-            ))
+            self._states.save(
+                source.key, state
+            )  # before the call: a crash right after it finds the upload again
+            upload: api.Upload = self._rpc(
+                "CreateUpload",
+                api.CreateUploadRequest(
+                    file_name=source.path.name[-255:],
+                    size_bytes=source.size,
+                    content_type=source.content_type,
+                    title=title,
+                    description=description,
+                    request_id=state.request_id,
+                    visibility=visibility,
+                ),
+            )
             if upload.state != UploadState.UPLOAD_STATE_ABORTED:
                 state.upload, state.video = upload.name, upload.video
                 self._states.save(source.key, state)
@@ -365,12 +424,16 @@ class Uploader:
 
     def _single(self, source: _Source, upload: api.Upload, result: UploadResult) -> None:
         if result.resumed:
-            self._say("resuming: the earlier run did not finish its single PUT; sending the file again")
+            self._say(
+                "resuming: the earlier run did not finish its single PUT; sending the file again"
+            )
         current = {"put": upload.single_put}
 
         def signed(fresh: bool) -> tuple[str, dict[str, str]]:
             if fresh or _expiry(current["put"].expire_time) - time.time() < URL_MARGIN_SECONDS:
-                current["put"] = self._rpc("GetUpload", api.GetUploadRequest(name=upload.name)).single_put
+                current["put"] = self._rpc(
+                    "GetUpload", api.GetUploadRequest(name=upload.name)
+                ).single_put
             put = current["put"]
             if not put.url:
                 raise TransferFailed(f"{upload.name} has no URL to PUT to (is it still pending?)")
@@ -378,9 +441,19 @@ class Uploader:
 
         progress = Progress(source.size)
         for round_ in range(2):
-            with requests.Session() as session, ProgressReporter(progress, self._progress_stream, quiet=self._quiet):
-                self._put(session, source, PartSlice(1, 0, source.size), signed, progress, threading.Event(),
-                          what="the file")
+            with (
+                requests.Session() as session,
+                ProgressReporter(progress, self._progress_stream, quiet=self._quiet),
+            ):
+                self._put(
+                    session,
+                    source,
+                    PartSlice(1, 0, source.size),
+                    signed,
+                    progress,
+                    threading.Event(),
+                    what="the file",
+                )
             result.bytes_sent += source.size
             try:
                 self._complete(upload, [])
@@ -388,12 +461,16 @@ class Uploader:
             except ServerRefused as refused:
                 if refused.reason not in REPAIRABLE or round_ == 1:
                     raise
-                self._say(f"storage does not hold the whole file yet ({refused.message}); sending it again")
+                self._say(
+                    f"storage does not hold the whole file yet ({refused.message}); sending it again"
+                )
 
     # --- multipart --------------------------------------------------------------------------
 
     def _multipart(self, source: _Source, upload: api.Upload, result: UploadResult) -> None:
-        plan = part_slices(source.size, upload.multipart.part_size_bytes, upload.multipart.part_count)
+        plan = part_slices(
+            source.size, upload.multipart.part_size_bytes, upload.multipart.part_count
+        )
         result.parts_total = len(plan)
         etags, missing = self._held_parts(upload, plan)
         if etags:
@@ -415,13 +492,17 @@ class Uploader:
                 self._say(f"storage is missing parts ({refused.message}); sending them again")
                 etags, missing = self._held_parts(upload, plan)
 
-    def _held_parts(self, upload: api.Upload, plan: list[PartSlice]) -> tuple[dict[int, str], list[int]]:
+    def _held_parts(
+        self, upload: api.Upload, plan: list[PartSlice]
+    ) -> tuple[dict[int, str], list[int]]:
         """ETags of the parts storage holds with the right size, and the numbers still to send."""
         held: dict[int, str] = {}
         token = ""
         while True:
             try:
-                page = self._rpc("ListParts", api.ListPartsRequest(name=upload.name, page_token=token))
+                page = self._rpc(
+                    "ListParts", api.ListPartsRequest(name=upload.name, page_token=token)
+                )
             except ServerRefused as refused:
                 if refused.reason == "UPLOAD_GONE":
                     raise _UploadGone() from None
@@ -434,8 +515,9 @@ class Uploader:
                 break
         return held, [s.number for s in plan if s.number not in held]
 
-    def _send_parts(self, source: _Source, upload: api.Upload, todo: list[PartSlice],
-                    plan: list[PartSlice]) -> dict[int, str]:
+    def _send_parts(
+        self, source: _Source, upload: api.Upload, todo: list[PartSlice], plan: list[PartSlice]
+    ) -> dict[int, str]:
         already = source.size - sum(s.length for s in todo)
         progress = Progress(source.size, already=already)
         cancel = threading.Event()
@@ -443,7 +525,9 @@ class Uploader:
         work: queue.SimpleQueue[PartSlice] = queue.SimpleQueue()
         for s in todo:
             work.put(s)
-        results: queue.SimpleQueue[tuple[int, str | None, BaseException | None]] = queue.SimpleQueue()
+        results: queue.SimpleQueue[tuple[int, str | None, BaseException | None]] = (
+            queue.SimpleQueue()
+        )
 
         def worker() -> None:
             with requests.Session() as session:
@@ -453,8 +537,15 @@ class Uploader:
                     except queue.Empty:
                         return
                     try:
-                        etag = self._put(session, source, part, functools.partial(_signed_part, book, part.number),
-                                         progress, cancel, what=f"part {part.number}")
+                        etag = self._put(
+                            session,
+                            source,
+                            part,
+                            functools.partial(_signed_part, book, part.number),
+                            progress,
+                            cancel,
+                            what=f"part {part.number}",
+                        )
                     except _Cancelled:
                         return
                     except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -463,8 +554,10 @@ class Uploader:
                         return
                     results.put((part.number, etag, None))
 
-        threads = [threading.Thread(target=worker, name=f"upload-part-{i}", daemon=True)
-                   for i in range(min(self._parallel, len(todo)))]
+        threads = [
+            threading.Thread(target=worker, name=f"upload-part-{i}", daemon=True)
+            for i in range(min(self._parallel, len(todo)))
+        ]
         etags: dict[int, str] = {}
         with ProgressReporter(progress, self._progress_stream, quiet=self._quiet):
             try:
@@ -482,9 +575,17 @@ class Uploader:
                 cancel.set()  # on error or Ctrl-C: the other threads stop at their next block
         return etags
 
-    def _put(self, session: requests.Session, source: _Source, part: PartSlice,
-             signed: Callable[[bool], tuple[str, dict[str, str]] | str], progress: Progress,
-             cancel: threading.Event, *, what: str) -> str:
+    def _put(
+        self,
+        session: requests.Session,
+        source: _Source,
+        part: PartSlice,
+        signed: Callable[[bool], tuple[str, dict[str, str]] | str],
+        progress: Progress,
+        cancel: threading.Event,
+        *,
+        what: str,
+    ) -> str:
         """PUTs one slice of the file, retrying; returns the ETag storage gave it."""
         fresh = False
         resigns = failures = 0
@@ -496,8 +597,14 @@ class Uploader:
             fresh = False
             with self._count_lock:
                 self._put_attempts += 1
-            with FileSlice(source.path, part.offset, part.length, progress=progress,
-                           cancel=cancel, limit=self._limit) as body:
+            with FileSlice(
+                source.path,
+                part.offset,
+                part.length,
+                progress=progress,
+                cancel=cancel,
+                limit=self._limit,
+            ) as body:
                 try:
                     reply = session.put(url, data=body, headers=headers, timeout=(10, 300))
                 except requests.RequestException as exc:
@@ -516,11 +623,18 @@ class Uploader:
                         fresh = True
                         continue
                     if reply.status_code not in RETRYABLE_HTTP:
-                        raise TransferFailed(f"storage refused {what}: HTTP {reply.status_code} {detail}")
-                    problem, retry_after = f"HTTP {reply.status_code} {detail}", reply.headers.get("Retry-After")
+                        raise TransferFailed(
+                            f"storage refused {what}: HTTP {reply.status_code} {detail}"
+                        )
+                    problem, retry_after = (
+                        f"HTTP {reply.status_code} {detail}",
+                        reply.headers.get("Retry-After"),
+                    )
             failures += 1
             if failures >= PUT_ATTEMPTS:
-                raise TransferFailed(f"sending {what} failed {failures} times; last error: {problem}")
+                raise TransferFailed(
+                    f"sending {what} failed {failures} times; last error: {problem}"
+                )
             delay = backoff_delay(failures - 1)
             if retry_after and retry_after.isdigit():
                 delay = max(delay, min(float(retry_after), BACKOFF_CAP_SECONDS))
@@ -529,10 +643,14 @@ class Uploader:
                 raise _Cancelled()
 
     def _complete(self, upload: api.Upload, etags: Sequence[tuple[int, str]]) -> api.Upload:
-        completed: api.Upload = self._rpc("CompleteUpload", api.CompleteUploadRequest(
-            name=upload.name, request_id=f"cli-complete-{upload.name.removeprefix('uploads/')}"[:64],
-            parts=[api.CompletedPart(part_number=n, etag=e) for n, e in etags],
-        ))
+        completed: api.Upload = self._rpc(
+            "CompleteUpload",
+            api.CompleteUploadRequest(
+                name=upload.name,
+                request_id=f"cli-complete-{upload.name.removeprefix('uploads/')}"[:64],
+                parts=[api.CompletedPart(part_number=n, etag=e) for n, e in etags],
+            ),
+        )
         return completed
 
 
@@ -572,13 +690,15 @@ class _UrlBook:
             return entry.url
 
     def _sign_next_batch(self) -> None:
-        batch = self._order[self._cursor:self._cursor + SIGN_BATCH]
+        batch = self._order[self._cursor : self._cursor + SIGN_BATCH]
         self._sign(batch)
         self._cursor += len(batch)
 
     def _sign(self, numbers: list[int]) -> None:
         self.calls += 1
-        reply = self._uploader._rpc("SignParts", api.SignPartsRequest(name=self._name, part_numbers=numbers))
+        reply = self._uploader._rpc(
+            "SignParts", api.SignPartsRequest(name=self._name, part_numbers=numbers)
+        )
         for part in reply.parts:
             self._urls[part.part_number] = _Signed(part.url, _expiry(part.expire_time))
 
@@ -586,8 +706,15 @@ class _UrlBook:
 # --- following the video ---------------------------------------------------------------------------
 
 
-def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str], None] | None = None,
-                channel: grpc.Channel | None = None, attempts: int = WATCH_ATTEMPTS) -> Video:
+def watch_video(
+    target: str,
+    token: str,
+    video_name: str,
+    *,
+    say: Callable[[str], None] | None = None,
+    channel: grpc.Channel | None = None,
+    attempts: int = WATCH_ATTEMPTS,
+) -> Video:
     """Follows a video with WatchVideo until READY (returned) or FAILED (TranscodeFailed),
     reporting every change through `say`; a broken stream is subscribed to again."""
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -600,7 +727,9 @@ def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str]
     try:
         while True:
             try:
-                for message in stub.WatchVideo(meta_api.WatchVideoRequest(name=video_name), metadata=metadata):
+                for message in stub.WatchVideo(
+                    meta_api.WatchVideoRequest(name=video_name), metadata=metadata
+                ):
                     failures = 0
                     video: Video = message.video
                     line = describe_video(video)
@@ -613,12 +742,17 @@ def watch_video(target: str, token: str, video_name: str, *, say: Callable[[str]
                         raise TranscodeFailed(video)
                 problem = "the stream ended early"
             except grpc.RpcError as error:
-                if error.code() not in RETRYABLE_RPC | {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}:
+                if error.code() not in RETRYABLE_RPC | {
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.UNKNOWN,
+                }:
                     raise ServerRefused("WatchVideo", error) from None
                 problem = f"{error.code().name}: {error.details()}"
             failures += 1
             if failures >= attempts:
-                raise TransferFailed(f"lost the Metadata service at {target} while watching {video_name}: {problem}")
+                raise TransferFailed(
+                    f"lost the Metadata service at {target} while watching {video_name}: {problem}"
+                )
             time.sleep(backoff_delay(failures - 1))
     finally:
         if own:

@@ -91,9 +91,12 @@ class DatabaseQueue:
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         return cls(
-            engine, name, settings.queue_visibility_timeout_seconds, settings.queue_max_deliveries,
+            engine,
+            name,
+            settings.queue_visibility_timeout_seconds,
+            settings.queue_max_deliveries,
             owns_engine=True,
-        )  # fmt: skip
+        )
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -111,9 +114,15 @@ class DatabaseQueue:
     def _row(self, key: str, body: bytes) -> dict[str, object]:
         now = now_us()
         return {
-            "queue": self._name, "key": key, "body": body, "deliveries": 0,
-            "visible_at_us": now, "lease": None, "dead_at_us": None, "create_time_us": now,
-        }  # fmt: skip
+            "queue": self._name,
+            "key": key,
+            "body": body,
+            "deliveries": 0,
+            "visible_at_us": now,
+            "lease": None,
+            "dead_at_us": None,
+            "create_time_us": now,
+        }
 
     # --- consuming ----------------------------------------------------------------------
 

@@ -94,9 +94,13 @@ class RedisStreamsQueue:
 
     async def _claim_stalled(self, count: int) -> list[Delivery]:
         reply = await self._redis.xautoclaim(
-            self.stream, GROUP, self._consumer, self._visibility_ms,
-            start_id=self._claim_cursor, count=count,
-        )  # fmt: skip
+            self.stream,
+            GROUP,
+            self._consumer,
+            self._visibility_ms,
+            start_id=self._claim_cursor,
+            count=count,
+        )
         self._claim_cursor, entries = reply[0], reply[1]
         if not entries:
             return []

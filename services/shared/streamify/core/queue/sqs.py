@@ -25,8 +25,12 @@ from streamify.core.queue import DEFAULT_QUEUE, Delivery, LeaseLost
 
 _MAX_BATCH = 10  # SQS limit per ReceiveMessage
 _MAX_WAIT = 20  # SQS limit for long polling, seconds
-_LOST = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
-         "AWS.SimpleQueueService.MessageNotInflight"}  # fmt: skip
+_LOST = {
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+}
 
 
 def sqs_client(settings: Settings) -> Any:

@@ -175,7 +175,6 @@ def _continuous(
         yield out
 
 
-
 def _silence(samples: int) -> av.AudioFrame:
     frame = av.AudioFrame(format="fltp", layout="stereo", samples=samples)
     frame.sample_rate = SAMPLE_RATE

@@ -48,9 +48,16 @@ _UPSCALE_TOLERANCE = 1.02
 _MIN_BITRATE = 100_000
 
 STANDARD_FRAME_RATES: tuple[Fraction, ...] = (
-    Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-    Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
-)  # fmt: skip
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(48),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
+)
 DEFAULT_FRAME_RATE = 30.0
 MAX_FRAME_RATE = 60.0
 

@@ -105,9 +105,12 @@ def transcode_local(
     ts_offset = plan_ts_offset(frame_rate)
     per_chunk = max(1, round(chunk_seconds / segment_seconds))
     chunks = plan_chunks(
-        plan_duration(info), segment_seconds, per_chunk, frame_rate=frame_rate,
+        plan_duration(info),
+        segment_seconds,
+        per_chunk,
+        frame_rate=frame_rate,
         seekable=not info.clock_jumps,
-    )  # fmt: skip
+    )
     rotation = info.video.rotation_degrees
     timings["plan"] = time.perf_counter() - t0
 

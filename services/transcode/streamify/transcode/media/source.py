@@ -161,12 +161,16 @@ def translate(
             reason=Reason.SOURCE_UNAVAILABLE,
             retryable=True,
         )
-    if isinstance(exc, OSError) and not isinstance(exc, av.error.FFmpegError) and exc.errno in _TRANSIENT_ERRNOS:
-            return MediaError(
-                "an I/O error occurred while the source was read",
-                reason=Reason.SOURCE_UNAVAILABLE,
-                retryable=True,
-            )
+    if (
+        isinstance(exc, OSError)
+        and not isinstance(exc, av.error.FFmpegError)
+        and exc.errno in _TRANSIENT_ERRNOS
+    ):
+        return MediaError(
+            "an I/O error occurred while the source was read",
+            reason=Reason.SOURCE_UNAVAILABLE,
+            retryable=True,
+        )
     if isinstance(exc, av.error.FFmpegError):
         # EINVAL, EPERM, ENOSYS, AVERROR_BUG... from a demuxer or decoder: the data is
         # damaged or uses a feature libav refuses.
@@ -184,8 +188,17 @@ def translate(
     )
 
 
-_TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.ETIMEDOUT, errno.ECONNRESET,
-                               errno.ECONNREFUSED, errno.EPIPE, errno.EAGAIN})  # fmt: skip
+_TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EIO,
+        errno.ENOSPC,
+        errno.ETIMEDOUT,
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.EPIPE,
+        errno.EAGAIN,
+    }
+)
 
 
 def timecode(seconds: float) -> str:
@@ -198,9 +211,13 @@ def timecode(seconds: float) -> str:
 
 def _http_status(exc: av.error.HTTPError) -> str:
     name = type(exc).__name__  # HTTPBadRequestError, HTTPOtherServerError, ...
-    return {"HTTPBadRequestError": "400", "HTTPTooManyRequestsError": "429",
-            "HTTPClientError": "4xx", "HTTPOtherClientError": "4xx",
-            "HTTPServerError": "5xx"}.get(name, "error")  # fmt: skip
+    return {
+        "HTTPBadRequestError": "400",
+        "HTTPTooManyRequestsError": "429",
+        "HTTPClientError": "4xx",
+        "HTTPOtherClientError": "4xx",
+        "HTTPServerError": "5xx",
+    }.get(name, "error")
 
 
 # --- a file no demuxer could open: say what it is instead --------------------------------------
@@ -213,8 +230,9 @@ def sniff(source: str) -> bytes:
     raw ``data`` demuxer so URLs work the same way as for the real open."""
     options = dict(_HTTP_OPTIONS) if is_url(source) else {}
     try:
-        with av.open(source, mode="r", format="data", options=options,
-                     timeout=(OPEN_TIMEOUT, READ_TIMEOUT)) as container:  # fmt: skip
+        with av.open(
+            source, mode="r", format="data", options=options, timeout=(OPEN_TIMEOUT, READ_TIMEOUT)
+        ) as container:
             data = b""
             for packet in container.demux():
                 data += bytes(packet)
@@ -231,17 +249,23 @@ def not_media(source: str) -> MediaError:
     head = sniff(source)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
-        message = ("the file is not a video but a web page (HTML): the link it was downloaded "
-                   "from probably returned an error page")  # fmt: skip
+        message = (
+            "the file is not a video but a web page (HTML): the link it was downloaded "
+            "from probably returned an error page"
+        )
     elif head and _looks_like_text(head):
         message = "the file is not a video but a text file"
     elif head[4:8] == b"ftyp":
-        message = ("the file is not a playable video: it starts like an MP4/MOV file but its "
-                   "index (the moov box) is missing or damaged; the recording or the upload "
-                   "was probably cut short")  # fmt: skip
+        message = (
+            "the file is not a playable video: it starts like an MP4/MOV file but its "
+            "index (the moov box) is missing or damaged; the recording or the upload "
+            "was probably cut short"
+        )
     else:
-        message = ("the file is not a video, or it is truncated or corrupt: no known video "
-                   "format could read it")  # fmt: skip
+        message = (
+            "the file is not a video, or it is truncated or corrupt: no known video "
+            "format could read it"
+        )
     return MediaError(message, reason=Reason.NOT_MEDIA, retryable=False)
 
 

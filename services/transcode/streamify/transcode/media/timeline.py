@@ -133,11 +133,16 @@ MAX_BAD_PACKETS = 50  # undecodable packets skipped in one stream before the fil
 
 
 @overload
-def decode(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]: ...
-@overload
-def decode(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> Iterator[av.AudioFrame]: ...
 def decode(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream | av.audio.stream.AudioStream
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[av.VideoFrame]: ...
+@overload
+def decode(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream
+) -> Iterator[av.AudioFrame]: ...
+def decode(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream | av.audio.stream.AudioStream,
 ) -> Iterator[av.VideoFrame | av.AudioFrame]:
     """The frames of ``stream`` on the continuous clock, decoded packet by packet: a few
     undecodable packets are skipped instead of failing the whole task."""
@@ -151,4 +156,3 @@ def decode(
                 raise
             continue
         yield from frames  # type: ignore[misc]  # a video/audio stream decodes to its kind of frame
-

@@ -319,7 +319,6 @@ def _decode_from(
         return
 
 
-
 def _frame_time(
     frame: av.VideoFrame,
     origin: float,

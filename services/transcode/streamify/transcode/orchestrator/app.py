@@ -45,7 +45,8 @@ async def run(
     metadata = MetadataClient(settings, identity="transcode")
     reporter = Reporter(metadata, store, options.progress_interval_seconds)
     orchestrator = Orchestrator(
-        store=store, options=options, reporter=reporter, s3=s3, media_bucket=settings.media_bucket)
+        store=store, options=options, reporter=reporter, s3=s3, media_bucket=settings.media_bucket
+    )
     queue = make_queue(settings, options.queue_name) if consume_queue else None
     stop = stop_event if stop_event is not None else asyncio.Event()
 
@@ -65,20 +66,26 @@ async def run(
         consumer = UploadedConsumer(queue, orchestrator)
         background.append(asyncio.create_task(consumer.run(), name="transcode-queue-consumer"))
     servicer = TranscodeService(
-        orchestrator=orchestrator, metadata=metadata, s3=s3, uploads_bucket=settings.uploads_bucket)
+        orchestrator=orchestrator, metadata=metadata, s3=s3, uploads_bucket=settings.uploads_bucket
+    )
     try:
-        await serve(settings, [
-            ServiceRegistration(
-                name=SERVICE_NAME,
-                add_to_server=transcode_service_pb2_grpc.add_TranscodeServiceServicer_to_server,
-                servicer=servicer,
-            ),
-            ServiceRegistration(
-                name=WORKER_SERVICE_NAME,
-                add_to_server=worker_service_pb2_grpc.add_TranscodeWorkerServiceServicer_to_server,
-                servicer=WorkerStreamService(orchestrator),
-            ),
-        ], stop_event=stop, **serve_options)  # fmt: skip
+        await serve(
+            settings,
+            [
+                ServiceRegistration(
+                    name=SERVICE_NAME,
+                    add_to_server=transcode_service_pb2_grpc.add_TranscodeServiceServicer_to_server,
+                    servicer=servicer,
+                ),
+                ServiceRegistration(
+                    name=WORKER_SERVICE_NAME,
+                    add_to_server=worker_service_pb2_grpc.add_TranscodeWorkerServiceServicer_to_server,
+                    servicer=WorkerStreamService(orchestrator),
+                ),
+            ],
+            stop_event=stop,
+            **serve_options,
+        )
     finally:
         orchestrator.close()
         for task in background:

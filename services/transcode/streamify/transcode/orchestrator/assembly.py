@@ -54,8 +54,12 @@ class Assembled:
 
 def _segments(infos: Iterable[wapi.SegmentInfo], limit: int | None = None) -> list[Segment]:
     out = [
-        Segment(index=s.index, path=PurePosixPath(s.key), duration=dag.to_seconds(s.duration),
-                size_bytes=s.size_bytes)  # fmt: skip
+        Segment(
+            index=s.index,
+            path=PurePosixPath(s.key),
+            duration=dag.to_seconds(s.duration),
+            size_bytes=s.size_bytes,
+        )
         for s in infos
         if limit is None or s.index < limit
     ]
@@ -106,16 +110,24 @@ def assemble(
             if not audio_segments:
                 raise AssemblyError("the encoded output is incomplete: the audio has no segments")
             _check("audio", audio_segments, len(audio_segments))
-        files.append(PlaylistFile(
-            f"{prefix}{dag.AUDIO_DIR}/{dag.MEDIA_PLAYLIST}",
-            media_playlist(audio_segments, target_duration=plan.segment_seconds,
-                           init_uri=_init_uri(audio.init_key), ended=final),
-            cache,
-        ))  # fmt: skip
+        files.append(
+            PlaylistFile(
+                f"{prefix}{dag.AUDIO_DIR}/{dag.MEDIA_PLAYLIST}",
+                media_playlist(
+                    audio_segments,
+                    target_duration=plan.segment_seconds,
+                    init_uri=_init_uri(audio.init_key),
+                    ended=final,
+                ),
+                cache,
+            )
+        )
         audio_rendition = AudioRendition(
-            uri=f"{dag.AUDIO_DIR}/{dag.MEDIA_PLAYLIST}", codecs=audio.codecs or "mp4a.40.2",
-            bandwidth=Bandwidth.of(audio_segments), channels=plan.audio_channels,
-        )  # fmt: skip
+            uri=f"{dag.AUDIO_DIR}/{dag.MEDIA_PLAYLIST}",
+            codecs=audio.codecs or "mp4a.40.2",
+            bandwidth=Bandwidth.of(audio_segments),
+            channels=plan.audio_channels,
+        )
 
     variants: list[Variant] = []
     renditions: list[video_pb2.Rendition] = []
@@ -132,29 +144,48 @@ def assemble(
             init_key = init_key or entry.init_key
         segments = _segments(infos)
         _check(f"rendition {r.id}", segments, expected)
-        files.append(PlaylistFile(
-            f"{prefix}{r.id}/{dag.MEDIA_PLAYLIST}",
-            media_playlist(segments, target_duration=plan.segment_seconds,
-                           init_uri=_init_uri(init_key), ended=final),
-            cache,
-        ))  # fmt: skip
+        files.append(
+            PlaylistFile(
+                f"{prefix}{r.id}/{dag.MEDIA_PLAYLIST}",
+                media_playlist(
+                    segments,
+                    target_duration=plan.segment_seconds,
+                    init_uri=_init_uri(init_key),
+                    ended=final,
+                ),
+                cache,
+            )
+        )
         bandwidth = Bandwidth.of(segments)
         codecs = codecs or "avc1.640028"
-        variants.append(Variant(
-            uri=f"{r.id}/{dag.MEDIA_PLAYLIST}", width=r.width, height=r.height, codecs=codecs,
-            frame_rate=plan.frame_rate, bandwidth=bandwidth,
-        ))  # fmt: skip
+        variants.append(
+            Variant(
+                uri=f"{r.id}/{dag.MEDIA_PLAYLIST}",
+                width=r.width,
+                height=r.height,
+                codecs=codecs,
+                frame_rate=plan.frame_rate,
+                bandwidth=bandwidth,
+            )
+        )
         peak, average = bandwidth.peak, bandwidth.average
         all_codecs = codecs
         if audio_rendition is not None:
             peak += audio_rendition.bandwidth.peak
             average += audio_rendition.bandwidth.average
             all_codecs = f"{codecs},{audio_rendition.codecs}"
-        renditions.append(video_pb2.Rendition(
-            id=r.id, width=r.width, height=r.height, bandwidth=peak, average_bandwidth=average,
-            codecs=all_codecs, frame_rate=plan.frame_rate,
-        ))  # fmt: skip
-    files.append(PlaylistFile(
-        f"{prefix}{dag.MANIFEST}", master_playlist(variants, audio_rendition), cache
-    ))
+        renditions.append(
+            video_pb2.Rendition(
+                id=r.id,
+                width=r.width,
+                height=r.height,
+                bandwidth=peak,
+                average_bandwidth=average,
+                codecs=all_codecs,
+                frame_rate=plan.frame_rate,
+            )
+        )
+    files.append(
+        PlaylistFile(f"{prefix}{dag.MANIFEST}", master_playlist(variants, audio_rendition), cache)
+    )
     return Assembled(files, renditions, expected)

@@ -48,13 +48,15 @@ class UploadedConsumer:
             if match is None or not event.bucket or not event.key:
                 raise ValueError(f"not a usable VideoUploadedEvent: {event}")
         except (DecodeError, ValueError) as exc:
-            log.error("poison message %s (delivery %s): %s", delivery.message_id,
-                      delivery.attempt, exc)  # fmt: skip
+            log.error(
+                "poison message %s (delivery %s): %s", delivery.message_id, delivery.attempt, exc
+            )
             await self._queue.release(delivery, delay_seconds=self._backoff(delivery))
             return
         try:
             await self._orch.create_job(
-                match.group(1), event.owner, event.bucket, event.key, event.size_bytes)
+                match.group(1), event.owner, event.bucket, event.key, event.size_bytes
+            )
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -165,18 +165,28 @@ def media_info(probe: wapi.ProbeResult, size_bytes: int = 0) -> MediaInfo:
     if probe.HasField("video"):
         v = probe.video
         video = VideoInfo(
-            codec=v.codec, width=v.width, height=v.height, rotation_degrees=v.rotation_degrees,
-            frame_rate=v.frame_rate, pixel_format=v.pixel_format, frame_count=v.frame_count,
-            sample_aspect_ratio=v.sample_aspect_ratio or 1.0, duration=to_seconds(v.duration),
-        )  # fmt: skip
+            codec=v.codec,
+            width=v.width,
+            height=v.height,
+            rotation_degrees=v.rotation_degrees,
+            frame_rate=v.frame_rate,
+            pixel_format=v.pixel_format,
+            frame_count=v.frame_count,
+            sample_aspect_ratio=v.sample_aspect_ratio or 1.0,
+            duration=to_seconds(v.duration),
+        )
     audio = None
     if probe.HasField("audio"):
         a = probe.audio
         audio = AudioInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
     return MediaInfo(
-        format=probe.format, duration=to_seconds(probe.duration), video=video, audio=audio,
-        size_bytes=size_bytes, clock_jumps=probe.clock_jumps,
-    )  # fmt: skip
+        format=probe.format,
+        duration=to_seconds(probe.duration),
+        video=video,
+        audio=audio,
+        size_bytes=size_bytes,
+        clock_jumps=probe.clock_jumps,
+    )
 
 
 def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
@@ -188,12 +198,17 @@ def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
     duration = plan_duration(info)
     if duration <= 0:
         raise MediaError(
-            "the video has no duration: the file may be truncated", reason=Reason.CORRUPT,
+            "the video has no duration: the file may be truncated",
+            reason=Reason.CORRUPT,
             retryable=False,
-        )  # fmt: skip
+        )
     chunks = plan_chunks(
-        duration, options.segment_seconds, options.segments_per_chunk, frame_rate=frame_rate,
-        first_chunk_segments=options.first_chunk_segments, seekable=not info.clock_jumps,
+        duration,
+        options.segment_seconds,
+        options.segments_per_chunk,
+        frame_rate=frame_rate,
+        first_chunk_segments=options.first_chunk_segments,
+        seekable=not info.clock_jumps,
     )
     return Plan(
         duration=duration,
@@ -228,7 +243,9 @@ class PlannedTask:
 
 
 def probe_task(source: wapi.SourceRef) -> PlannedTask:
-    return PlannedTask(PROBE_TASK, PROBE, 0, wapi.TaskAssignment(probe=wapi.ProbeSpec(source=source)))
+    return PlannedTask(
+        PROBE_TASK, PROBE, 0, wapi.TaskAssignment(probe=wapi.ProbeSpec(source=source))
+    )
 
 
 def planned_tasks(
@@ -240,25 +257,59 @@ def planned_tasks(
     segment = seconds(plan.segment_seconds)
     offset = seconds(plan.ts_offset)
     if plan.has_audio:
-        tasks.append(PlannedTask(AUDIO_TASK, AUDIO, 0, wapi.TaskAssignment(audio=wapi.AudioSpec(
-            source=source, bitrate=plan.audio_bitrate, segment_duration=segment, output=output,
-            output_ts_offset=offset, duration=seconds(plan.duration),
-        ))))  # fmt: skip
+        tasks.append(
+            PlannedTask(
+                AUDIO_TASK,
+                AUDIO,
+                0,
+                wapi.TaskAssignment(
+                    audio=wapi.AudioSpec(
+                        source=source,
+                        bitrate=plan.audio_bitrate,
+                        segment_duration=segment,
+                        output=output,
+                        output_ts_offset=offset,
+                        duration=seconds(plan.duration),
+                    )
+                ),
+            )
+        )
     renditions = [wapi.RenditionSpec(**asdict(r)) for r in plan.renditions]
     for c in plan.chunks:
         spec = wapi.VideoChunkSpec(
-            source=source, chunk_index=c.index, start=seconds(c.start), end=seconds(c.end),
-            segment_duration=segment, first_segment_index=c.first_segment_index,
-            renditions=renditions, output=output, output_ts_offset=offset,
-            rotation_degrees=plan.rotation_degrees, frame_rate=plan.frame_rate,
-        )  # fmt: skip
-        tasks.append(
-            PlannedTask(chunk_name(c.index), VIDEO_CHUNK, c.index, wapi.TaskAssignment(video_chunk=spec))
+            source=source,
+            chunk_index=c.index,
+            start=seconds(c.start),
+            end=seconds(c.end),
+            segment_duration=segment,
+            first_segment_index=c.first_segment_index,
+            renditions=renditions,
+            output=output,
+            output_ts_offset=offset,
+            rotation_degrees=plan.rotation_degrees,
+            frame_rate=plan.frame_rate,
         )
-    tasks.append(PlannedTask(POSTER_TASK, POSTER, 0, wapi.TaskAssignment(poster=wapi.PosterSpec(
-        source=source, at=seconds(plan.poster_at), max_width=options.poster_max_width,
-        output=output, rotation_degrees=plan.rotation_degrees,
-    ))))  # fmt: skip
+        tasks.append(
+            PlannedTask(
+                chunk_name(c.index), VIDEO_CHUNK, c.index, wapi.TaskAssignment(video_chunk=spec)
+            )
+        )
+    tasks.append(
+        PlannedTask(
+            POSTER_TASK,
+            POSTER,
+            0,
+            wapi.TaskAssignment(
+                poster=wapi.PosterSpec(
+                    source=source,
+                    at=seconds(plan.poster_at),
+                    max_width=options.poster_max_width,
+                    output=output,
+                    rotation_degrees=plan.rotation_degrees,
+                )
+            ),
+        )
+    )
     tasks.append(PlannedTask(ASSEMBLE_TASK, ASSEMBLE))
     return tasks
 
@@ -266,7 +317,10 @@ def planned_tasks(
 def expected_output(kind: int) -> str:
     """The TaskResult oneof a task of this kind must carry."""
     outputs: dict[int, str] = {
-        PROBE: "probe", VIDEO_CHUNK: "video_chunk", AUDIO: "audio", POSTER: "poster"
+        PROBE: "probe",
+        VIDEO_CHUNK: "video_chunk",
+        AUDIO: "audio",
+        POSTER: "poster",
     }
     return outputs[kind]
 
@@ -290,9 +344,15 @@ def failure_reason(task_name: str, error: str, attempts: int, retryable: bool) -
     error = error.strip() or "the worker gave no reason"
     if not retryable:
         return error
-    what = "the poster" if task_name == POSTER_TASK else (
-        "the audio track" if task_name == AUDIO_TASK else (
-            "probing the source" if task_name == PROBE_TASK else f"{task_name}"))
+    what = (
+        "the poster"
+        if task_name == POSTER_TASK
+        else (
+            "the audio track"
+            if task_name == AUDIO_TASK
+            else ("probing the source" if task_name == PROBE_TASK else f"{task_name}")
+        )
+    )
     return f"{what} failed {attempts} times; last error: {error}"
 
 

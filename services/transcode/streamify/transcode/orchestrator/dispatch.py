@@ -41,11 +41,11 @@ log = logging.getLogger(__name__)
 MAX_SLOTS = 64
 
 
-
 def default_orchestrator_id() -> str:
     """host-pid-random: unique per process, readable in leases and logs."""
     host = socket.gethostname().split(".")[0][:40] or "orchestrator"
     return f"{host}-{os.getpid()}-{secrets.token_hex(3)}"
+
 
 @dataclass(eq=False)
 class WorkerSession:
@@ -70,14 +70,24 @@ class WorkerSession:
         if self.held.get((key.job_id, key.name)) == key:
             del self.held[(key.job_id, key.name)]
             if reason is not None and not self.closed:
-                self.send(wapi.ConnectResponse(cancellation=wapi.TaskCancellation(
-                    task_id=dag.task_resource(key.job_id, key.name), reason=reason)))
+                self.send(
+                    wapi.ConnectResponse(
+                        cancellation=wapi.TaskCancellation(
+                            task_id=dag.task_resource(key.job_id, key.name), reason=reason
+                        )
+                    )
+                )
 
 
 class Orchestrator:
     def __init__(
-        self, *, store: Store, options: OrchestratorOptions, reporter: Reporter,
-        s3: Any, media_bucket: str,
+        self,
+        *,
+        store: Store,
+        options: OrchestratorOptions,
+        reporter: Reporter,
+        s3: Any,
+        media_bucket: str,
     ) -> None:
         self.store = store
         self.options = options
@@ -160,7 +170,8 @@ class Orchestrator:
         if before is not None and before.job.state in dag.JOB_TERMINAL:
             stage = dag.stage(snapshot.job.state, bool(snapshot.job.plan), snapshot.states())
             await self.reporter.started(
-                job_id, stage, snapshot.job.completed_tasks, snapshot.job.total_tasks)
+                job_id, stage, snapshot.job.completed_tasks, snapshot.job.total_tasks
+            )
             self.wake()
             self._spawn(self.publish(job_id), f"publish-{job_id}")
             self._spawn(self.finalize(job_id), f"finalize-{job_id}")
@@ -180,7 +191,8 @@ class Orchestrator:
     def welcome(self) -> wapi.ConnectResponse:
         welcome = wapi.WorkerWelcome(orchestrator_id=self.id)
         welcome.heartbeat_interval.FromNanoseconds(
-            int(self.options.heartbeat_interval_seconds * 1e9))
+            int(self.options.heartbeat_interval_seconds * 1e9)
+        )
         return wapi.ConnectResponse(welcome=welcome)
 
     def attach(self, session: WorkerSession) -> None:
@@ -196,8 +208,12 @@ class Orchestrator:
         self._sessions.pop(session.id, None)
         held = list(session.held.values())
         session.held.clear()
-        log.info("worker %s disconnected (%s tasks held, %s)", session.worker_id, len(held),
-                 "released" if release else "kept for its reconnect")  # fmt: skip
+        log.info(
+            "worker %s disconnected (%s tasks held, %s)",
+            session.worker_id,
+            len(held),
+            "released" if release else "kept for its reconnect",
+        )
         if release:
             error = dag.lost_worker_error(session.worker_id, "disconnected")
             for key in held:
@@ -268,8 +284,12 @@ class Orchestrator:
         if not outcome.applied:
             log.info("failure of %s ignored: lease %s is not held", msg.task_id, msg.lease_id)
             return
-        log.info("task %s failed (%s): %s", msg.task_id,
-                 "retryable" if msg.retryable else "final", msg.error)  # fmt: skip
+        log.info(
+            "task %s failed (%s): %s",
+            msg.task_id,
+            "retryable" if msg.retryable else "final",
+            msg.error,
+        )
         await self._after(outcome)
 
     async def _after(self, outcome: Outcome) -> None:
@@ -327,7 +347,9 @@ class Orchestrator:
                 try:
                     assignment = self._assignment(c)
                 except Exception as exc:  # noqa: BLE001 - e.g. the spec cannot be signed
-                    outcome = await run_in_thread(self.store.fail, key, f"cannot assign: {exc}", True)
+                    outcome = await run_in_thread(
+                        self.store.fail, key, f"cannot assign: {exc}", True
+                    )
                     await self._after(outcome)
                     continue
                 session.held[(c.job_id, c.name)] = key
@@ -341,7 +363,9 @@ class Orchestrator:
         return assigned
 
     def _assignment(self, c: Claimed) -> wapi.TaskAssignment:
-        assignment: wapi.TaskAssignment = wapi.TaskAssignment.FromString(c.spec)  # Message is untyped
+        assignment: wapi.TaskAssignment = wapi.TaskAssignment.FromString(
+            c.spec
+        )  # Message is untyped
         assignment.task_id = dag.task_resource(c.job_id, c.name)
         assignment.lease_id = c.lease_id
         assignment.lease_expire_time.CopyFrom(timestamp_of(c.lease_expire_us))
@@ -351,9 +375,10 @@ class Orchestrator:
             raise ValueError(f"task {c.name} has no spec")
         source = getattr(assignment, which).source
         source.url = self._s3.generate_presigned_url(
-            "get_object", Params={"Bucket": source.bucket, "Key": source.key},
+            "get_object",
+            Params={"Bucket": source.bucket, "Key": source.key},
             ExpiresIn=int(self.options.source_url_ttl_seconds),
-        )  # fmt: skip
+        )
         return assignment
 
     # --- publication -----------------------------------------------------------------------
@@ -362,9 +387,12 @@ class Orchestrator:
         def put_all() -> None:
             for f in files:
                 self._s3.put_object(
-                    Bucket=self._media_bucket, Key=f.key, Body=f.body.encode(),
-                    ContentType=PLAYLIST_CONTENT_TYPE, CacheControl=f.cache_control,
-                )  # fmt: skip
+                    Bucket=self._media_bucket,
+                    Key=f.key,
+                    Body=f.body.encode(),
+                    ContentType=PLAYLIST_CONTENT_TYPE,
+                    CacheControl=f.cache_control,
+                )
 
         await run_in_thread(put_all)
 
@@ -380,8 +408,14 @@ class Orchestrator:
             if plan is None or not dag.should_publish(run, snapshot.job.published_run):
                 return
             try:
-                assembled = assemble(job_id, plan, snapshot.chunk_results(),
-                                     snapshot.audio_result(), run, final=False)  # fmt: skip
+                assembled = assemble(
+                    job_id,
+                    plan,
+                    snapshot.chunk_results(),
+                    snapshot.audio_result(),
+                    run,
+                    final=False,
+                )
             except AssemblyError as exc:
                 if await run_in_thread(self.store.fail_job, job_id, str(exc)):
                     self.cancel_local(job_id, "the job failed")
@@ -391,8 +425,13 @@ class Orchestrator:
             if not claimed:
                 return
             await self._write(assembled.files)
-            log.info("job %s: %s of %s chunks playable%s", job_id, run, len(plan.chunks),
-                     " (first playable)" if first else "")  # fmt: skip
+            log.info(
+                "job %s: %s of %s chunks playable%s",
+                job_id,
+                run,
+                len(plan.chunks),
+                " (first playable)" if first else "",
+            )
             after = await run_in_thread(self.store.get, job_id)
             if after is not None and after.job.state == dag.JOB_SUCCEEDED:
                 # The final playlists were written meanwhile (by another replica): ours must
@@ -400,19 +439,29 @@ class Orchestrator:
                 await self._write(self._final(after).files)
                 return
             self.reporter.progress(
-                job_id, snapshot.job.completed_tasks, snapshot.job.total_tasks, "encoding",
+                job_id,
+                snapshot.job.completed_tasks,
+                snapshot.job.total_tasks,
+                "encoding",
                 result=meta.ProcessingResult(
-                    renditions=assembled.renditions, duration=dag.seconds(plan.duration),
+                    renditions=assembled.renditions,
+                    duration=dag.seconds(plan.duration),
                     manifest_path=dag.manifest_path(job_id),
                 ),
-            )  # fmt: skip
+            )
 
     @staticmethod
     def _final(snapshot: Snapshot) -> Assembled:
         plan = snapshot.plan
         assert plan is not None
-        return assemble(snapshot.job.id, plan, snapshot.chunk_results(), snapshot.audio_result(),
-                        len(plan.chunks), final=True)  # fmt: skip
+        return assemble(
+            snapshot.job.id,
+            plan,
+            snapshot.chunk_results(),
+            snapshot.audio_result(),
+            len(plan.chunks),
+            final=True,
+        )
 
     async def finalize(self, job_id: str) -> None:
         """The assemble task: the final (VOD) playlists, then the job SUCCEEDED, video READY."""
@@ -433,7 +482,8 @@ class Orchestrator:
             except Exception as exc:  # noqa: BLE001 - storage trouble: try again
                 log.warning("job %s: writing playlists failed: %s", job_id, exc)
                 outcome = await run_in_thread(
-                    self.store.fail, key, f"writing the playlists failed: {exc}", True)
+                    self.store.fail, key, f"writing the playlists failed: {exc}", True
+                )
                 await self._after(outcome)
                 return
             if await run_in_thread(self.store.finish_assemble, key):
@@ -455,7 +505,8 @@ class Orchestrator:
         FAILED, assembly and publication that were interrupted, final states not reported."""
         for key in await run_in_thread(self.store.expired_leases):
             outcome = await run_in_thread(
-                self.store.fail, key, "the worker stopped answering (its lease expired)", True)
+                self.store.fail, key, "the worker stopped answering (its lease expired)", True
+            )
             if outcome.applied:
                 log.info("lease of %s/%s expired", key.job_id, key.name)
                 self._drop_everywhere(key)
@@ -490,5 +541,3 @@ def _human(seconds: float) -> str:
 def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background step %s failed", task.get_name(), exc_info=task.exception())
-
-

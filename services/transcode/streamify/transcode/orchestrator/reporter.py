@@ -52,14 +52,21 @@ class Reporter:
     # --- progress ------------------------------------------------------------------------------
 
     def progress(
-        self, job_id: str, completed: int, total: int, stage: str, *,
-        result: meta.ProcessingResult | None = None, force: bool = False,
+        self,
+        job_id: str,
+        completed: int,
+        total: int,
+        stage: str,
+        *,
+        result: meta.ProcessingResult | None = None,
+        force: bool = False,
     ) -> None:
         """Queue a PROCESSING update (the latest per job wins; a result is never dropped)."""
         request = meta.UpdateVideoStatusRequest(
-            name=f"videos/{job_id}", status=VideoStatus.VIDEO_STATUS_PROCESSING,
+            name=f"videos/{job_id}",
+            status=VideoStatus.VIDEO_STATUS_PROCESSING,
             progress=Progress(completed_tasks=completed, total_tasks=total, stage=stage),
-        )  # fmt: skip
+        )
         previous = self._pending.get(job_id)
         if result is not None:
             request.result.CopyFrom(result)
@@ -74,9 +81,10 @@ class Reporter:
         while True:
             now = time.monotonic()
             due = [
-                job_id for job_id, p in self._pending.items()
+                job_id
+                for job_id, p in self._pending.items()
                 if p.force or now - self._last_sent.get(job_id, 0.0) >= self._interval
-            ]  # fmt: skip
+            ]
             for job_id in due:
                 pending = self._pending.pop(job_id, None)
                 if pending is not None:
@@ -86,7 +94,7 @@ class Reporter:
                 wait = min(
                     max(0.0, self._interval - (time.monotonic() - self._last_sent.get(j, 0.0)))
                     for j in self._pending
-                )  # fmt: skip
+                )
             self._wake.clear()
             await wait_for_event(self._wake, max(wait, 0.01))
 
@@ -99,8 +107,9 @@ class Reporter:
                 return
             await self._metadata.update_status(request)
         except grpc.aio.AioRpcError as exc:
-            log.info("progress of videos/%s not reported: %s %s", job_id, exc.code().name,
-                     exc.details())  # fmt: skip
+            log.info(
+                "progress of videos/%s not reported: %s %s", job_id, exc.code().name, exc.details()
+            )
         except Exception:
             log.warning("progress of videos/%s not reported", job_id, exc_info=True)
 
@@ -118,8 +127,12 @@ class Reporter:
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             if code not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
-                log.warning("final status of videos/%s not reported yet: %s %s", job_id,
-                            code.name, exc.details())  # fmt: skip
+                log.warning(
+                    "final status of videos/%s not reported yet: %s %s",
+                    job_id,
+                    code.name,
+                    exc.details(),
+                )
                 return False
             # The video moved on (deleted, or already final): nothing left to tell.
             log.info("final status of videos/%s not applied: %s", job_id, exc.details())
@@ -137,13 +150,17 @@ class Reporter:
         self._last_stage[job_id] = stage
         self._last_sent[job_id] = time.monotonic()
         try:
-            await self._metadata.update_status(meta.UpdateVideoStatusRequest(
-                name=f"videos/{job_id}", status=VideoStatus.VIDEO_STATUS_PROCESSING,
-                progress=Progress(completed_tasks=completed, total_tasks=total, stage=stage),
-            ))  # fmt: skip
+            await self._metadata.update_status(
+                meta.UpdateVideoStatusRequest(
+                    name=f"videos/{job_id}",
+                    status=VideoStatus.VIDEO_STATUS_PROCESSING,
+                    progress=Progress(completed_tasks=completed, total_tasks=total, stage=stage),
+                )
+            )
         except grpc.aio.AioRpcError as exc:
-            log.warning("videos/%s not moved to PROCESSING: %s %s", job_id, exc.code().name,
-                        exc.details())  # fmt: skip
+            log.warning(
+                "videos/%s not moved to PROCESSING: %s %s", job_id, exc.code().name, exc.details()
+            )
             return False
         return True
 
@@ -155,21 +172,34 @@ def final_request(snapshot: Snapshot) -> meta.UpdateVideoStatusRequest:
         plan = snapshot.plan
         assert plan is not None
         try:
-            assembled = assemble(job.id, plan, snapshot.chunk_results(), snapshot.audio_result(),
-                                 len(plan.chunks), final=True)  # fmt: skip
+            assembled = assemble(
+                job.id,
+                plan,
+                snapshot.chunk_results(),
+                snapshot.audio_result(),
+                len(plan.chunks),
+                final=True,
+            )
         except (AssemblyError, ValueError) as exc:  # cannot happen: it was assembled before
             return meta.UpdateVideoStatusRequest(
-                name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=str(exc))
+                name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=str(exc)
+            )
         return meta.UpdateVideoStatusRequest(
-            name=name, status=VideoStatus.VIDEO_STATUS_READY,
-            progress=Progress(completed_tasks=job.total_tasks, total_tasks=job.total_tasks,
-                              stage="done"),
-            result=meta.ProcessingResult(
-                renditions=assembled.renditions, duration=dag.seconds(plan.duration),
-                manifest_path=dag.manifest_path(job.id), poster_path=snapshot.poster_key(),
+            name=name,
+            status=VideoStatus.VIDEO_STATUS_READY,
+            progress=Progress(
+                completed_tasks=job.total_tasks, total_tasks=job.total_tasks, stage="done"
             ),
-        )  # fmt: skip
+            result=meta.ProcessingResult(
+                renditions=assembled.renditions,
+                duration=dag.seconds(plan.duration),
+                manifest_path=dag.manifest_path(job.id),
+                poster_path=snapshot.poster_key(),
+            ),
+        )
     reason = job.failure_reason or (
-        CANCELLED_REASON if job.state == dag.JOB_CANCELLED else "transcoding failed")
+        CANCELLED_REASON if job.state == dag.JOB_CANCELLED else "transcoding failed"
+    )
     return meta.UpdateVideoStatusRequest(
-        name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=reason[:2000])
+        name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=reason[:2000]
+    )

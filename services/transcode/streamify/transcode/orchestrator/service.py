@@ -39,11 +39,15 @@ _TOKEN = re.compile(r"^(\d+):(\d+):([a-z0-9][a-z0-9-]{0,62})$")
 def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
     job = snapshot.job
     out = api.TranscodeJob(
-        name=f"transcodeJobs/{job.id}", video=f"videos/{job.id}",
-        state=enum_value(api.JobState, job.state), failure_reason=job.failure_reason,
-        completed_tasks=job.completed_tasks, total_tasks=job.total_tasks if job.plan else 0,
-        create_time=timestamp_of(job.create_time_us), update_time=timestamp_of(job.update_time_us),
-    )  # fmt: skip
+        name=f"transcodeJobs/{job.id}",
+        video=f"videos/{job.id}",
+        state=enum_value(api.JobState, job.state),
+        failure_reason=job.failure_reason,
+        completed_tasks=job.completed_tasks,
+        total_tasks=job.total_tasks if job.plan else 0,
+        create_time=timestamp_of(job.create_time_us),
+        update_time=timestamp_of(job.update_time_us),
+    )
     if job.end_time_us:
         out.end_time.CopyFrom(timestamp_of(job.end_time_us))
     if job.first_playable_us:
@@ -51,12 +55,18 @@ def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
         d.FromMicroseconds(max(0, job.first_playable_us - job.create_time_us))
         out.time_to_first_playable.CopyFrom(d)
     for t in snapshot.tasks:
-        out.tasks.append(api.TranscodeTask(
-            id=t.name, kind=enum_value(api.TaskKind, t.kind), state=enum_value(api.TaskState, t.state),
-            attempts=t.attempts,
-            worker=t.worker_id if t.state == dag.RUNNING else "", last_error=t.last_error,
-            chunk_index=t.chunk_index, progress=t.progress,
-        ))  # fmt: skip
+        out.tasks.append(
+            api.TranscodeTask(
+                id=t.name,
+                kind=enum_value(api.TaskKind, t.kind),
+                state=enum_value(api.TaskState, t.state),
+                attempts=t.attempts,
+                worker=t.worker_id if t.state == dag.RUNNING else "",
+                last_error=t.last_error,
+                chunk_index=t.chunk_index,
+                progress=t.progress,
+            )
+        )
     return out
 
 
@@ -69,7 +79,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self._s3 = s3
         self._uploads_bucket = uploads_bucket
 
-    async def CreateTranscodeJob(self, request: api.CreateTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
+    async def CreateTranscodeJob(
+        self, request: api.CreateTranscodeJobRequest, context: grpc.aio.ServicerContext
+    ) -> api.TranscodeJob:
         self._service()
         video_id = request.video.removeprefix("videos/")
         existing = await run_in_thread(self._orch.store.get, video_id)
@@ -80,29 +92,40 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 raise errors.not_found(request.video) from None
-            raise errors.unavailable(f"the Metadata service could not be asked: {exc.details()}") from None
+            raise errors.unavailable(
+                f"the Metadata service could not be asked: {exc.details()}"
+            ) from None
         if video.status == VideoStatus.VIDEO_STATUS_UPLOADING:
             raise errors.failed_precondition(
                 f"{request.video} is still being uploaded; complete the upload first",
-                reason="VIDEO_NOT_UPLOADED")  # fmt: skip
+                reason="VIDEO_NOT_UPLOADED",
+            )
         source = await run_in_thread(self._find_source, video_id)
         if source is None:
             raise errors.failed_precondition(
                 f"no uploaded source for {request.video} under "
-                f"s3://{self._uploads_bucket}/sources/{video_id}/", reason="SOURCE_MISSING")
+                f"s3://{self._uploads_bucket}/sources/{video_id}/",
+                reason="SOURCE_MISSING",
+            )
         key, size = source
-        snapshot = await self._orch.create_job(video_id, video.owner, self._uploads_bucket, key, size)
+        snapshot = await self._orch.create_job(
+            video_id, video.owner, self._uploads_bucket, key, size
+        )
         return to_proto(snapshot)
 
     def _find_source(self, video_id: str) -> tuple[str, int] | None:
-        response = self._s3.list_objects_v2(Bucket=self._uploads_bucket, Prefix=f"sources/{video_id}/")
+        response = self._s3.list_objects_v2(
+            Bucket=self._uploads_bucket, Prefix=f"sources/{video_id}/"
+        )
         objects = response.get("Contents") or []
         if not objects:
             return None
         newest = max(objects, key=lambda o: (o["LastModified"], o["Key"]))
         return newest["Key"], int(newest["Size"])
 
-    async def GetTranscodeJob(self, request: api.GetTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
+    async def GetTranscodeJob(
+        self, request: api.GetTranscodeJobRequest, context: grpc.aio.ServicerContext
+    ) -> api.TranscodeJob:
         principal = current_principal()
         return to_proto(await self._readable(request.name, principal))
 
@@ -115,8 +138,11 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         if request.page_token:
             after = self._parse_token(request.page_token, request.state)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        page = await run_in_thread(lambda: self._orch.store.list_jobs(
-            state=request.state, owner=owner, limit=size + 1, after=after))  # fmt: skip
+        page = await run_in_thread(
+            lambda: self._orch.store.list_jobs(
+                state=request.state, owner=owner, limit=size + 1, after=after
+            )
+        )
         more = len(page) > size
         page = page[:size]
         token = ""
@@ -124,7 +150,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
             last = page[-1].job
             raw = f"{last.create_time_us}:{request.state}:{last.id}".encode()
             token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-        return api.ListTranscodeJobsResponse(jobs=[to_proto(s) for s in page], next_page_token=token)
+        return api.ListTranscodeJobsResponse(
+            jobs=[to_proto(s) for s in page], next_page_token=token
+        )
 
     @staticmethod
     def _parse_token(token: str, state: int) -> tuple[int, str]:
@@ -137,10 +165,13 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
             raise errors.invalid_argument([("page_token", "is not a token this server issued")])
         if int(match.group(2)) != state:
             raise errors.invalid_argument(
-                [("page_token", "was issued for a different `state`; start again without it")])
+                [("page_token", "was issued for a different `state`; start again without it")]
+            )
         return int(match.group(1)), match.group(3)
 
-    async def CancelTranscodeJob(self, request: api.CancelTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
+    async def CancelTranscodeJob(
+        self, request: api.CancelTranscodeJobRequest, context: grpc.aio.ServicerContext
+    ) -> api.TranscodeJob:
         self._service()
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
@@ -150,7 +181,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         except Conflict as exc:
             raise errors.failed_precondition(exc.message, exc.reason) from None
 
-    async def RetryTranscodeJob(self, request: api.RetryTranscodeJobRequest, context: grpc.aio.ServicerContext) -> api.TranscodeJob:
+    async def RetryTranscodeJob(
+        self, request: api.RetryTranscodeJobRequest, context: grpc.aio.ServicerContext
+    ) -> api.TranscodeJob:
         await self._readable(request.name, current_principal())  # a service, or the video's owner
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
@@ -167,11 +200,14 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied(
-                "only Streamify services may create, cancel or retry transcode jobs")
+                "only Streamify services may create, cancel or retry transcode jobs"
+            )
         return principal
 
     async def _readable(self, name: str, principal: Principal) -> Snapshot:
         snapshot = await run_in_thread(self._orch.store.get, name.removeprefix("transcodeJobs/"))
-        if snapshot is None or not (principal.is_service or snapshot.job.owner == principal.user_name):
+        if snapshot is None or not (
+            principal.is_service or snapshot.job.owner == principal.user_name
+        ):
             raise errors.not_found(name)
         return snapshot

@@ -133,9 +133,11 @@ class Snapshot:
         if plan is None:
             return 0
         return dag.playable_run(
-            self.chunk_results().keys(), len(plan.chunks), plan.has_audio,
+            self.chunk_results().keys(),
+            len(plan.chunks),
+            plan.has_audio,
             self.audio_result() is not None,
-        )  # fmt: skip
+        )
 
 
 class Store:
@@ -177,26 +179,35 @@ class Store:
 
     @staticmethod
     def _tasks(session: Session, job_id: str) -> list[TaskRow]:
-        return list(session.scalars(
-            select(TaskRow).where(TaskRow.job_id == job_id).order_by(TaskRow.id)
-            .execution_options(populate_existing=True)
-        ))  # fmt: skip
+        return list(
+            session.scalars(
+                select(TaskRow)
+                .where(TaskRow.job_id == job_id)
+                .order_by(TaskRow.id)
+                .execution_options(populate_existing=True)
+            )
+        )
 
     @staticmethod
     def _held(session: Session, key: TaskKey) -> TaskRow | None:
         task = session.execute(
-            select(TaskRow).where(TaskRow.job_id == key.job_id, TaskRow.name == key.name)
+            select(TaskRow)
+            .where(TaskRow.job_id == key.job_id, TaskRow.name == key.name)
             .execution_options(populate_existing=True)
-        ).scalar_one_or_none()  # fmt: skip
+        ).scalar_one_or_none()
         if task is None or task.state != dag.RUNNING or task.lease_id != key.lease_id:
             return None
         return task
 
     def _count(self, session: Session, job: JobRow) -> tuple[int, int]:
-        done = session.scalar(
-            select(func.count()).select_from(TaskRow)
-            .where(TaskRow.job_id == job.id, TaskRow.state == dag.SUCCEEDED)
-        ) or 0  # fmt: skip
+        done = (
+            session.scalar(
+                select(func.count())
+                .select_from(TaskRow)
+                .where(TaskRow.job_id == job.id, TaskRow.state == dag.SUCCEEDED)
+            )
+            or 0
+        )
         job.completed_tasks = done
         return done, job.total_tasks
 
@@ -218,16 +229,32 @@ class Store:
         self, job_id: str, owner: str, bucket: str, key: str, size: int
     ) -> tuple[Snapshot, bool]:
         """The job for a video and whether this call created it (idempotent per video)."""
+
         def create(session: Session) -> None:
             now = now_us()
-            session.add(JobRow(
-                id=job_id, owner=owner, state=dag.JOB_QUEUED, failure_reason="",
-                source_bucket=bucket, source_key=key, source_size=size, plan="",
-                total_tasks=1, completed_tasks=0, published_run=0, first_playable_us=0,
-                notified_state=0, retry_request_id="", cancel_request_id="",
-                create_time_us=now, update_time_us=now, end_time_us=0,
-                deadline_us=now + _us(self._options.job_deadline_seconds),
-            ))  # fmt: skip
+            session.add(
+                JobRow(
+                    id=job_id,
+                    owner=owner,
+                    state=dag.JOB_QUEUED,
+                    failure_reason="",
+                    source_bucket=bucket,
+                    source_key=key,
+                    source_size=size,
+                    plan="",
+                    total_tasks=1,
+                    completed_tasks=0,
+                    published_run=0,
+                    first_playable_us=0,
+                    notified_state=0,
+                    retry_request_id="",
+                    cancel_request_id="",
+                    create_time_us=now,
+                    update_time_us=now,
+                    end_time_us=0,
+                    deadline_us=now + _us(self._options.job_deadline_seconds),
+                )
+            )
             session.flush()
             probe = dag.probe_task(wapi.SourceRef(bucket=bucket, key=key, size_bytes=size))
             session.add(self._task_row(job_id, probe, now))
@@ -244,11 +271,22 @@ class Store:
     @staticmethod
     def _task_row(job_id: str, planned: dag.PlannedTask, now: int) -> TaskRow:
         return TaskRow(
-            job_id=job_id, name=planned.name, kind=planned.kind, chunk_index=planned.chunk_index,
-            state=dag.PENDING, attempts=0, worker_id="", lease_id="", lease_expire_us=0,
-            progress=0.0, last_error="", spec=planned.spec.SerializeToString(), result=b"",
-            create_time_us=now, update_time_us=now,
-        )  # fmt: skip
+            job_id=job_id,
+            name=planned.name,
+            kind=planned.kind,
+            chunk_index=planned.chunk_index,
+            state=dag.PENDING,
+            attempts=0,
+            worker_id="",
+            lease_id="",
+            lease_expire_us=0,
+            progress=0.0,
+            last_error="",
+            spec=planned.spec.SerializeToString(),
+            result=b"",
+            create_time_us=now,
+            update_time_us=now,
+        )
 
     def get(self, job_id: str) -> Snapshot | None:
         with self._sessions() as session:
@@ -268,16 +306,21 @@ class Store:
             query = query.where(JobRow.owner == owner)
         if after is not None:
             t, i = after
-            query = query.where(or_(JobRow.create_time_us < t,
-                                    (JobRow.create_time_us == t) & (JobRow.id < i)))
+            query = query.where(
+                or_(JobRow.create_time_us < t, (JobRow.create_time_us == t) & (JobRow.id < i))
+            )
         query = query.order_by(JobRow.create_time_us.desc(), JobRow.id.desc()).limit(limit)
         with self._sessions() as session:
             jobs = list(session.scalars(query))
             if not jobs:
                 return []
-            tasks = list(session.scalars(
-                select(TaskRow).where(TaskRow.job_id.in_([j.id for j in jobs])).order_by(TaskRow.id)
-            ))  # fmt: skip
+            tasks = list(
+                session.scalars(
+                    select(TaskRow)
+                    .where(TaskRow.job_id.in_([j.id for j in jobs]))
+                    .order_by(TaskRow.id)
+                )
+            )
         by_job: dict[str, list[TaskRow]] = {}
         for task in tasks:
             by_job.setdefault(task.job_id, []).append(task)
@@ -293,8 +336,9 @@ class Store:
                 return
             if job.state not in dag.JOB_ACTIVE:
                 label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
-                raise Conflict(f"transcodeJobs/{job_id} is {label} and cannot be cancelled",
-                               "JOB_NOT_RUNNING")  # fmt: skip
+                raise Conflict(
+                    f"transcodeJobs/{job_id} is {label} and cannot be cancelled", "JOB_NOT_RUNNING"
+                )
             self._end_job(session, job, dag.JOB_CANCELLED, reason, now)
             job.cancel_request_id = request_id
 
@@ -311,15 +355,27 @@ class Store:
                 return  # a repeated call of the retry that started this run
             if job.state not in (dag.JOB_FAILED, dag.JOB_CANCELLED):
                 label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
-                raise Conflict(f"transcodeJobs/{job_id} is {label}; only FAILED or CANCELLED "
-                               "jobs can be retried", "JOB_NOT_RETRYABLE")  # fmt: skip
+                raise Conflict(
+                    f"transcodeJobs/{job_id} is {label}; only FAILED or CANCELLED "
+                    "jobs can be retried",
+                    "JOB_NOT_RETRYABLE",
+                )
             session.execute(
                 update(TaskRow)
-                .where(TaskRow.job_id == job_id,
-                       TaskRow.state.in_((dag.FAILED, dag.CANCELLED, dag.PENDING)))
-                .values(state=dag.PENDING, attempts=0, worker_id="", lease_id="",
-                        lease_expire_us=0, progress=0.0, update_time_us=now)
-            )  # fmt: skip
+                .where(
+                    TaskRow.job_id == job_id,
+                    TaskRow.state.in_((dag.FAILED, dag.CANCELLED, dag.PENDING)),
+                )
+                .values(
+                    state=dag.PENDING,
+                    attempts=0,
+                    worker_id="",
+                    lease_id="",
+                    lease_expire_us=0,
+                    progress=0.0,
+                    update_time_us=now,
+                )
+            )
             job.state = dag.JOB_RUNNING if job.plan else dag.JOB_QUEUED
             job.failure_reason = ""
             job.end_time_us = 0
@@ -335,6 +391,7 @@ class Store:
 
     def fail_job(self, job_id: str, reason: str) -> bool:
         """Fails an active job (deadline, assembly error); False if it was not active."""
+
         def fail(session: Session) -> bool:
             now = now_us()
             job = self._lock_job(session, job_id, now)
@@ -347,10 +404,13 @@ class Store:
 
     def overdue_jobs(self) -> list[str]:
         with self._sessions() as session:
-            return list(session.scalars(
-                select(JobRow.id).where(JobRow.state.in_(dag.JOB_ACTIVE),
-                                        JobRow.deadline_us < now_us()).limit(100)
-            ))  # fmt: skip
+            return list(
+                session.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.state.in_(dag.JOB_ACTIVE), JobRow.deadline_us < now_us())
+                    .limit(100)
+                )
+            )
 
     def mark_running(self, job_ids: Iterable[str]) -> list[str]:
         """QUEUED -> RUNNING for jobs whose first task was claimed; returns those changed."""
@@ -360,9 +420,10 @@ class Store:
             now = now_us()
             for job_id in sorted(set(job_ids)):
                 r = session.execute(
-                    update(JobRow).where(JobRow.id == job_id, JobRow.state == dag.JOB_QUEUED)
+                    update(JobRow)
+                    .where(JobRow.id == job_id, JobRow.state == dag.JOB_QUEUED)
                     .values(state=dag.JOB_RUNNING, update_time_us=now)
-                )  # fmt: skip
+                )
                 if rowcount(r):
                     changed.append(job_id)
 
@@ -372,22 +433,29 @@ class Store:
     def unreported_jobs(self) -> list[str]:
         """Terminal jobs whose final status the Metadata service has not acknowledged."""
         with self._sessions() as session:
-            return list(session.scalars(
-                select(JobRow.id).where(JobRow.state.in_(dag.JOB_TERMINAL),
-                                        JobRow.notified_state != JobRow.state).limit(100)
-            ))  # fmt: skip
+            return list(
+                session.scalars(
+                    select(JobRow.id)
+                    .where(
+                        JobRow.state.in_(dag.JOB_TERMINAL), JobRow.notified_state != JobRow.state
+                    )
+                    .limit(100)
+                )
+            )
 
     def mark_notified(self, job_id: str, state: int) -> None:
         def mark(session: Session) -> None:
             session.execute(
-                update(JobRow).where(JobRow.id == job_id, JobRow.state == state)
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == state)
                 .values(notified_state=state)
-            )  # fmt: skip
+            )
 
         self._tx(mark)
 
     def delete_job(self, job_id: str) -> None:
         """For tests and operators."""
+
         def drop(session: Session) -> None:
             session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
             session.execute(delete(JobRow).where(JobRow.id == job_id))
@@ -402,9 +470,12 @@ class Store:
             return []
         t = TaskRow
         with self._sessions() as session:  # read-only look first: idle polls never write
-            if session.scalar(
-                select(t.id).where(t.state == dag.PENDING, t.kind != dag.ASSEMBLE).limit(1)
-            ) is None:  # fmt: skip
+            if (
+                session.scalar(
+                    select(t.id).where(t.state == dag.PENDING, t.kind != dag.ASSEMBLE).limit(1)
+                )
+                is None
+            ):
                 return []
 
         def claim(session: Session) -> list[Claimed]:
@@ -416,14 +487,24 @@ class Store:
             if self._skip_locked:
                 ready = ready.with_for_update(skip_locked=True)
             rows = session.execute(
-                update(t).where(t.id.in_(ready.scalar_subquery()), t.state == dag.PENDING)
-                .values(state=dag.RUNNING, attempts=t.attempts + 1, worker_id=worker_id,
-                        lease_id=lease, lease_expire_us=expire, progress=0.0, update_time_us=now)
+                update(t)
+                .where(t.id.in_(ready.scalar_subquery()), t.state == dag.PENDING)
+                .values(
+                    state=dag.RUNNING,
+                    attempts=t.attempts + 1,
+                    worker_id=worker_id,
+                    lease_id=lease,
+                    lease_expire_us=expire,
+                    progress=0.0,
+                    update_time_us=now,
+                )
                 .returning(t.id, t.job_id, t.name, t.kind, t.attempts, t.spec)
-            ).all()  # fmt: skip
+            ).all()
             rows = sorted(rows, key=lambda r: r.id)
-            return [Claimed(r.job_id, r.name, r.kind, r.attempts, lease, expire, bytes(r.spec))
-                    for r in rows]  # fmt: skip
+            return [
+                Claimed(r.job_id, r.name, r.kind, r.attempts, lease, expire, bytes(r.spec))
+                for r in rows
+            ]
 
         return self._tx(claim)
 
@@ -440,10 +521,14 @@ class Store:
             for k in keys:
                 r = session.execute(
                     update(TaskRow)
-                    .where(TaskRow.job_id == k.job_id, TaskRow.name == k.name,
-                           TaskRow.lease_id == k.lease_id, TaskRow.state == dag.RUNNING)
+                    .where(
+                        TaskRow.job_id == k.job_id,
+                        TaskRow.name == k.name,
+                        TaskRow.lease_id == k.lease_id,
+                        TaskRow.state == dag.RUNNING,
+                    )
                     .values(lease_expire_us=expire)
-                )  # fmt: skip
+                )
                 if rowcount(r):
                     held.add(k)
             return held
@@ -455,25 +540,42 @@ class Store:
             now = now_us()
             r = session.execute(
                 update(TaskRow)
-                .where(TaskRow.job_id == key.job_id, TaskRow.name == key.name,
-                       TaskRow.lease_id == key.lease_id, TaskRow.state == dag.RUNNING)
-                .values(progress=max(0.0, min(1.0, fraction)), update_time_us=now,
-                        lease_expire_us=now + _us(self._options.lease_seconds))
-            )  # fmt: skip
+                .where(
+                    TaskRow.job_id == key.job_id,
+                    TaskRow.name == key.name,
+                    TaskRow.lease_id == key.lease_id,
+                    TaskRow.state == dag.RUNNING,
+                )
+                .values(
+                    progress=max(0.0, min(1.0, fraction)),
+                    update_time_us=now,
+                    lease_expire_us=now + _us(self._options.lease_seconds),
+                )
+            )
             return bool(rowcount(r))
 
         return self._tx(progress)
 
     def unclaim(self, key: TaskKey) -> None:
         """Gives a claimed task back without counting the attempt (it never reached a worker)."""
+
         def unclaim(session: Session) -> None:
             session.execute(
                 update(TaskRow)
-                .where(TaskRow.job_id == key.job_id, TaskRow.name == key.name,
-                       TaskRow.lease_id == key.lease_id, TaskRow.state == dag.RUNNING)
-                .values(state=dag.PENDING, attempts=TaskRow.attempts - 1, worker_id="",
-                        lease_id="", lease_expire_us=0)
-            )  # fmt: skip
+                .where(
+                    TaskRow.job_id == key.job_id,
+                    TaskRow.name == key.name,
+                    TaskRow.lease_id == key.lease_id,
+                    TaskRow.state == dag.RUNNING,
+                )
+                .values(
+                    state=dag.PENDING,
+                    attempts=TaskRow.attempts - 1,
+                    worker_id="",
+                    lease_id="",
+                    lease_expire_us=0,
+                )
+            )
 
         self._tx(unclaim)
 
@@ -484,10 +586,12 @@ class Store:
             return []
         with self._sessions() as session:
             rows = session.execute(
-                select(TaskRow.job_id, TaskRow.name, TaskRow.lease_id)
-                .where(TaskRow.worker_id == worker_id, TaskRow.state == dag.RUNNING,
-                       TaskRow.job_id.in_({j for j, _ in wanted}))
-            ).all()  # fmt: skip
+                select(TaskRow.job_id, TaskRow.name, TaskRow.lease_id).where(
+                    TaskRow.worker_id == worker_id,
+                    TaskRow.state == dag.RUNNING,
+                    TaskRow.job_id.in_({j for j, _ in wanted}),
+                )
+            ).all()
         names = set(wanted)
         return [TaskKey(r.job_id, r.name, r.lease_id) for r in rows if (r.job_id, r.name) in names]
 
@@ -497,7 +601,7 @@ class Store:
                 select(TaskRow.job_id, TaskRow.name, TaskRow.lease_id)
                 .where(TaskRow.state == dag.RUNNING, TaskRow.lease_expire_us < now_us())
                 .limit(500)
-            ).all()  # fmt: skip
+            ).all()
         return [TaskKey(r.job_id, r.name, r.lease_id) for r in rows]
 
     # --- results and failures --------------------------------------------------------------
@@ -513,18 +617,31 @@ class Store:
             out.applied = True
             which = result.WhichOneof("output")
             if which != dag.expected_output(task.kind):
-                return self._failed(session, job, task, out, now, retryable=True, error=(
-                    f"the worker answered a {task.name} task with a {which or 'empty'} result"))
+                return self._failed(
+                    session,
+                    job,
+                    task,
+                    out,
+                    now,
+                    retryable=True,
+                    error=(
+                        f"the worker answered a {task.name} task with a {which or 'empty'} result"
+                    ),
+                )
             if task.kind == dag.PROBE:
                 info = dag.media_info(result.probe, job.source_size)
                 try:
                     plan = dag.make_plan(info, self._options)
                 except MediaError as exc:
-                    return self._failed(session, job, task, out, now, retryable=False,
-                                        error=exc.message)  # fmt: skip
+                    return self._failed(
+                        session, job, task, out, now, retryable=False, error=exc.message
+                    )
                 spec = wapi.TaskAssignment.FromString(task.spec).probe
-                source = wapi.SourceRef(bucket=spec.source.bucket, key=spec.source.key,
-                                        size_bytes=spec.source.size_bytes)  # fmt: skip
+                source = wapi.SourceRef(
+                    bucket=spec.source.bucket,
+                    key=spec.source.key,
+                    size_bytes=spec.source.size_bytes,
+                )
                 output = wapi.OutputRef(bucket=self._media_bucket, prefix=dag.output_prefix(job.id))
                 planned = dag.planned_tasks(plan, source, output, self._options)
                 existing = {t.name for t in self._tasks(session, job.id)}
@@ -564,8 +681,15 @@ class Store:
         return self._tx(fail)
 
     def _failed(
-        self, session: Session, job: JobRow, task: TaskRow, out: Outcome, now: int, *,
-        retryable: bool, error: str,
+        self,
+        session: Session,
+        job: JobRow,
+        task: TaskRow,
+        out: Outcome,
+        now: int,
+        *,
+        retryable: bool,
+        error: str,
     ) -> Outcome:
         task.last_error = error[:2000]
         task.lease_id = ""
@@ -589,18 +713,29 @@ class Store:
     def jobs_ready_to_assemble(self) -> list[str]:
         """RUNNING jobs whose assemble task is PENDING and every other task SUCCEEDED."""
         with self._sessions() as session:
-            candidates = list(session.scalars(
-                select(TaskRow.job_id).join(JobRow, JobRow.id == TaskRow.job_id)
-                .where(TaskRow.kind == dag.ASSEMBLE, TaskRow.state == dag.PENDING,
-                       JobRow.state == dag.JOB_RUNNING).limit(100)
-            ))  # fmt: skip
+            candidates = list(
+                session.scalars(
+                    select(TaskRow.job_id)
+                    .join(JobRow, JobRow.id == TaskRow.job_id)
+                    .where(
+                        TaskRow.kind == dag.ASSEMBLE,
+                        TaskRow.state == dag.PENDING,
+                        JobRow.state == dag.JOB_RUNNING,
+                    )
+                    .limit(100)
+                )
+            )
             ready = []
             for job_id in candidates:
                 left = session.scalar(
-                    select(func.count()).select_from(TaskRow)
-                    .where(TaskRow.job_id == job_id, TaskRow.kind != dag.ASSEMBLE,
-                           TaskRow.state != dag.SUCCEEDED)
-                )  # fmt: skip
+                    select(func.count())
+                    .select_from(TaskRow)
+                    .where(
+                        TaskRow.job_id == job_id,
+                        TaskRow.kind != dag.ASSEMBLE,
+                        TaskRow.state != dag.SUCCEEDED,
+                    )
+                )
                 if not left:
                     ready.append(job_id)
             return ready
@@ -608,14 +743,22 @@ class Store:
     def jobs_to_publish(self) -> list[str]:
         """RUNNING jobs with a plan that have not published their final playlists."""
         with self._sessions() as session:
-            return list(session.scalars(
-                select(JobRow.id).where(JobRow.state == dag.JOB_RUNNING, JobRow.plan != "",
-                                        JobRow.published_run < dag.FINAL_PUBLISHED).limit(200)
-            ))  # fmt: skip
+            return list(
+                session.scalars(
+                    select(JobRow.id)
+                    .where(
+                        JobRow.state == dag.JOB_RUNNING,
+                        JobRow.plan != "",
+                        JobRow.published_run < dag.FINAL_PUBLISHED,
+                    )
+                    .limit(200)
+                )
+            )
 
     def claim_assemble(self, job_id: str, holder: str) -> TaskKey | None:
         """Leases the assemble task to this orchestrator once every other task succeeded, and
         closes progressive publication (published_run = FINAL_PUBLISHED)."""
+
         def claim(session: Session) -> TaskKey | None:
             now = now_us()
             job = self._lock_job(session, job_id, now)
@@ -663,6 +806,7 @@ class Store:
     def claim_publish(self, job_id: str, run: int) -> tuple[bool, bool]:
         """(claimed, first): may this caller publish EVENT playlists for `run` chunks; is it
         the first playable publication (time_to_first_playable is recorded then)."""
+
         def claim(session: Session) -> tuple[bool, bool]:
             now = now_us()
             job = self._lock_job(session, job_id, now)

@@ -29,7 +29,9 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
         self._orch = orchestrator
 
     async def Connect(
-        self, request_iterator: AsyncIterator[wapi.ConnectRequest], context: grpc.aio.ServicerContext
+        self,
+        request_iterator: AsyncIterator[wapi.ConnectRequest],
+        context: grpc.aio.ServicerContext,
     ) -> None:
         principal = current_principal()
         if not principal.is_service:
@@ -57,7 +59,9 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
         try:
             while True:
                 outgoing = asyncio.ensure_future(session.outbox.get())
-                done, _ = await asyncio.wait({outgoing, reader}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {outgoing, reader}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if outgoing not in done:
                     outgoing.cancel()
                     break  # the worker closed its side, or the stream broke
@@ -73,7 +77,9 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
             release = release and not self._orch.closing
             await asyncio.shield(self._orch.detach(session, release=release))
 
-    async def _read(self, requests: AsyncIterator[wapi.ConnectRequest], session: WorkerSession) -> None:
+    async def _read(
+        self, requests: AsyncIterator[wapi.ConnectRequest], session: WorkerSession
+    ) -> None:
         try:
             async for message in requests:
                 try:
@@ -81,8 +87,11 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("worker %s: handling %s failed", session.worker_id,
-                                  message.WhichOneof("event"))  # fmt: skip
+                    log.exception(
+                        "worker %s: handling %s failed",
+                        session.worker_id,
+                        message.WhichOneof("event"),
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the stream broke

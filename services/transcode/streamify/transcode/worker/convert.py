@@ -258,9 +258,12 @@ def media_info(result: pb.ProbeResult) -> MediaInfo:
         a = result.audio
         audio = AudioInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
     return MediaInfo(
-        format=result.format, duration=seconds(result.duration), video=video, audio=audio,
+        format=result.format,
+        duration=seconds(result.duration),
+        video=video,
+        audio=audio,
         clock_jumps=result.clock_jumps,
-    )  # fmt: skip
+    )
 
 
 def segment_infos(

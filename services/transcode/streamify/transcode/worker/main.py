@@ -224,8 +224,10 @@ class Worker:
                 except grpc.aio.AioRpcError as exc:
                     log.warning(
                         "cannot talk to the orchestrator at %s: %s %s",
-                        self.target, exc.code().name, exc.details(),
-                    )  # fmt: skip
+                        self.target,
+                        exc.code().name,
+                        exc.details(),
+                    )
                 except Exception:
                     log.exception("worker session failed")
                 finally:
@@ -294,8 +296,10 @@ class Worker:
             self.sessions += 1
             log.info(
                 "connected to orchestrator %s at %s (heartbeat every %.1f s)",
-                welcome.orchestrator_id or "?", self.target, interval,
-            )  # fmt: skip
+                welcome.orchestrator_id or "?",
+                self.target,
+                interval,
+            )
 
             outbox: asyncio.Queue[pb.ConnectRequest] = asyncio.Queue()
             self._outbox = outbox
@@ -357,7 +361,9 @@ class Worker:
                 log.warning("ignoring an unknown command from the orchestrator")
 
     @staticmethod
-    async def _write(call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.ConnectRequest]) -> None:
+    async def _write(
+        call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.ConnectRequest]
+    ) -> None:
         while True:
             message = await outbox.get()
             await call.write(message)
@@ -379,8 +385,10 @@ class Worker:
                 if now - task.last_activity > self.stall_timeout:
                     log.error(
                         "task %s made no progress for %.0f s; killing process %s",
-                        task.task_id, self.stall_timeout, task.pid,
-                    )  # fmt: skip
+                        task.task_id,
+                        self.stall_timeout,
+                        task.pid,
+                    )
                     task.last_activity = float("inf")  # once
                     task.stalled = True
                     task.process.kill()
@@ -439,8 +447,10 @@ class Worker:
             return
         log.info(
             "task %s cancelled (%s): killing process %s",
-            cancellation.task_id, cancellation.reason or "no reason given", task.pid,
-        )  # fmt: skip
+            cancellation.task_id,
+            cancellation.reason or "no reason given",
+            task.pid,
+        )
         self._stop_task(task)
 
     def _stop_task(self, task: RunningTask) -> None:
@@ -476,9 +486,12 @@ class Worker:
             await process.start()
             log.info(
                 "task %s (%s, attempt %d) started in process %s",
-                task.task_id, fields["kind"] or "?", assignment.attempt, process.pid,
+                task.task_id,
+                fields["kind"] or "?",
+                assignment.attempt,
+                process.pid,
                 extra=dict(fields),
-            )  # fmt: skip
+            )
             async for message in process.messages():
                 task.last_activity = time.monotonic()
                 event = message.WhichOneof("event")
@@ -512,8 +525,10 @@ class Worker:
                 final.failure.task_id, final.failure.lease_id = task.task_id, task.lease_id
                 log.info(
                     "task %s failed: %s (retryable %s)",
-                    task.task_id, final.failure.error, final.failure.retryable,
-                )  # fmt: skip
+                    task.task_id,
+                    final.failure.error,
+                    final.failure.retryable,
+                )
             await process.close()  # its directory is gone before the result is reported
             if self._owns(task):
                 del self.running[task.task_id]

@@ -337,8 +337,11 @@ def execute(assignment: pb.TaskAssignment, ctx: TaskContext) -> pb.ConnectReques
     except MediaError as exc:
         log.warning(
             "task %s failed: %s (reason %s, retryable %s)",
-            task_id, exc.message, exc.reason, exc.retryable,
-        )  # fmt: skip
+            task_id,
+            exc.message,
+            exc.reason,
+            exc.retryable,
+        )
         return failure(exc.message, exc.retryable)
     except conv.SpecError as exc:
         log.warning("task %s is invalid: %s", task_id, exc)
@@ -402,9 +405,11 @@ def main() -> int:
     progress = Progress(send, assignment)
     ctx = TaskContext(settings, Path(header["workdir"]), progress)
     log.info(
-        "task %s started in process %d", assignment.task_id, os.getpid(),
+        "task %s started in process %d",
+        assignment.task_id,
+        os.getpid(),
         extra=dict(conv.describe_assignment(assignment)),
-    )  # fmt: skip
+    )
     progress(0.0)
     send(execute(assignment, ctx))
     return 0
