@@ -18,6 +18,7 @@ it comes, ``--report FILE`` prints the report again from it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import queue
@@ -129,13 +130,16 @@ def run_tests(
 def mutants_of(target: Target, audit_only: bool) -> list[Mutant]:
     source = (ROOT / target.path).read_text()
     mutants = [] if audit_only else generate(target.name, source, target.scope)
-    by_source = {m.source: i for i, m in enumerate(mutants)}
+    by_source = {
+        ast.dump(ast.parse(m.source)): i for i, m in enumerate(mutants)
+    }  # same code, any layout
     for a in AUDIT:
         if a.target != target.name:
             continue
-        m = hand_written(target.name, source, a.old, a.new, a.label)
-        if m.source in by_source:  # the same bug as a generated mutant: label that one
-            i = by_source[m.source]
+        m = hand_written(target.name, source, a.old, a.new, a.label, a.occurrence)
+        tree = ast.dump(ast.parse(m.source))
+        if tree in by_source:  # the same bug as a generated mutant: label that one
+            i = by_source[tree]
             old = mutants[i]
             mutants[i] = Mutant(
                 old.target,
@@ -146,7 +150,7 @@ def mutants_of(target: Target, audit_only: bool) -> list[Mutant]:
                 (*old.labels, a.label),
             )
         else:
-            by_source[m.source] = len(mutants)
+            by_source[tree] = len(mutants)
             mutants.append(m)
     return mutants
 

@@ -301,13 +301,18 @@ def generate(target: str, source: str, scope: tuple[str, ...] | None = None) -> 
     return sorted(out, key=lambda m: m.line)
 
 
-def hand_written(target: str, source: str, old: str, new: str, label: str) -> Mutant:
-    """A mutant the audit named, as a text replacement that must match exactly once."""
-    count = source.count(old)
-    if count != 1:
-        raise LookupError(f"{target}: audit mutant {label!r}: {old!r} occurs {count} times")
-    at = source.index(old)
+def hand_written(
+    target: str, source: str, old: str, new: str, label: str, occurrence: int = 1
+) -> Mutant:
+    """A mutant the audit named, as a text replacement of the `occurrence`-th `old`."""
+    at = -1
+    for _ in range(occurrence):
+        at = source.find(old, at + 1)
+        if at < 0:
+            raise LookupError(
+                f"{target}: audit mutant {label!r}: {old!r} occurs fewer than {occurrence} times"
+            )
     line = source[:at].count("\n") + 1
-    mutated = source.replace(old, new)
+    mutated = source[:at] + new + source[at + len(old) :]
     ast.parse(mutated)
     return Mutant(target, line, "audit", label, mutated, labels=(label,))

@@ -109,96 +109,40 @@ TARGETS: tuple[Target, ...] = (
 @dataclass(frozen=True)
 class AuditMutant:
     target: str
-    old: str  # text in the module, exactly once
+    old: str  # text in the module (kept short: others reformat code)
     new: str
     label: str
+    occurrence: int = 1  # which occurrence of `old`
 
 
 AUDIT: tuple[AuditMutant, ...] = (
-    AuditMutant(
-        "metadata/state_machine",
-        "UPLOADED: frozenset({PROCESSING, FAILED})",
-        "UPLOADED: frozenset({PROCESSING})",
-        "UPLOADED -> FAILED removed",
-    ),
-    AuditMutant(
-        "metadata/state_machine",
-        "FAILED: frozenset({UPLOADED, PROCESSING})",
-        "FAILED: frozenset({PROCESSING})",
-        "FAILED -> UPLOADED removed",
-    ),
-    AuditMutant(
-        "metadata/state_machine",
-        "FAILED: frozenset({UPLOADED, PROCESSING})",
-        "FAILED: frozenset({UPLOADED, PROCESSING, UPLOADING})",
-        "FAILED -> UPLOADING allowed",
-    ),
-    AuditMutant(
-        "metadata/page_tokens",
-        "_MAC_BYTES = 16",
-        "_MAC_BYTES = 2",
-        "page-token signature shortened to 2 bytes",
-    ),
-    AuditMutant(
-        "upload/parts",
-        "part_count=-(-total_size // part_size)",
-        "part_count=total_size // part_size + 1",
-        "part count rounded up wrongly",
-    ),
-    AuditMutant(
-        "upload/parts",
-        "return self.total_size - self.part_size * (self.part_count - 1)",
-        "return self.total_size % self.part_size",
-        "last part size as a remainder",
-    ),
-    AuditMutant(
-        "upload/parts",
-        "max(preferred_part_size, MIN_PART_BYTES, needed)",
-        "max(preferred_part_size, MIN_PART_BYTES)",
-        "10,000-part cap ignored",
-    ),
-    AuditMutant(
-        "upload/parts",
-        "if part_size > MAX_PART_BYTES:",
-        "if part_size >= MAX_PART_BYTES:",
-        "5 GiB part cap off by one",
-    ),
-    AuditMutant(
-        "transcode/dag",
-        "first_segment_index=c.first_segment_index,",
-        "first_segment_index=c.index,",
-        "chunk spec's first segment is the chunk index",
-    ),
-    AuditMutant(
-        "transcode/dag",
-        "rotation_degrees=info.video.rotation_degrees,",
-        "rotation_degrees=0,",
-        "rotation dropped from the plan",
-    ),
-    AuditMutant(
-        "transcode/dag",
-        "renditions=renditions, output=output, output_ts_offset=offset,\n"
-        "            rotation_degrees=plan.rotation_degrees, frame_rate=plan.frame_rate,",
-        "renditions=renditions, output=output, output_ts_offset=offset,\n"
-        "            frame_rate=plan.frame_rate,",
-        "rotation dropped from the chunk spec",
-    ),
-    AuditMutant(
-        "transcode/dag",
-        "output=output, rotation_degrees=plan.rotation_degrees,\n    ))))",
-        "output=output,\n    ))))",
-        "rotation dropped from the poster spec",
-    ),
-    AuditMutant(
-        "transcode/ladder",
-        "_UPSCALE_TOLERANCE = 1.02",
-        "_UPSCALE_TOLERANCE = 1.0",
-        "upscale tolerance removed",
-    ),
-    AuditMutant(
-        "transcode/ladder",
-        "if src_w < 2 or src_h < 2:",
-        "if src_w < 2:",
-        "too-small check on the width only",
-    ),
-)
+    AuditMutant("metadata/state_machine", "UPLOADED: frozenset({PROCESSING, FAILED})",
+                "UPLOADED: frozenset({PROCESSING})", "UPLOADED -> FAILED removed"),
+    AuditMutant("metadata/state_machine", "FAILED: frozenset({UPLOADED, PROCESSING})",
+                "FAILED: frozenset({PROCESSING})", "FAILED -> UPLOADED removed"),
+    AuditMutant("metadata/state_machine", "FAILED: frozenset({UPLOADED, PROCESSING})",
+                "FAILED: frozenset({UPLOADED, PROCESSING, UPLOADING})", "FAILED -> UPLOADING allowed"),
+    AuditMutant("metadata/page_tokens", "_MAC_BYTES = 16", "_MAC_BYTES = 2",
+                "page-token signature shortened to 2 bytes"),
+    AuditMutant("upload/parts", "part_count=-(-total_size // part_size)",
+                "part_count=total_size // part_size + 1", "part count rounded up wrongly"),
+    AuditMutant("upload/parts", "return self.total_size - self.part_size * (self.part_count - 1)",
+                "return self.total_size % self.part_size", "last part size as a remainder"),
+    AuditMutant("upload/parts", "max(preferred_part_size, MIN_PART_BYTES, needed)",
+                "max(preferred_part_size, MIN_PART_BYTES)", "10,000-part cap ignored"),
+    AuditMutant("upload/parts", "if part_size > MAX_PART_BYTES:", "if part_size >= MAX_PART_BYTES:",
+                "5 GiB part cap off by one"),
+    AuditMutant("transcode/dag", "first_segment_index=c.first_segment_index,",
+                "first_segment_index=c.index,", "chunk spec's first segment is the chunk index"),
+    AuditMutant("transcode/dag", "rotation_degrees=info.video.rotation_degrees,",
+                "rotation_degrees=0,", "rotation dropped from the plan"),
+    # the first `rotation_degrees=plan...` is the chunk spec's, the second the poster spec's
+    AuditMutant("transcode/dag", "rotation_degrees=plan.rotation_degrees,", "",
+                "rotation dropped from the chunk spec"),
+    AuditMutant("transcode/dag", "rotation_degrees=plan.rotation_degrees,", "",
+                "rotation dropped from the poster spec", occurrence=2),
+    AuditMutant("transcode/ladder", "_UPSCALE_TOLERANCE = 1.02", "_UPSCALE_TOLERANCE = 1.0",
+                "upscale tolerance removed"),
+    AuditMutant("transcode/ladder", "if src_w < 2 or src_h < 2:", "if src_w < 2:",
+                "too-small check on the width only"),
+)  # fmt: skip

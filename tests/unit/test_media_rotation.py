@@ -64,9 +64,15 @@ def test_an_upright_video_is_not_filtered_at_all():
 def test_a_frame_size_change_mid_stream_rebuilds_the_filter():
     rotate = Rotator(90)
     assert (rotate(frame(8, 4)).width, rotate(frame(8, 4)).height) == (4, 8)
+    graph = (
+        rotate._graph
+    )  # a video's frames share one filter graph (building one per frame is slow)
+    rotate(frame(8, 4))
+    assert rotate._graph is graph
     second = rotate(frame(6, 2, marked=(5, 1)))  # the bottom-right corner goes to the bottom left
     assert (second.width, second.height) == (2, 6)
     assert white_pixels(second) == [(0, 5)]
+    assert rotate._graph is not graph
 
 
 @given(turns=st.integers(min_value=-8, max_value=8))
