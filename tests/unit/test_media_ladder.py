@@ -170,6 +170,7 @@ ROTATIONS = st.sampled_from([0, 90, 180, 270])
 @example(width=1270, height=718, rotation=90)
 @example(width=7680, height=4320, rotation=270)
 @example(width=427, height=241, rotation=0)
+@example(width=7680, height=4, rotation=0)  # a 4-pixel strip: 240p makes it 0.2 px high, kept at 2
 def test_every_accepted_source_size_and_rotation_gets_a_ladder_that_never_upscales(
     width, height, rotation
 ):

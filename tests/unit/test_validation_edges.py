@@ -21,6 +21,11 @@ name: "streamify_validationtest/edges.proto"
 package: "streamify.validationedges"
 dependency: "buf/validate/validate.proto"
 syntax: "proto3"
+enum_type {
+  name: "Color"
+  value { name: "COLOR_UNSPECIFIED" number: 0 }
+  value { name: "COLOR_RED" number: 1 }
+}
 message_type {
   name: "Leaf"
   field { name: "label" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL
@@ -41,7 +46,47 @@ message_type {
   field { name: "fl" number: 11 type: TYPE_FLOAT label: LABEL_OPTIONAL options { [buf.validate.field] { float { lt: 1 } } } }
   field { name: "db" number: 12 type: TYPE_DOUBLE label: LABEL_OPTIONAL options { [buf.validate.field] { double { gt: -1 } } } }
   field { name: "bl" number: 13 type: TYPE_BOOL label: LABEL_OPTIONAL options { [buf.validate.field] { bool { const: false } } } }
-  field { name: "st" number: 14 type: TYPE_STRING label: LABEL_OPTIONAL options { [buf.validate.field] { string { max_len: 2 } } } }
+  field { name: "st" number: 14 type: TYPE_STRING label: LABEL_OPTIONAL options { [buf.validate.field] { string { max_len: 2 strict: true } } } }
+  field { name: "req" number: 15 type: TYPE_INT32 label: LABEL_OPTIONAL options { [buf.validate.field] { required: true } } }
+  field { name: "xs" number: 16 type: TYPE_INT32 label: LABEL_REPEATED
+          options { [buf.validate.field] { repeated { items { ignore: IGNORE_IF_ZERO_VALUE } } } } }
+  field { name: "ys" number: 17 type: TYPE_INT32 label: LABEL_REPEATED
+          options { [buf.validate.field] { repeated { items { ignore: IGNORE_ALWAYS int32 { gt: 5 } } } } } }
+  field { name: "dupes" number: 18 type: TYPE_STRING label: LABEL_REPEATED
+          options { [buf.validate.field] { repeated { unique: false max_items: 4 } } } }
+  field { name: "keyed" number: 19 type: TYPE_MESSAGE label: LABEL_REPEATED type_name: ".streamify.validationedges.Kinds.KeyedEntry"
+          options { [buf.validate.field] { map { min_pairs: 1 keys { string { min_len: 2 } } } } } }
+  field { name: "valued" number: 20 type: TYPE_MESSAGE label: LABEL_REPEATED type_name: ".streamify.validationedges.Kinds.ValuedEntry"
+          options { [buf.validate.field] { map { values { ignore: IGNORE_IF_ZERO_VALUE int32 { gt: 5 } } } } } }
+  field { name: "fl_in" number: 21 type: TYPE_FLOAT label: LABEL_OPTIONAL options { [buf.validate.field] { float { in: 1 in: 2.5 } } } }
+  field { name: "db_const" number: 22 type: TYPE_DOUBLE label: LABEL_OPTIONAL options { [buf.validate.field] { double { const: 2.5 } } } }
+  field { name: "i32_empty" number: 23 type: TYPE_INT32 label: LABEL_OPTIONAL options { [buf.validate.field] { int32 { gt: 5 lt: 5 } } } }
+  field { name: "i64_point" number: 24 type: TYPE_INT64 label: LABEL_OPTIONAL options { [buf.validate.field] { int64 { gte: 3 lte: 3 } } } }
+  field { name: "shades" number: 25 type: TYPE_ENUM label: LABEL_REPEATED type_name: ".streamify.validationedges.Color"
+          options { [buf.validate.field] { repeated { items { enum { in: 1 } } } } } }
+  nested_type {
+    name: "KeyedEntry"
+    field { name: "key" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL }
+    field { name: "value" number: 2 type: TYPE_INT32 label: LABEL_OPTIONAL }
+    options { map_entry: true }
+  }
+  nested_type {
+    name: "ValuedEntry"
+    field { name: "key" number: 1 type: TYPE_STRING label: LABEL_OPTIONAL }
+    field { name: "value" number: 2 type: TYPE_INT32 label: LABEL_OPTIONAL }
+    options { map_entry: true }
+  }
+}
+message_type {
+  name: "AllInOne"
+  field { name: "a" number: 1 type: TYPE_INT32 label: LABEL_OPTIONAL }
+  field { name: "b" number: 2 type: TYPE_STRING label: LABEL_OPTIONAL options { [buf.validate.field] { string { min_len: 2 } } } }
+  options { [buf.validate.message] { oneof { fields: "a" fields: "b" required: true } } }
+}
+message_type {
+  name: "EnumItems"
+  field { name: "colors" number: 1 type: TYPE_ENUM label: LABEL_REPEATED type_name: ".streamify.validationedges.Color"
+          options { [buf.validate.field] { repeated { items { enum { defined_only: true } } } } } }
 }
 message_type {
   name: "Oneofs"
@@ -92,7 +137,7 @@ def edge(name: str) -> type[Message]:
     )
 
 
-@pytest.mark.parametrize("name", ["Kinds", "Oneofs", "Leaf"])
+@pytest.mark.parametrize("name", ["Kinds", "Oneofs", "Leaf", "AllInOne"])
 def test_every_scalar_kind_and_message_oneof_takes_the_fast_path_and_agrees(name):
     message_type = edge(name)
     randoms = RandomMessages(seed=7)
@@ -142,3 +187,26 @@ def test_an_invalid_oneof_rule_is_left_to_protovalidate(name):
     with pytest.raises(protovalidate.CompilationError):
         validate(message)
     assert validation._PLANS[message.DESCRIPTOR.full_name].fallback
+
+
+def test_defined_only_on_enum_items_is_left_to_protovalidate():
+    # protovalidate-python does not check it on items; the fast path must not either
+    EnumItems = edge("EnumItems")
+    message = EnumItems(colors=[1, 7])
+    assert validate(message) == reference(message)
+    assert validation._PLANS[EnumItems.DESCRIPTOR.full_name].fallback
+
+
+@pytest.mark.parametrize(("pattern", "text", "found"), [
+    ("[a$]", "$", True),  # `$` in a class is a dollar, not the end of the text
+    ("[a$]", "", False),
+    ("a{1000}", "a" * 1000, True),  # RE2's largest repeat count
+])  # fmt: skip
+def test_re2_patterns_translate_for_re(pattern, text, found):
+    assert bool(validation._compile_re2(pattern).search(text)) == found
+
+
+@pytest.mark.parametrize("pattern", ["[^]a]", "\\€", "a{2}+"])
+def test_patterns_re2_rejects_or_reads_otherwise_are_left_to_protovalidate(pattern):
+    with pytest.raises(validation._Unsupported):
+        validation._compile_re2(pattern)
