@@ -63,8 +63,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamify.transcode.media import plan_ladder, probe
-from streamify.transcode.media.ladder import plan_frame_rate
+from streamify.transcode.media.ladder import plan_frame_rate, plan_ladder
+from streamify.transcode.media.probe import probe
 
 HERE = Path(__file__).resolve().parent
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -72,7 +72,10 @@ def run_local(source: str, out: Path, workers: int) -> dict:
 
 
 def _task_main(kind: str, args: tuple, kwargs: dict) -> None:
-    from streamify.transcode.media import encode_audio, encode_video_chunk, extract_poster, probe
+    from streamify.transcode.media.audio import encode_audio
+    from streamify.transcode.media.poster import extract_poster
+    from streamify.transcode.media.probe import probe
+    from streamify.transcode.media.video_chunk import encode_video_chunk
 
     fn = {
         "probe": probe,
@@ -84,15 +87,15 @@ def _task_main(kind: str, args: tuple, kwargs: dict) -> None:
 
 
 def run_dag(source: str, out: Path, workers: int) -> dict:
-    from streamify.transcode.media import (
+    from streamify.transcode.media.ladder import (
         plan_chunks,
         plan_duration,
         plan_frame_rate,
         plan_ladder,
         plan_poster_time,
         plan_ts_offset,
-        probe,
     )
+    from streamify.transcode.media.probe import probe
     from streamify.transcode.orchestrator.options import OrchestratorOptions
 
     ctx = multiprocessing.get_context("spawn")
@@ -200,8 +203,10 @@ def run_stages(source: str, out: Path, seconds: float) -> dict:
     from av.video.frame import PictureType
     from av.video.reformatter import Interpolation, VideoReformatter
 
-    from streamify.transcode.media import grid, plan_frame_rate, plan_ladder, probe, video_chunk
+    from streamify.transcode.media import grid, video_chunk
     from streamify.transcode.media.hls_output import HlsTarget, open_hls
+    from streamify.transcode.media.ladder import plan_frame_rate, plan_ladder
+    from streamify.transcode.media.probe import probe
 
     info = probe(source)
     renditions = plan_ladder(info)

@@ -19,7 +19,7 @@ import pytest
 
 from streamify.core.queue import make_queue
 from streamify.core.storage import make_s3_client
-from streamify.transcode.orchestrator import app, dag
+from streamify.transcode.orchestrator import app, dag, dispatch, reporter
 from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import transcode_service_pb2 as api
@@ -763,6 +763,52 @@ async def test_playback_starts_before_the_last_chunk_is_done(env):
         await orch.wait_state(video_id, SUCCEEDED)
         media = env.object(f"videos/{video_id}/360p/index.m3u8")["Body"].read().decode()
         assert media.count("#EXTINF") == 3 and "#EXT-X-ENDLIST" in media
+
+
+class CountingS3:
+    """The orchestrator's S3 client, recording each object it writes as (key, Cache-Control)."""
+
+    def __init__(self, real: Any, writes: list[tuple[str, str]]) -> None:
+        self._real, self._writes = real, writes
+
+    def put_object(self, **kw: Any) -> Any:
+        self._writes.append((kw["Key"], kw.get("CacheControl", "")))
+        return self._real.put_object(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+async def test_the_final_playlists_are_assembled_and_written_once(env, monkeypatch):
+    """The last chunk finishing last used to mean three assemblies of the whole ladder: EVENT
+    playlists of every chunk, the final ones, and again for the READY report."""
+    writes: list[tuple[str, str]] = []
+    finals: list[str] = []
+    make_s3 = app.make_s3_client
+    monkeypatch.setattr(app, "make_s3_client", lambda s: CountingS3(make_s3(s), writes))
+    for module in (dispatch, reporter):
+        real = module.final_playlists
+
+        def counting(video_id, *args, _real=real):
+            finals.append(video_id)
+            return _real(video_id, *args)
+
+        monkeypatch.setattr(module, "final_playlists", counting)
+    async with env.orchestrator() as orch:
+        video_id = await env.uploaded_video()
+        worker = await env.worker(orch, slots=5)
+        worker.hold.add("chunk-0002")
+        await orch.create(video_id)
+        await orch.wait_all_but(video_id, "chunk-0002")
+        await worker.release("chunk-0002")
+        await orch.wait_state(video_id, SUCCEEDED)
+        video = await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_READY)
+    assert [r.id for r in video.renditions] == ["360p", "240p"]
+    assert finals == [video_id]
+    masters = [cache for key, cache in writes if key == f"videos/{video_id}/master.m3u8"]
+    # EVENT playlists while chunk-0002 runs (for one or two chunks), then the final ones once.
+    assert masters[-1] == "public, max-age=60" and masters.count("public, max-age=60") == 1
+    assert 1 <= len(masters) - 1 <= 2 and set(masters[:-1]) == {"public, max-age=2"}
 
 
 async def test_a_job_past_its_deadline_fails_instead_of_staying_processing(env):

@@ -2,6 +2,16 @@
 and the master playlist, for the first `run` chunks (EVENT, still growing) or for all of them
 (VOD with ENDLIST). Also the renditions reported to the Metadata service.
 
+What runs when, for one job (dispatch.Orchestrator):
+* `publish`, each time the leading run of finished chunks grows (once chunk 0 and the audio
+  are done): the EVENT playlists of that run, written, and reported with PROCESSING so the
+  video plays while it is encoded. Not once every task but `assemble` is done: the final
+  playlists replace them at once.
+* `finalize` (the assemble task), once: `final_playlists`, written, and their
+  `processing_result` stored with the task; the READY report reads it from there (a re-sent
+  READY assembles nothing). The one exception: a replica whose EVENT write raced another
+  replica's finalize writes the final playlists again, so that they are the last word.
+
 URIs in playlists are relative: `master.m3u8` -> `720p/index.m3u8` -> `seg_00000.m4s`, all
 under `videos/{id}/`, so the CDN serves the tree as it is stored.
 """
@@ -22,6 +32,7 @@ from streamify.transcode.media.playlists import (
 )
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dag import Plan
+from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import video_pb2
 from streamify.v1 import worker_service_pb2 as wapi
 
@@ -189,3 +200,25 @@ def assemble(
         PlaylistFile(f"{prefix}{dag.MANIFEST}", master_playlist(variants, audio_rendition), cache)
     )
     return Assembled(files, renditions, expected)
+
+
+def final_playlists(
+    video_id: str,
+    plan: Plan,
+    chunks: Mapping[int, wapi.ChunkResult],
+    audio: wapi.AudioResult | None,
+) -> Assembled:
+    """The VOD playlists of every chunk: what the assemble task writes."""
+    return assemble(video_id, plan, chunks, audio, len(plan.chunks), final=True)
+
+
+def processing_result(
+    video_id: str, plan: Plan, assembled: Assembled, poster_key: str = ""
+) -> meta.ProcessingResult:
+    """What the Metadata service is told of these playlists (the poster once it exists)."""
+    return meta.ProcessingResult(
+        renditions=assembled.renditions,
+        duration=dag.seconds(plan.duration),
+        manifest_path=dag.manifest_path(video_id),
+        poster_path=poster_key,
+    )

@@ -15,7 +15,7 @@ import re
 from google.protobuf.message import DecodeError
 
 from streamify.core.queue import Delivery, JobQueue
-from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.job_control import JobControl
 from streamify.v1.events_pb2 import VideoUploadedEvent
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MAX_BACKOFF = 60.0
 
 
 class UploadedConsumer:
-    def __init__(self, queue: JobQueue, orchestrator: Orchestrator) -> None:
+    def __init__(self, queue: JobQueue, orchestrator: JobControl) -> None:
         self._queue = queue
         self._orch = orchestrator
 

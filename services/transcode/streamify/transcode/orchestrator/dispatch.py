@@ -29,11 +29,12 @@ from streamify.transcode.orchestrator.assembly import (
     AssemblyError,
     PlaylistFile,
     assemble,
+    final_playlists,
+    processing_result,
 )
 from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.transcode.orchestrator.reporter import CANCELLED_REASON, Reporter
 from streamify.transcode.orchestrator.store import Claimed, Outcome, Snapshot, Store, TaskKey
-from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import worker_service_pb2 as wapi
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Orchestrator:
         s3: Any,
         media_bucket: str,
     ) -> None:
-        self.store = store
+        self._store = store
         self.options = options
         self._id = options.orchestrator_id or default_orchestrator_id()
         self.reporter = reporter
@@ -140,37 +141,46 @@ class Orchestrator:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    # --- jobs --------------------------------------------------------------------------------
+    # --- jobs (job_control.JobControl) ----------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Snapshot | None:
+        return await run_in_thread(self._store.get, job_id)
+
+    async def list_jobs(
+        self, *, state: int, owner: str | None, limit: int, after: tuple[int, str] | None
+    ) -> list[Snapshot]:
+        return await run_in_thread(
+            lambda: self._store.list_jobs(state=state, owner=owner, limit=limit, after=after)
+        )
 
     async def create_job(
         self, video_id: str, owner: str, bucket: str, key: str, size: int
     ) -> Snapshot:
         snapshot, created = await run_in_thread(
-            self.store.create_job, video_id, owner, bucket, key, size
+            self._store.create_job, video_id, owner, bucket, key, size
         )
         if created:
             log.info("job %s created (source s3://%s/%s)", video_id, bucket, key)
-            await self.reporter.started(video_id, "queued", 0, snapshot.job.total_tasks)
+            await self.reporter.started(video_id, snapshot.stage(), 0, snapshot.job.total_tasks)
             self.wake()
         return snapshot
 
     async def cancel_job(self, job_id: str, request_id: str) -> Snapshot:
-        snapshot = await run_in_thread(self.store.cancel_job, job_id, request_id, CANCELLED_REASON)
+        snapshot = await run_in_thread(self._store.cancel_job, job_id, request_id, CANCELLED_REASON)
         self.cancel_local(job_id, "the job was cancelled")
         if snapshot.job.notified_state != snapshot.job.state:
             await self.reporter.final(job_id)
-        after = await run_in_thread(self.store.get, job_id)
+        after = await run_in_thread(self._store.get, job_id)
         if after is None:  # deleted meanwhile (Store.delete_job): gone, like a job never created
             raise KeyError(job_id)
         return after
 
     async def retry_job(self, job_id: str, request_id: str) -> Snapshot:
-        before = await run_in_thread(self.store.get, job_id)
-        snapshot = await run_in_thread(self.store.retry_job, job_id, request_id)
+        before = await run_in_thread(self._store.get, job_id)
+        snapshot = await run_in_thread(self._store.retry_job, job_id, request_id)
         if before is not None and before.job.state in dag.JOB_TERMINAL:
-            stage = dag.stage(snapshot.job.state, bool(snapshot.job.plan), snapshot.states())
             await self.reporter.started(
-                job_id, stage, snapshot.job.completed_tasks, snapshot.job.total_tasks
+                job_id, snapshot.stage(), snapshot.job.completed_tasks, snapshot.job.total_tasks
             )
             self.wake()
             self._spawn(self.publish(job_id), f"publish-{job_id}")
@@ -217,7 +227,7 @@ class Orchestrator:
         if release:
             error = dag.lost_worker_error(session.worker_id, "disconnected")
             for key in held:
-                outcome = await run_in_thread(self.store.fail, key, error, True)
+                outcome = await run_in_thread(self._store.fail, key, error, True)
                 await self._after(outcome)
         self.wake()
 
@@ -229,7 +239,7 @@ class Orchestrator:
         held = set(session.held.values())
         if not held:
             return
-        kept = await run_in_thread(self.store.extend, held)
+        kept = await run_in_thread(self._store.extend, held)
         for key in held - kept:
             session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
             self.wake()
@@ -241,7 +251,7 @@ class Orchestrator:
         unknown = [r for r in resources if r not in known]
         if not unknown:
             return
-        keys = await run_in_thread(self.store.leases_of, session.worker_id, unknown)
+        keys = await run_in_thread(self._store.leases_of, session.worker_id, unknown)
         for key in keys:
             session.held[(key.job_id, key.name)] = key
 
@@ -256,7 +266,7 @@ class Orchestrator:
         key = self._key(session, msg.task_id, msg.lease_id)
         if key is None:
             return
-        if await run_in_thread(self.store.progress, key, msg.fraction):
+        if await run_in_thread(self._store.progress, key, msg.fraction):
             session.held.setdefault((key.job_id, key.name), key)
         elif session.held.get((key.job_id, key.name)) == key:
             session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
@@ -268,7 +278,7 @@ class Orchestrator:
             return
         session.drop(key)
         self.wake()
-        outcome = await run_in_thread(self.store.complete, key, msg)
+        outcome = await run_in_thread(self._store.complete, key, msg)
         if not outcome.applied:
             log.info("result for %s ignored: lease %s is not held", msg.task_id, msg.lease_id)
             return
@@ -280,7 +290,7 @@ class Orchestrator:
             return
         session.drop(key)
         self.wake()
-        outcome = await run_in_thread(self.store.fail, key, msg.error, msg.retryable)
+        outcome = await run_in_thread(self._store.fail, key, msg.error, msg.retryable)
         if not outcome.applied:
             log.info("failure of %s ignored: lease %s is not held", msg.task_id, msg.lease_id)
             return
@@ -304,10 +314,7 @@ class Orchestrator:
             return
         if outcome.requeued or outcome.planned:
             self.wake()
-        stage = "encoding" if outcome.total > 1 else "probing"
-        if outcome.assemble_ready:
-            stage = "assembling"
-        self.reporter.progress(job_id, outcome.completed, outcome.total, stage)
+        self.reporter.progress(job_id, outcome.completed, outcome.total, outcome.stage)
         if outcome.published_candidate:
             self._spawn(self.publish(job_id), f"publish-{job_id}")
         if outcome.assemble_ready:
@@ -337,18 +344,18 @@ class Orchestrator:
         for session in sessions:
             if session.free <= 0:
                 continue
-            claimed = await run_in_thread(self.store.claim, session.worker_id, session.free)
+            claimed = await run_in_thread(self._store.claim, session.worker_id, session.free)
             for c in claimed:
                 key = TaskKey(c.job_id, c.name, c.lease_id)
                 if session.closed:  # the stream ended meanwhile: give the task straight back
-                    await run_in_thread(self.store.unclaim, key)
+                    await run_in_thread(self._store.unclaim, key)
                     self.wake()
                     continue
                 try:
                     assignment = self._assignment(c)
                 except Exception as exc:  # noqa: BLE001 - e.g. the spec cannot be signed
                     outcome = await run_in_thread(
-                        self.store.fail, key, f"cannot assign: {exc}", True
+                        self._store.fail, key, f"cannot assign: {exc}", True
                     )
                     await self._after(outcome)
                     continue
@@ -358,8 +365,10 @@ class Orchestrator:
                 if c.kind == dag.PROBE:
                     started.append(c.job_id)
         if started:
-            for job_id in await run_in_thread(self.store.mark_running, started):
-                self.reporter.progress(job_id, 0, 1, "probing", force=True)
+            # A job leaving QUEUED has no plan yet: its one task is the probe.
+            stage = dag.stage(dag.JOB_RUNNING, plan_exists=False, states={})
+            for job_id in await run_in_thread(self._store.mark_running, started):
+                self.reporter.progress(job_id, 0, 1, stage, force=True)
         return assigned
 
     def _assignment(self, c: Claimed) -> wapi.TaskAssignment:
@@ -398,14 +407,17 @@ class Orchestrator:
 
     async def publish(self, job_id: str) -> None:
         """EVENT playlists for the leading run of finished chunks, once chunk 0 and the audio
-        are done, and again whenever the run grows (progressive playback)."""
+        are done, and again whenever the run grows (progressive playback); not once the
+        assemble step is ready, whose final playlists come next (what runs when: assembly)."""
         async with self._lock(job_id):
-            snapshot = await run_in_thread(self.store.get, job_id)
+            snapshot = await run_in_thread(self._store.get, job_id)
             if snapshot is None or snapshot.job.state != dag.JOB_RUNNING:
                 return
             plan = snapshot.plan
             run = snapshot.playable_run()
             if plan is None or not dag.should_publish(run, snapshot.job.published_run):
+                return
+            if dag.assemble_ready(snapshot.states()):
                 return
             try:
                 assembled = assemble(
@@ -417,11 +429,11 @@ class Orchestrator:
                     final=False,
                 )
             except AssemblyError as exc:
-                if await run_in_thread(self.store.fail_job, job_id, str(exc)):
+                if await run_in_thread(self._store.fail_job, job_id, str(exc)):
                     self.cancel_local(job_id, "the job failed")
                     await self.reporter.final(job_id)
                 return
-            claimed, first = await run_in_thread(self.store.claim_publish, job_id, run)
+            claimed, first = await run_in_thread(self._store.claim_publish, job_id, run)
             if not claimed:
                 return
             await self._write(assembled.files)
@@ -432,49 +444,50 @@ class Orchestrator:
                 len(plan.chunks),
                 " (first playable)" if first else "",
             )
-            after = await run_in_thread(self.store.get, job_id)
-            if after is not None and after.job.state == dag.JOB_SUCCEEDED:
-                # The final playlists were written meanwhile (by another replica): ours must
-                # not be the last word.
-                await self._write(self._final(after).files)
+            after = await run_in_thread(self._store.get, job_id)
+            if after is not None and after.job.published_run >= dag.FINAL_PUBLISHED:
+                # Another replica claimed the assemble task after our claim_publish, and may
+                # have written the final playlists before ours: they must be the last word.
+                await self._rewrite_final(after)
                 return
             self.reporter.progress(
                 job_id,
                 snapshot.job.completed_tasks,
                 snapshot.job.total_tasks,
-                "encoding",
-                result=meta.ProcessingResult(
-                    renditions=assembled.renditions,
-                    duration=dag.seconds(plan.duration),
-                    manifest_path=dag.manifest_path(job_id),
-                ),
+                snapshot.stage(),
+                result=processing_result(job_id, plan, assembled),
             )
 
     @staticmethod
     def _final(snapshot: Snapshot) -> Assembled:
         plan = snapshot.plan
         assert plan is not None
-        return assemble(
-            snapshot.job.id,
-            plan,
-            snapshot.chunk_results(),
-            snapshot.audio_result(),
-            len(plan.chunks),
-            final=True,
+        return final_playlists(
+            snapshot.job.id, plan, snapshot.chunk_results(), snapshot.audio_result()
         )
+
+    async def _rewrite_final(self, snapshot: Snapshot) -> None:
+        if snapshot.job.state not in (dag.JOB_RUNNING, dag.JOB_SUCCEEDED):
+            return  # the assembly failed (or the job was cancelled): nothing final to keep
+        try:
+            assembled = self._final(snapshot)
+        except (AssemblyError, ValueError) as exc:  # the finalizing replica fails the job
+            log.info("job %s: final playlists not rewritten: %s", snapshot.job.id, exc)
+            return
+        await self._write(assembled.files)
 
     async def finalize(self, job_id: str) -> None:
         """The assemble task: the final (VOD) playlists, then the job SUCCEEDED, video READY."""
         async with self._lock(job_id):
-            key = await run_in_thread(self.store.claim_assemble, job_id, self.id)
+            key = await run_in_thread(self._store.claim_assemble, job_id, self.id)
             if key is None:
                 return
-            snapshot = await run_in_thread(self.store.get, job_id)
-            assert snapshot is not None
+            snapshot = await run_in_thread(self._store.get, job_id)
+            assert snapshot is not None and snapshot.plan is not None
             try:
                 assembled = self._final(snapshot)
             except (AssemblyError, ValueError) as exc:
-                outcome = await run_in_thread(self.store.fail, key, str(exc), False)
+                outcome = await run_in_thread(self._store.fail, key, str(exc), False)
                 await self._after(outcome)
                 return
             try:
@@ -482,11 +495,12 @@ class Orchestrator:
             except Exception as exc:  # noqa: BLE001 - storage trouble: try again
                 log.warning("job %s: writing playlists failed: %s", job_id, exc)
                 outcome = await run_in_thread(
-                    self.store.fail, key, f"writing the playlists failed: {exc}", True
+                    self._store.fail, key, f"writing the playlists failed: {exc}", True
                 )
                 await self._after(outcome)
                 return
-            if await run_in_thread(self.store.finish_assemble, key):
+            result = processing_result(job_id, snapshot.plan, assembled, snapshot.poster_key())
+            if await run_in_thread(self._store.finish_assemble, key, result):
                 log.info("job %s succeeded", job_id)
                 await self.reporter.final(job_id)
 
@@ -503,25 +517,25 @@ class Orchestrator:
     async def sweep(self) -> None:
         """Expired leases back to PENDING (or the job fails after max attempts), overdue jobs
         FAILED, assembly and publication that were interrupted, final states not reported."""
-        for key in await run_in_thread(self.store.expired_leases):
+        for key in await run_in_thread(self._store.expired_leases):
             outcome = await run_in_thread(
-                self.store.fail, key, "the worker stopped answering (its lease expired)", True
+                self._store.fail, key, "the worker stopped answering (its lease expired)", True
             )
             if outcome.applied:
                 log.info("lease of %s/%s expired", key.job_id, key.name)
                 self._drop_everywhere(key)
                 await self._after(outcome)
         limit = self.options.job_deadline_seconds
-        for job_id in await run_in_thread(self.store.overdue_jobs):
+        for job_id in await run_in_thread(self._store.overdue_jobs):
             reason = f"transcoding took longer than the limit of {_human(limit)}"
-            if await run_in_thread(self.store.fail_job, job_id, reason):
+            if await run_in_thread(self._store.fail_job, job_id, reason):
                 self.cancel_local(job_id, "the job ran out of time")
                 await self.reporter.final(job_id)
-        for job_id in await run_in_thread(self.store.jobs_ready_to_assemble):
+        for job_id in await run_in_thread(self._store.jobs_ready_to_assemble):
             await self.finalize(job_id)
-        for job_id in await run_in_thread(self.store.jobs_to_publish):
+        for job_id in await run_in_thread(self._store.jobs_to_publish):
             await self.publish(job_id)
-        for job_id in await run_in_thread(self.store.unreported_jobs):
+        for job_id in await run_in_thread(self._store.unreported_jobs):
             await self.reporter.final(job_id)
         self.wake()
 

@@ -72,7 +72,8 @@ class TaskRow(Base):
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     spec: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # TaskAssignment, spec only
-    result: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # TaskResult
+    # TaskResult; for the assemble task, the metadata ProcessingResult of the final playlists.
+    result: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     create_time_us: Mapped[int] = mapped_column(BigInteger)
     update_time_us: Mapped[int] = mapped_column(BigInteger)
 

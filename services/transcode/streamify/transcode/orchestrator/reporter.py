@@ -23,7 +23,11 @@ from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
 from streamify.transcode.orchestrator import dag
-from streamify.transcode.orchestrator.assembly import AssemblyError, assemble
+from streamify.transcode.orchestrator.assembly import (
+    AssemblyError,
+    final_playlists,
+    processing_result,
+)
 from streamify.transcode.orchestrator.store import Snapshot, Store
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1.video_pb2 import Progress, VideoStatus
@@ -169,33 +173,21 @@ def final_request(snapshot: Snapshot) -> meta.UpdateVideoStatusRequest:
     job = snapshot.job
     name = f"videos/{job.id}"
     if job.state == dag.JOB_SUCCEEDED:
-        plan = snapshot.plan
-        assert plan is not None
-        try:
-            assembled = assemble(
-                job.id,
-                plan,
-                snapshot.chunk_results(),
-                snapshot.audio_result(),
-                len(plan.chunks),
-                final=True,
-            )
-        except (AssemblyError, ValueError) as exc:  # cannot happen: it was assembled before
-            return meta.UpdateVideoStatusRequest(
-                name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=str(exc)
-            )
+        result = snapshot.final_result()
+        if result is None:
+            try:
+                result = _assembled_again(snapshot)
+            except (AssemblyError, ValueError) as exc:  # cannot happen: it was assembled before
+                return meta.UpdateVideoStatusRequest(
+                    name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=str(exc)
+                )
         return meta.UpdateVideoStatusRequest(
             name=name,
             status=VideoStatus.VIDEO_STATUS_READY,
             progress=Progress(
-                completed_tasks=job.total_tasks, total_tasks=job.total_tasks, stage="done"
+                completed_tasks=job.total_tasks, total_tasks=job.total_tasks, stage=snapshot.stage()
             ),
-            result=meta.ProcessingResult(
-                renditions=assembled.renditions,
-                duration=dag.seconds(plan.duration),
-                manifest_path=dag.manifest_path(job.id),
-                poster_path=snapshot.poster_key(),
-            ),
+            result=result,
         )
     reason = job.failure_reason or (
         CANCELLED_REASON if job.state == dag.JOB_CANCELLED else "transcoding failed"
@@ -203,3 +195,14 @@ def final_request(snapshot: Snapshot) -> meta.UpdateVideoStatusRequest:
     return meta.UpdateVideoStatusRequest(
         name=name, status=VideoStatus.VIDEO_STATUS_FAILED, failure_reason=reason[:2000]
     )
+
+
+def _assembled_again(snapshot: Snapshot) -> meta.ProcessingResult:
+    """For a job that succeeded before the assemble task kept its result: the renditions are
+    only known by assembling the final playlists again."""
+    plan = snapshot.plan
+    assert plan is not None
+    assembled = final_playlists(
+        snapshot.job.id, plan, snapshot.chunk_results(), snapshot.audio_result()
+    )
+    return processing_result(snapshot.job.id, plan, assembled, snapshot.poster_key())

@@ -26,7 +26,7 @@ from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.proto_enums import enum_value
 from streamify.transcode.orchestrator import dag
-from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.job_control import JobControl
 from streamify.transcode.orchestrator.store import Conflict, Snapshot
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1 import transcode_service_pb2_grpc
@@ -72,9 +72,9 @@ def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
 
 class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
     def __init__(
-        self, *, orchestrator: Orchestrator, metadata: MetadataClient, s3: Any, uploads_bucket: str
+        self, *, orchestrator: JobControl, metadata: MetadataClient, s3: Any, uploads_bucket: str
     ) -> None:
-        self._orch = orchestrator
+        self._jobs = orchestrator
         self._metadata = metadata
         self._s3 = s3
         self._uploads_bucket = uploads_bucket
@@ -84,7 +84,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
     ) -> api.TranscodeJob:
         self._service()
         video_id = request.video.removeprefix("videos/")
-        existing = await run_in_thread(self._orch.store.get, video_id)
+        existing = await self._jobs.get_job(video_id)
         if existing is not None:
             return to_proto(existing)
         try:
@@ -108,7 +108,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
                 reason="SOURCE_MISSING",
             )
         key, size = source
-        snapshot = await self._orch.create_job(
+        snapshot = await self._jobs.create_job(
             video_id, video.owner, self._uploads_bucket, key, size
         )
         return to_proto(snapshot)
@@ -138,10 +138,8 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         if request.page_token:
             after = self._parse_token(request.page_token, request.state)
         size = request.page_size or DEFAULT_PAGE_SIZE
-        page = await run_in_thread(
-            lambda: self._orch.store.list_jobs(
-                state=request.state, owner=owner, limit=size + 1, after=after
-            )
+        page = await self._jobs.list_jobs(
+            state=request.state, owner=owner, limit=size + 1, after=after
         )
         more = len(page) > size
         page = page[:size]
@@ -175,7 +173,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self._service()
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
-            return to_proto(await self._orch.cancel_job(job_id, request.request_id))
+            return to_proto(await self._jobs.cancel_job(job_id, request.request_id))
         except KeyError:
             raise errors.not_found(request.name) from None
         except Conflict as exc:
@@ -187,7 +185,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         await self._readable(request.name, current_principal())  # a service, or the video's owner
         job_id = request.name.removeprefix("transcodeJobs/")
         try:
-            return to_proto(await self._orch.retry_job(job_id, request.request_id))
+            return to_proto(await self._jobs.retry_job(job_id, request.request_id))
         except KeyError:
             raise errors.not_found(request.name) from None
         except Conflict as exc:
@@ -205,7 +203,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         return principal
 
     async def _readable(self, name: str, principal: Principal) -> Snapshot:
-        snapshot = await run_in_thread(self._orch.store.get, name.removeprefix("transcodeJobs/"))
+        snapshot = await self._jobs.get_job(name.removeprefix("transcodeJobs/"))
         if snapshot is None or not (
             principal.is_service or snapshot.job.owner == principal.user_name
         ):

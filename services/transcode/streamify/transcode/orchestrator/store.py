@@ -33,6 +33,7 @@ from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dag import Plan
 from streamify.transcode.orchestrator.models import JobRow, TaskRow
 from streamify.transcode.orchestrator.options import OrchestratorOptions
+from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
 
@@ -87,9 +88,10 @@ class Outcome:
     job_failed: str = ""  # the job failed with this reason
     planned: bool = False  # a probe result created the plan's tasks
     published_candidate: bool = False  # a chunk or the audio finished: playlists may grow
-    assemble_ready: bool = False  # every task but assemble is done
+    assemble_ready: bool = False  # every task but assemble is done (set by results only)
     completed: int = 0
     total: int = 0
+    stage: str = ""  # dag.stage of the job after the change
 
 
 @dataclass
@@ -128,6 +130,15 @@ class Snapshot:
             return ""
         return _result(t).poster.key
 
+    def final_result(self) -> meta.ProcessingResult | None:
+        """What the assemble task made of the final playlists (stored when it succeeded;
+        None for a job that succeeded before versions that store it)."""
+        t = self.task(dag.ASSEMBLE_TASK)
+        if t is None or t.state != dag.SUCCEEDED or not t.result:
+            return None
+        result: meta.ProcessingResult = meta.ProcessingResult.FromString(t.result)
+        return result
+
     def playable_run(self) -> int:
         plan = self.plan
         if plan is None:
@@ -138,6 +149,9 @@ class Snapshot:
             plan.has_audio,
             self.audio_result() is not None,
         )
+
+    def stage(self) -> str:
+        return dag.stage(self.job.state, bool(self.job.plan), self.states())
 
 
 class Store:
@@ -663,6 +677,7 @@ class Store:
             out.published_candidate = task.kind in (dag.VIDEO_CHUNK, dag.AUDIO)
             states = {t.name: t.state for t in self._tasks(session, job.id)}
             out.assemble_ready = dag.assemble_ready(states)
+            out.stage = dag.stage(job.state, bool(job.plan), states)
             return out
 
         return self._tx(complete)
@@ -700,6 +715,9 @@ class Store:
             task.state = dag.PENDING
             task.worker_id = ""
             out.requeued = True
+            session.flush()
+            states = {t.name: t.state for t in self._tasks(session, job.id)}
+            out.stage = dag.stage(job.state, bool(job.plan), states)
         else:
             task.state = dag.FAILED
             out.job_failed = dag.failure_reason(task.name, error, task.attempts, retryable)
@@ -781,7 +799,10 @@ class Store:
 
         return self._tx(claim)
 
-    def finish_assemble(self, key: TaskKey) -> bool:
+    def finish_assemble(self, key: TaskKey, result: meta.ProcessingResult) -> bool:
+        """The job SUCCEEDED; `result` (the final playlists' renditions, for READY) is kept
+        with the assemble task, so reporting it again never assembles again."""
+
         def finish(session: Session) -> bool:
             now = now_us()
             job = self._lock_job(session, key.job_id, now)
@@ -789,6 +810,7 @@ class Store:
             if job is None or task is None or job.state != dag.JOB_RUNNING:
                 return False
             task.state = dag.SUCCEEDED
+            task.result = result.SerializeToString()
             task.progress = 1.0
             task.lease_id = ""
             task.lease_expire_us = 0

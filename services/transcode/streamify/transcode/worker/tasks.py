@@ -222,8 +222,8 @@ class TaskContext:
 
 
 def run_probe(spec: pb.ProbeSpec, ctx: TaskContext) -> pb.TaskResult:
-    from streamify.transcode.media import probe
     from streamify.transcode.media.errors import MediaError, Reason
+    from streamify.transcode.media.probe import probe
 
     if not spec.source.url and not (spec.source.bucket and spec.source.key):
         raise conv.SpecError("the probe task has no source (neither a URL nor a bucket and key)")
@@ -236,7 +236,7 @@ def run_probe(spec: pb.ProbeSpec, ctx: TaskContext) -> pb.TaskResult:
 
 
 def run_video_chunk(spec: pb.VideoChunkSpec, ctx: TaskContext) -> pb.TaskResult:
-    from streamify.transcode.media import encode_video_chunk
+    from streamify.transcode.media.video_chunk import encode_video_chunk
 
     args = conv.video_chunk_args(spec)
     outputs = encode_video_chunk(
@@ -260,7 +260,7 @@ def run_video_chunk(spec: pb.VideoChunkSpec, ctx: TaskContext) -> pb.TaskResult:
 
 
 def run_audio(spec: pb.AudioSpec, ctx: TaskContext) -> pb.TaskResult:
-    from streamify.transcode.media import encode_audio
+    from streamify.transcode.media.audio import encode_audio
 
     args = conv.audio_args(spec)
     output = encode_audio(
@@ -282,7 +282,7 @@ def run_audio(spec: pb.AudioSpec, ctx: TaskContext) -> pb.TaskResult:
 
 
 def run_poster(spec: pb.PosterSpec, ctx: TaskContext) -> pb.TaskResult:
-    from streamify.transcode.media import extract_poster
+    from streamify.transcode.media.poster import extract_poster
 
     args = conv.poster_args(spec)
     path = ctx.workdir / conv.POSTER_NAME
