@@ -5,7 +5,7 @@
   (`kubernetes-validate -k 1.31 --strict`); custom resources (KEDA, ACK) against the
   hand-written subset schemas in k8s/schemas/crds.yaml (no CRD schema is available offline);
 * cross-references: Services select pods and name their ports, probes hit exposed ports and the
-  right gRPC service, one image everywhere, every STREAMIFY_* setting a process needs is set
+  right gRPC service, each workload on its role's image, every STREAMIFY_* setting a process needs is set
   (and parses with the real Settings class), targets point at existing Services, NetworkPolicies
   select existing pods, Secrets/ConfigMaps referenced exist (or are the documented operator-made
   ones on EKS), graceful termination outlasts preStop + STREAMIFY_SHUTDOWN_GRACE_SECONDS;
@@ -39,7 +39,23 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 TARGETS = {"base": K8S / "base", "kind": K8S / "overlays" / "kind", "eks": K8S / "overlays" / "eks"}
 NAMESPACE = "streamify"
-IMAGE_NAMES = {"streamify", "111122223333.dkr.ecr.us-east-1.amazonaws.com/streamify"}
+ECR = "111122223333.dkr.ecr.us-east-1.amazonaws.com/"
+# The image each workload runs: one per role, a Dockerfile target each (tests/contract/test_packaging.py).
+ROLE_IMAGES = {
+    "metadata": "streamify-metadata",
+    "upload": "streamify-upload",
+    "transcode": "streamify-orchestrator",
+    "worker": "streamify-worker",
+    "gateway": "streamify-gateway",
+    "seaweedfs": "streamify-seaweedfs",
+    "seaweedfs-buckets": "streamify-seaweedfs",
+}
+# The gRPC service behind each service image's entry point.
+ENTRY_POINT_SERVICES = {
+    "streamify-metadata": "metadata",
+    "streamify-upload": "upload",
+    "streamify-orchestrator": "transcode",
+}
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 # The Secrets the operator creates on EKS (docs/operations.md, "Kubernetes"): name -> keys.
 OPERATOR_SECRETS = {
@@ -199,8 +215,13 @@ def resolved(target: str, value: str) -> str:
 def streamify_containers(target: str):
     for obj in of_kind(target, *WORKLOADS):
         for c in containers(obj):
-            if c["image"].rsplit(":", 1)[0] in IMAGE_NAMES:
+            if image_name(c["image"]) in ROLE_IMAGES.values():
                 yield obj, c
+
+
+def image_name(image: str) -> str:
+    """`REGISTRY/streamify-worker:TAG` -> `streamify-worker`."""
+    return image.rsplit(":", 1)[0].removeprefix(ECR)
 
 
 # --------------------------------------------------------------------------- rendering, schemas
@@ -381,7 +402,7 @@ def test_probes_target_exposed_ports_and_the_right_grpc_service(target):
                             f"{obj['metadata']['name']}/{c['name']} {kind} port not exposed"
                         )
                 if "grpc" in probe:
-                    served = c["command"][c["command"].index("serve") + 1]
+                    served = ENTRY_POINT_SERVICES[c["command"][0]]
                     assert probe["grpc"]["port"] == int(
                         c["command"][c["command"].index("--port") + 1]
                     )
@@ -392,11 +413,16 @@ def test_probes_target_exposed_ports_and_the_right_grpc_service(target):
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_one_image_for_every_streamify_container(target):
-    images = {c["image"] for _, c in streamify_containers(target)}
-    assert len(images) == 1, images
-    names = {obj["metadata"]["name"] for obj, _ in streamify_containers(target)}
-    assert {"metadata", "upload", "transcode", "worker", "gateway"} <= names
+def test_each_workload_runs_its_roles_image(target):
+    seen = {}
+    for obj, c in streamify_containers(target):
+        name = obj["metadata"]["name"]
+        assert image_name(c["image"]) == ROLE_IMAGES[name], f"{target}: {name}/{c['name']}"
+        registry = c["image"].startswith(ECR)
+        assert registry == (target == "eks"), f"{target}: {c['image']}"
+        seen[name] = c["image"].rsplit(":", 1)[1]
+    assert {"metadata", "upload", "transcode", "worker", "gateway"} <= seen.keys()
+    assert len(set(seen.values())) == 1, f"{target}: one release tag for every role: {seen}"
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

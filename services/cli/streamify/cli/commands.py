@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from streamify.core import token_command
 from streamify.core.config import Settings
 
 
@@ -44,56 +45,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args, grpc_port=args.port, metrics_port=args.metrics_port)
-    from streamify.core.logs import configure_logging
+    from streamify.core.entrypoint import serve_service, settings_for
 
-    configure_logging(settings)
     if args.service == "metadata":
         from streamify.metadata.app import run
     elif args.service == "upload":
         from streamify.upload.app import run
     else:
         from streamify.transcode.orchestrator.app import run
-    asyncio.run(run(settings))
-    return 0
+    return serve_service(settings_for(args), run)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streamify.core.logs import configure_logging
-    from streamify.transcode.worker.main import run_worker
+    from streamify.transcode.worker.main import main as worker_main
 
-    settings = Settings()
-    configure_logging(settings)
-    asyncio.run(
-        run_worker(
-            settings,
-            args.orchestrator or settings.orchestrator_target,
-            args.slots or settings.worker_slots,
-        )
-    )
-    return 0
-
-
-def cmd_token(args: argparse.Namespace) -> int:
-    from streamify.core.auth import mint_token, signing_key
-
-    if args.user is None and not args.service:
-        print("give --user NAME or --service NAME", file=sys.stderr)
-        return 2
-    # Without a configured jwt_secret, mint with the embedded dev key the local servers use.
-    os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
-    settings = Settings()
-    subject = args.service or args.user
-    print(
-        mint_token(
-            signing_key(settings),
-            subject,
-            kind="service" if args.service else "user",
-            ttl_seconds=args.ttl,
-            issuer=settings.jwt_issuer,
-        )
-    )
-    return 0
+    flags = ["--orchestrator", args.orchestrator] if args.orchestrator else []
+    return worker_main(flags + (["--slots", str(args.slots)] if args.slots else []))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -208,10 +175,8 @@ def parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     token = sub.add_parser("token", help="mint a bearer token (development and operations)")
-    token.add_argument("--user", help="user id, e.g. alice")
-    token.add_argument("--service", help="mint a service identity instead, e.g. upload")
-    token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
-    token.set_defaults(func=cmd_token)
+    token_command.add_arguments(token)
+    token.set_defaults(func=token_command.run)
 
     migrate = sub.add_parser(
         "migrate",

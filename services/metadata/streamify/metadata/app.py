@@ -96,3 +96,19 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await cache.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``streamify-metadata [--port N] [--metrics-port N]``: the image's entry point."""
+    from streamify.core.entrypoint import serve_main
+
+    return serve_main(
+        "streamify-metadata",
+        "The Metadata service (gRPC): videos, their status and playback URLs.",
+        run,
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

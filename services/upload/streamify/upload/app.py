@@ -68,3 +68,19 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
         await queue.close()
         await metadata.close()
         engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``streamify-upload [--port N] [--metrics-port N]``: the image's entry point."""
+    from streamify.core.entrypoint import serve_main
+
+    return serve_main(
+        "streamify-upload",
+        "The Upload service (gRPC): pre-signed, resumable uploads to object storage.",
+        run,
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

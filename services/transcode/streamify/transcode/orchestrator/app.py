@@ -98,3 +98,19 @@ async def run(
             await queue.close()
         await metadata.close()
         engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``streamify-orchestrator [--port N] [--metrics-port N]``: the image's entry point."""
+    from streamify.core.entrypoint import serve_main
+
+    return serve_main(
+        "streamify-orchestrator",
+        "The Transcode orchestrator (gRPC): transcode jobs, and the streams its workers connect to.",
+        run,
+        argv,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

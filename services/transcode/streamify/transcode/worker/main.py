@@ -602,18 +602,25 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m streamify.transcode.worker.main --orchestrator HOST:PORT [--slots N]``."""
-    parser = argparse.ArgumentParser(prog="streamify worker", description=__doc__.split("\n")[0])
-    parser.add_argument("--orchestrator", required=True, help="HOST:PORT of the orchestrator")
-    parser.add_argument("--slots", type=int, default=1, help="tasks run at once (default 1)")
+    """``streamify-worker [--orchestrator HOST:PORT] [--slots N]``: the worker image's entry point
+    (also `streamify worker`); the defaults come from the STREAMIFY_* settings."""
+    parser = argparse.ArgumentParser(prog="streamify-worker", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--orchestrator",
+        help="HOST:PORT of the orchestrator (default $STREAMIFY_ORCHESTRATOR_TARGET)",
+    )
+    parser.add_argument(
+        "--slots", type=int, help="tasks run at once (default $STREAMIFY_WORKER_SLOTS)"
+    )
     args = parser.parse_args(argv)
-    if args.slots < 1:
+    if args.slots is not None and args.slots < 1:
         parser.error("--slots must be at least 1")
     from streamify.core.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings)
-    asyncio.run(run_worker(settings, args.orchestrator, args.slots))
+    orchestrator = args.orchestrator or settings.orchestrator_target
+    asyncio.run(run_worker(settings, orchestrator, args.slots or settings.worker_slots))
     return 0
 
 
