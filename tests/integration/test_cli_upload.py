@@ -106,7 +106,9 @@ class Mesh:
         return digest.hexdigest()
 
     def state_files(self) -> list[Path]:
-        return sorted(self.state_dir.glob("*.json")) if self.state_dir.exists() else []
+        # not the CLI's ".tmp-*.json" being written (pathlib's glob matches dot files)
+        found = self.state_dir.glob("*.json") if self.state_dir.exists() else []
+        return sorted(p for p in found if not p.name.startswith("."))
 
     async def set_status(self, video_name: str, status: int, **fields) -> None:
         await self.videos.UpdateVideoStatus(

@@ -35,6 +35,7 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from streamify.core import storage_keys
 from streamify.core.config import Settings
 from streamify.core.storage import make_s3_client
 from streamify.transcode.orchestrator import app as transcode_app
@@ -522,7 +523,7 @@ class OutputChecker:
 
     def __init__(self, mesh: Mesh, video_id: str, directory: Path) -> None:
         self.mesh, self.video_id = mesh, video_id
-        self.prefix = dag.output_prefix(video_id)
+        self.prefix = storage_keys.media_prefix(video_id)
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from streamify.core import names
 from streamify.transcode.media.errors import MediaError
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.assembly import (
@@ -122,10 +123,10 @@ def test_a_silent_source_has_no_audio_task():
 
 
 def test_task_resource_names_round_trip():
-    resource = dag.task_resource("abc", "chunk-0007")
+    resource = names.task("abc", "chunk-0007")
     assert resource == "transcodeJobs/abc/tasks/chunk-0007"
-    assert dag.parse_task_resource(resource) == ("abc", "chunk-0007")
-    assert dag.parse_task_resource("jobs/abc/tasks/x") is None
+    assert names.parse_task(resource) == ("abc", "chunk-0007")
+    assert names.parse_task("jobs/abc/tasks/x") is None
 
 
 def test_failures_retry_until_the_attempts_run_out_unless_not_retryable():

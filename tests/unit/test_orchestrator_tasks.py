@@ -10,6 +10,7 @@ from google.protobuf.duration_pb2 import Duration
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamify.core import names
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.options import OrchestratorOptions
@@ -290,7 +291,7 @@ def test_each_task_kind_expects_its_own_result():
     ],
 )
 def test_a_malformed_task_name_names_no_task(resource):
-    assert dag.parse_task_resource(resource) is None
+    assert names.parse_task(resource) is None
 
 
 @given(

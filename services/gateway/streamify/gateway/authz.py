@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from streamify.core import media_grants as grants
+from streamify.core import names
 
 if TYPE_CHECKING:  # annotations only: this module imports the rest of streamify.core where used
     from streamify.core.config import Settings
@@ -145,7 +146,7 @@ def metadata_lookup(
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])  # type: ignore[no-untyped-call]
         try:
             video: Video = await stub.GetVideo(
-                api.GetVideoRequest(name=f"videos/{video_id}"),
+                api.GetVideoRequest(name=names.VIDEOS.name(video_id)),
                 metadata=call_metadata(),
                 timeout=timeout,
             )

@@ -7,6 +7,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict
 
+from streamify.core import names
 from streamify.core.clock import duration_of, timestamp_of
 from streamify.core.proto_enums import enum_value
 from streamify.metadata.models import VideoRow
@@ -24,8 +25,8 @@ def renditions_to_json(renditions: Iterable[Rendition]) -> list[dict[str, Any]]:
 def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
     base = cdn_base_url.rstrip("/")
     video = Video(
-        name=f"videos/{row.id}",
-        owner=f"users/{row.owner}",
+        name=names.VIDEOS.name(row.id),
+        owner=names.USERS.name(row.owner),
         title=row.title,
         description=row.description,
         visibility=enum_value(Visibility, row.visibility),

@@ -13,7 +13,7 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session
 
-from streamify.core import errors, media_grants
+from streamify.core import errors, media_grants, names
 from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import microseconds_of, now_us
 from streamify.core.db import run_in_thread
@@ -42,16 +42,21 @@ def new_video_id() -> str:
 
 
 def video_id_of(name: str, field: str = "name") -> str:
-    prefix, _, video_id = name.partition("/")
-    if prefix != "videos" or not video_id:
+    video_id = names.VIDEOS.id_of(name)
+    if video_id is None:
         raise errors.invalid_argument(
             [(field, f"must be a video name like `videos/abc123`, got {name!r}")]
         )
     return video_id
 
 
-def user_id_of(owner: str) -> str:
-    return owner.removeprefix("users/")
+def user_id_of(owner: str, field: str = "owner") -> str:
+    user_id = names.USERS.id_of(owner)
+    if user_id is None:
+        raise errors.invalid_argument(
+            [(field, f"must be a user name like `users/alice`, got {owner!r}")]
+        )
+    return user_id
 
 
 def can_read(principal: Principal, video: Video) -> bool:

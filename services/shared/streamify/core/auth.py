@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import time
 from contextvars import ContextVar
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import jwt
 
-from streamify.core import errors
+from streamify.core import errors, names
 from streamify.core.errors import ApiError, ConfigurationError
 from streamify.core.logs import get_logger
 
@@ -46,7 +45,6 @@ __all__ = [
 Kind = Literal["user", "service"]
 DEV_KEY_FILE = "dev-signing.key"
 _ALGORITHM = "HS256"
-_SUBJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _MINT_HINT = "mint a new one with `streamify token`"
 
 log = get_logger(__name__)
@@ -67,7 +65,7 @@ class Principal:
     def user_name(self) -> str:
         """Resource name of the caller: "users/alice" (a service is "services/upload", which
         never equals a user's name, so ownership checks cannot match a service by accident)."""
-        return f"users/{self.subject}" if self.kind == "user" else f"services/{self.subject}"
+        return (names.USERS if self.kind == "user" else names.SERVICES).name(self.subject)
 
 
 principal_var: ContextVar[Principal | None] = ContextVar("streamify_principal", default=None)
@@ -91,7 +89,7 @@ def optional_principal() -> Principal | None:
 
 
 def _check_subject(subject: str) -> None:
-    if not _SUBJECT_RE.match(subject):
+    if not names.is_subject(subject):
         raise ValueError(
             f"invalid subject {subject!r}: use 1-63 characters of a-z, 0-9, '_', '.', '-', "
             "starting with a letter or digit"
@@ -161,7 +159,7 @@ def _verify(key: bytes, token: str | None, issuer: str) -> tuple[Principal, floa
     kind = claims.get("kind", "user")
     if kind not in ("user", "service"):
         raise _invalid(f"token kind {kind!r} is not 'user' or 'service'")
-    if not isinstance(subject, str) or not _SUBJECT_RE.match(subject):
+    if not isinstance(subject, str) or not names.is_subject(subject):
         raise _invalid(f"token subject {subject!r} is not a valid user or service id")
     return Principal(subject=subject, kind=kind), float(claims["exp"])
 

@@ -31,21 +31,22 @@ import re
 import time
 from dataclasses import dataclass
 
+from streamify.core import names
+from streamify.core.storage_keys import media_prefix
+
 __all__ = [
     "GRANT_SEGMENT",
     "MediaKey",
     "grant_segment",
     "parse_media_key",
-    "resource_of",
     "sign",
     "verify",
     "with_grant",
 ]
 
-_VIDEO_ID = r"[a-z0-9][a-z0-9-]{0,62}"
 GRANT_SEGMENT = re.compile(r"grant\.([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 # an object path under /media that belongs to a video: videos/{id}/[grant.E.S/]{rest}
-_MEDIA_KEY = re.compile(rf"^videos/({_VIDEO_ID})/(?:(grant\.[^/]*)/)?([^?#]+)$")
+_MEDIA_KEY = re.compile(rf"^videos/({names.ID})/(?:(grant\.[^/]*)/)?([^?#]+)$")
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,7 @@ def parse_media_key(path: str) -> MediaKey | None:
     video_id, grant, rest = m.group(1), m.group(2) or "", m.group(3)
     if any(part in ("", ".", "..") for part in rest.split("/")):
         return None
-    return MediaKey(video_id, grant, f"videos/{video_id}/{rest}")
-
-
-def resource_of(video_id: str) -> str:
-    return f"videos/{video_id}/"
+    return MediaKey(video_id, grant, f"{media_prefix(video_id)}{rest}")
 
 
 def _mac(key: bytes, resource: str, expires: int) -> str:
@@ -84,7 +81,7 @@ def sign(
 ) -> tuple[int, str]:
     """(expires, signature) for read access to the video's objects."""
     expires = int((time.time() if now is None else now) + ttl_seconds)
-    return expires, _mac(key, resource_of(video_id), expires)
+    return expires, _mac(key, media_prefix(video_id), expires)
 
 
 def grant_segment(key: bytes, video_id: str, ttl_seconds: float, now: float | None = None) -> str:
@@ -95,7 +92,7 @@ def grant_segment(key: bytes, video_id: str, ttl_seconds: float, now: float | No
 
 def with_grant(url: str, video_id: str, segment: str) -> str:
     """`url` (``.../videos/{id}/rest``) with the grant segment after the video's directory."""
-    marker = f"/{resource_of(video_id)}"
+    marker = f"/{media_prefix(video_id)}"
     head, found, rest = url.partition(marker)
     if not found:
         raise ValueError(f"{url!r} is not an object of video {video_id}")
@@ -110,4 +107,4 @@ def verify(key: bytes, video_id: str, segment: str, now: float | None = None) ->
     expires = int(m.group(1))
     if expires < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(_mac(key, resource_of(video_id), expires), m.group(2))
+    return hmac.compare_digest(_mac(key, media_prefix(video_id), expires), m.group(2))

@@ -17,6 +17,7 @@ from streamify.upload.limits import UploadLimits
 from streamify.upload.outbox import OutboxRelay
 from streamify.upload.service import UploadService
 from streamify.upload.storage import UploadStorage
+from streamify.upload.store import UploadStore
 from streamify.upload.sweeper import StaleUploadSweeper
 from streamify.v1 import upload_service_pb2_grpc
 
@@ -37,9 +38,10 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
     metadata = MetadataClient(settings, identity="upload")
     queue = make_queue(settings)
     relay = OutboxRelay(sessions, metadata, queue)
-    sweeper = StaleUploadSweeper(sessions, storage, relay, limits.expiry_seconds)
+    store = UploadStore(sessions)
+    sweeper = StaleUploadSweeper(store, storage, relay, limits.expiry_seconds)
     servicer = UploadService(
-        sessions=sessions, storage=storage, metadata=metadata, relay=relay, limits=limits
+        store=store, storage=storage, metadata=metadata, relay=relay, limits=limits
     )
     background = [
         asyncio.create_task(relay.run(), name="upload-outbox-relay"),

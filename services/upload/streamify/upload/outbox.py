@@ -23,6 +23,7 @@ import grpc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core import names
 from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
@@ -40,8 +41,8 @@ CLAIM_SECONDS = 60.0
 
 def uploaded_event(row: UploadRow) -> VideoUploadedEvent:
     return VideoUploadedEvent(
-        video=f"videos/{row.video_id}",
-        owner=f"users/{row.owner}",
+        video=names.VIDEOS.name(row.video_id),
+        owner=names.USERS.name(row.owner),
         bucket=row.bucket,
         key=row.object_key,
         size_bytes=row.size_bytes,
@@ -110,11 +111,11 @@ class OutboxRelay:
                     request_id=f"outbox-{row.upload_id}",
                 )
             )
-            await self._queue.publish(event.video.removeprefix("videos/"), row.payload)
+            await self._queue.publish(names.VIDEOS.id_in(event.video), row.payload)
         elif row.kind == "failed":
             await self._set_status(
                 meta.UpdateVideoStatusRequest(
-                    name=f"videos/{await run_in_thread(self._video_of, row.upload_id)}",
+                    name=names.VIDEOS.name(await run_in_thread(self._video_of, row.upload_id)),
                     status=VideoStatus.VIDEO_STATUS_FAILED,
                     failure_reason=row.payload.decode(),
                     request_id=f"outbox-{row.upload_id}-failed",

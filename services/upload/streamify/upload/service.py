@@ -8,30 +8,25 @@ import hashlib
 import secrets
 
 import grpc
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
 
-from streamify.core import errors
+from streamify.core import errors, names, storage_keys
 from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import now_us, timestamp_of
-from streamify.core.db import rowcount, run_in_thread
+from streamify.core.db import run_in_thread
 from streamify.core.humanize import human_bytes
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.proto_enums import enum_value
+from streamify.upload.abandon import abort_upload
 from streamify.upload.limits import UploadLimits
-from streamify.upload.models import OutboxRow, UploadRow
-from streamify.upload.outbox import OutboxRelay, uploaded_event
+from streamify.upload.models import UploadRow
+from streamify.upload.outbox import OutboxRelay
 from streamify.upload.parts import PartPlan, plan_parts
 from streamify.upload.storage import UploadStorage
+from streamify.upload.store import ABORTED, COMPLETED, PENDING, UploadStore
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1 import upload_service_pb2_grpc
 from streamify.v1.upload_service_pb2 import UploadState
 
-PENDING, COMPLETED, ABORTED = (
-    UploadState.UPLOAD_STATE_PENDING,
-    UploadState.UPLOAD_STATE_COMPLETED,
-    UploadState.UPLOAD_STATE_ABORTED,
-)
 DEFAULT_LIST_PARTS_PAGE = 1000
 
 
@@ -54,13 +49,13 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     def __init__(
         self,
         *,
-        sessions: sessionmaker[Session],
+        store: UploadStore,
         storage: UploadStorage,
         metadata: MetadataClient,
         relay: OutboxRelay,
         limits: UploadLimits,
     ) -> None:
-        self._sessions = sessions
+        self._store = store
         self._storage = storage
         self._metadata = metadata
         self._relay = relay
@@ -88,7 +83,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             )
         if request.request_id:
             existing = await run_in_thread(
-                self._by_request_id, principal.subject, request.request_id
+                self._store.by_request_id, principal.subject, request.request_id
             )
             if existing is not None:
                 if (existing.file_name, existing.size_bytes, existing.content_type) != (
@@ -109,7 +104,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                         reason="REQUEST_ID_REUSED",
                     )
                 return self._to_proto(existing)
-        pending = await run_in_thread(self._pending_count, principal.subject)
+        pending = await run_in_thread(self._store.pending_count, principal.subject)
         if pending >= limits.max_pending_per_user:
             raise errors.resource_exhausted(
                 f"you already have {pending} unfinished uploads; complete or abort some first",
@@ -131,9 +126,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             visibility=request.visibility,
             request_id=video_request_id(principal.subject, request.request_id),
         )
-        video_id = video.name.removeprefix("videos/")
+        video_id = names.VIDEOS.id_in(video.name)
         upload_id = new_id()
-        key = f"sources/{video_id}/{upload_id}"
+        key = storage_keys.source_key(video_id, upload_id)
         s3_upload_id = (
             await run_in_thread(self._storage.start_multipart, key, request.content_type)
             if multipart
@@ -160,7 +155,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             expire_time_us=created + int(limits.expiry_seconds * 1e6),
             end_reason="",
         )
-        await run_in_thread(self._insert, row)
+        await run_in_thread(self._store.insert, row)
         return self._to_proto(row)
 
     async def GetUpload(
@@ -255,7 +250,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                 f"storage holds {stored_size} bytes but {row.size_bytes} were declared; upload the whole file again",
                 reason="SIZE_MISMATCH",
             )
-        await run_in_thread(self._mark_completed, row)
+        await run_in_thread(self._store.complete, row)
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
 
@@ -269,9 +264,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             raise errors.failed_precondition(
                 f"{request.name} is already complete", reason="UPLOAD_COMPLETED"
             )
-        await abort_upload(
-            self._sessions, self._storage, row, "the upload was abandoned by its owner"
-        )
+        await abort_upload(self._store, self._storage, row, "the upload was abandoned by its owner")
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
 
@@ -322,15 +315,15 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     async def _owned(self, name: str) -> UploadRow:
         principal = current_principal()
-        upload_id = name.removeprefix("uploads/")
-        row = await run_in_thread(self._get, upload_id)
+        upload_id = names.UPLOADS.id_of(name)
+        row = None if upload_id is None else await run_in_thread(self._store.get, upload_id)
         if row is None or not (principal.is_service or row.owner == principal.subject):
             raise errors.not_found(name)
         return row
 
     @staticmethod
     def _require_pending_multipart(row: UploadRow) -> None:
-        name = f"uploads/{row.id}"
+        name = names.UPLOADS.name(row.id)
         if not row.multipart:
             raise errors.failed_precondition(
                 f"{name} is a single PUT, not a multipart upload", reason="NOT_MULTIPART"
@@ -349,9 +342,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
 
     def _to_proto(self, row: UploadRow) -> api.Upload:
         upload = api.Upload(
-            name=f"uploads/{row.id}",
-            video=f"videos/{row.video_id}",
-            owner=f"users/{row.owner}",
+            name=names.UPLOADS.name(row.id),
+            video=names.VIDEOS.name(row.video_id),
+            owner=names.USERS.name(row.owner),
             file_name=row.file_name,
             size_bytes=row.size_bytes,
             content_type=row.content_type,
@@ -371,92 +364,3 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                 timestamp_of(now_us() + self._limits.url_ttl_seconds * 1_000_000)
             )
         return upload
-
-    # --- database (run in threads) --------------------------------------------------------------
-
-    def _get(self, upload_id: str) -> UploadRow | None:
-        with self._sessions() as session:
-            return session.get(UploadRow, upload_id)
-
-    def _by_request_id(self, owner: str, request_id: str) -> UploadRow | None:
-        with self._sessions() as session:
-            return session.scalars(
-                select(UploadRow).where(
-                    UploadRow.owner == owner, UploadRow.request_id == request_id
-                )
-            ).first()
-
-    def _pending_count(self, owner: str) -> int:
-        with self._sessions() as session:
-            return (
-                session.scalar(
-                    select(func.count())
-                    .select_from(UploadRow)
-                    .where(UploadRow.owner == owner, UploadRow.state == PENDING)
-                )
-                or 0
-            )
-
-    def _insert(self, row: UploadRow) -> None:
-        with self._sessions() as session:
-            session.add(row)
-            session.commit()
-
-    def _mark_completed(self, row: UploadRow) -> None:
-        """Completion and its outbox entry commit together; only one completer wins."""
-        with self._sessions() as session:
-            won = rowcount(
-                session.execute(
-                    update(UploadRow)
-                    .where(UploadRow.id == row.id, UploadRow.state == PENDING)
-                    .values(state=COMPLETED, end_reason="")
-                )
-            )
-            if won:
-                session.add(
-                    OutboxRow(
-                        upload_id=row.id,
-                        kind="uploaded",
-                        payload=uploaded_event(row).SerializeToString(),
-                        create_time_us=now_us(),
-                        done=False,
-                        attempts=0,
-                        last_error="",
-                    )
-                )
-            session.commit()
-
-
-async def abort_upload(
-    sessions: sessionmaker[Session], storage: UploadStorage, row: UploadRow, reason: str
-) -> None:
-    """Discards the bytes, marks the upload ABORTED and queues the video's FAILED status."""
-    if row.multipart:
-        await run_in_thread(storage.abort_multipart, row.object_key, row.s3_upload_id)
-    else:
-        await run_in_thread(storage.delete, row.object_key)
-
-    def record() -> None:
-        with sessions() as session:
-            won = rowcount(
-                session.execute(
-                    update(UploadRow)
-                    .where(UploadRow.id == row.id, UploadRow.state == PENDING)
-                    .values(state=ABORTED, end_reason=reason)
-                )
-            )
-            if won:
-                session.add(
-                    OutboxRow(
-                        upload_id=row.id,
-                        kind="failed",
-                        payload=reason.encode(),
-                        create_time_us=now_us(),
-                        done=False,
-                        attempts=0,
-                        last_error="",
-                    )
-                )
-            session.commit()
-
-    await run_in_thread(record)

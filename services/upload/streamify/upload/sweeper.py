@@ -7,14 +7,11 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
-
 from streamify.core.db import run_in_thread
-from streamify.upload.models import UploadRow
+from streamify.upload.abandon import abort_upload
 from streamify.upload.outbox import OutboxRelay
-from streamify.upload.service import PENDING, abort_upload
 from streamify.upload.storage import UploadStorage
+from streamify.upload.store import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -22,21 +19,21 @@ log = logging.getLogger(__name__)
 class StaleUploadSweeper:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        store: UploadStore,
         storage: UploadStorage,
         relay: OutboxRelay,
         expiry_seconds: float,
     ) -> None:
-        self._sessions = sessions
+        self._store = store
         self._storage = storage
         self._relay = relay
         self._expiry_hours = expiry_seconds / 3600
 
     async def sweep(self) -> int:
-        expired = await run_in_thread(self._expired, time.time_ns() // 1000)
+        expired = await run_in_thread(self._store.expired, time.time_ns() // 1000)
         for row in expired:
             await abort_upload(
-                self._sessions,
+                self._store,
                 self._storage,
                 row,
                 (f"the upload expired: it was not completed within {self._expiry_hours:g} hours"),
@@ -53,13 +50,3 @@ class StaleUploadSweeper:
             except Exception:  # the next round tries again
                 log.exception("sweeping stale uploads failed")
             await asyncio.sleep(interval_seconds)
-
-    def _expired(self, now_us: int) -> list[UploadRow]:
-        with self._sessions() as session:
-            return list(
-                session.scalars(
-                    select(UploadRow)
-                    .where(UploadRow.state == PENDING, UploadRow.expire_time_us < now_us)
-                    .limit(100)
-                )
-            )

@@ -21,6 +21,7 @@ from streamify.cli.upload.errors import (
 )
 from streamify.cli.upload.source import inspect_file
 from streamify.cli.upload.transport import Uploader, UploadResult, watch_video
+from streamify.core import names
 from streamify.core.humanize import human_bytes, human_duration
 from streamify.v1.video_pb2 import Visibility
 
@@ -37,7 +38,6 @@ DEFAULT_UPLOAD_TARGET = (
     "127.0.0.1:8080"  # the gateway of `streamify run`, which routes every service
 )
 DEFAULT_SUBJECT = "alice"
-_SUBJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 def default_subject(env: Mapping[str, str] | None = None) -> str:
@@ -45,7 +45,7 @@ def default_subject(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     user = re.sub(r"[^a-z0-9_.-]", "", (env.get("USER") or env.get("LOGNAME") or "").lower())
     user = user.lstrip("_.-")[:63]
-    return user if _SUBJECT_RE.match(user) else DEFAULT_SUBJECT
+    return user if names.is_subject(user) else DEFAULT_SUBJECT
 
 
 def resolve_token(given: str | None, env: Mapping[str, str] | None = None) -> str:

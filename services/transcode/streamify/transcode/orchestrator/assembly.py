@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from streamify.core import storage_keys
 from streamify.transcode.media.models import Segment
 from streamify.transcode.media.playlists import (
     AudioRendition,
@@ -108,7 +109,7 @@ def assemble(
         raise ValueError(f"chunk {missing[0]} has no result")
     if plan.has_audio and audio is None:
         raise ValueError("the audio has no result")
-    prefix = dag.output_prefix(video_id)
+    prefix = storage_keys.media_prefix(video_id)
     cache = FINAL_CACHE_CONTROL if final else GROWING_CACHE_CONTROL
     expected = plan.segments_before(run)
     files: list[PlaylistFile] = []

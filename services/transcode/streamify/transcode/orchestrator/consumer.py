@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 
 from google.protobuf.message import DecodeError
 
+from streamify.core import names
 from streamify.core.queue import Delivery, JobQueue
 from streamify.transcode.orchestrator.job_control import JobControl
 from streamify.v1.events_pb2 import VideoUploadedEvent
 
 log = logging.getLogger(__name__)
-_VIDEO = re.compile(r"^videos/([a-z0-9][a-z0-9-]{0,62})$")
 MAX_BACKOFF = 60.0
 
 
@@ -44,8 +43,8 @@ class UploadedConsumer:
     async def handle(self, delivery: Delivery) -> None:
         try:
             event = VideoUploadedEvent.FromString(delivery.body)
-            match = _VIDEO.match(event.video)
-            if match is None or not event.bucket or not event.key:
+            video_id = names.VIDEOS.id_of(event.video)
+            if video_id is None or not event.bucket or not event.key:
                 raise ValueError(f"not a usable VideoUploadedEvent: {event}")
         except (DecodeError, ValueError) as exc:
             log.error(
@@ -55,7 +54,7 @@ class UploadedConsumer:
             return
         try:
             await self._orch.create_job(
-                match.group(1), event.owner, event.bucket, event.key, event.size_bytes
+                video_id, event.owner, event.bucket, event.key, event.size_bytes
             )
         except asyncio.CancelledError:
             raise

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
 
+from streamify.core.storage_keys import media_prefix
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.ladder import (
     plan_chunks,
@@ -69,23 +70,8 @@ def chunk_name(index: int) -> str:
     return f"chunk-{index:04d}"
 
 
-def task_resource(job_id: str, name: str) -> str:
-    return f"transcodeJobs/{job_id}/tasks/{name}"
-
-
-def parse_task_resource(resource: str) -> tuple[str, str] | None:
-    parts = resource.split("/")
-    if len(parts) != 4 or parts[0] != "transcodeJobs" or parts[2] != "tasks" or not parts[1]:
-        return None
-    return parts[1], parts[3]
-
-
-def output_prefix(video_id: str) -> str:
-    return f"videos/{video_id}/"
-
-
 def manifest_path(video_id: str) -> str:
-    return f"{output_prefix(video_id)}{MANIFEST}"
+    return f"{media_prefix(video_id)}{MANIFEST}"
 
 
 def seconds(value: float) -> Duration:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamify.core import names
 from streamify.core.aio import wait_for_event
 from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
@@ -74,7 +75,7 @@ class WorkerSession:
                 self.send(
                     wapi.ConnectResponse(
                         cancellation=wapi.TaskCancellation(
-                            task_id=dag.task_resource(key.job_id, key.name), reason=reason
+                            task_id=names.task(key.job_id, key.name), reason=reason
                         )
                     )
                 )
@@ -247,7 +248,7 @@ class Orchestrator:
     async def _adopt(self, session: WorkerSession, resources: Iterable[str]) -> None:
         """Leases this worker holds in the database but this stream does not know (it
         reconnected after its replica went away) become this stream's."""
-        known = {dag.task_resource(j, n) for (j, n) in session.held}
+        known = {names.task(j, n) for (j, n) in session.held}
         unknown = [r for r in resources if r not in known]
         if not unknown:
             return
@@ -256,7 +257,7 @@ class Orchestrator:
             session.held[(key.job_id, key.name)] = key
 
     def _key(self, session: WorkerSession, task_id: str, lease_id: str) -> TaskKey | None:
-        parsed = dag.parse_task_resource(task_id)
+        parsed = names.parse_task(task_id)
         if parsed is None:
             log.warning("worker %s sent an unknown task id %r", session.worker_id, task_id)
             return None
@@ -375,7 +376,7 @@ class Orchestrator:
         assignment: wapi.TaskAssignment = wapi.TaskAssignment.FromString(
             c.spec
         )  # Message is untyped
-        assignment.task_id = dag.task_resource(c.job_id, c.name)
+        assignment.task_id = names.task(c.job_id, c.name)
         assignment.lease_id = c.lease_id
         assignment.lease_expire_time.CopyFrom(timestamp_of(c.lease_expire_us))
         assignment.attempt = c.attempt

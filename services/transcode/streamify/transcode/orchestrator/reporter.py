@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from streamify.core import names
 from streamify.core.aio import wait_for_event
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
@@ -67,7 +68,7 @@ class Reporter:
     ) -> None:
         """Queue a PROCESSING update (the latest per job wins; a result is never dropped)."""
         request = meta.UpdateVideoStatusRequest(
-            name=f"videos/{job_id}",
+            name=names.VIDEOS.name(job_id),
             status=VideoStatus.VIDEO_STATUS_PROCESSING,
             progress=Progress(completed_tasks=completed, total_tasks=total, stage=stage),
         )
@@ -156,7 +157,7 @@ class Reporter:
         try:
             await self._metadata.update_status(
                 meta.UpdateVideoStatusRequest(
-                    name=f"videos/{job_id}",
+                    name=names.VIDEOS.name(job_id),
                     status=VideoStatus.VIDEO_STATUS_PROCESSING,
                     progress=Progress(completed_tasks=completed, total_tasks=total, stage=stage),
                 )
@@ -171,7 +172,7 @@ class Reporter:
 
 def final_request(snapshot: Snapshot) -> meta.UpdateVideoStatusRequest:
     job = snapshot.job
-    name = f"videos/{job.id}"
+    name = names.VIDEOS.name(job.id)
     if job.state == dag.JOB_SUCCEEDED:
         result = snapshot.final_result()
         if result is None:

@@ -1,8 +1,8 @@
 """TranscodeService: job control for operators and services.
 
 * CreateTranscodeJob (services only) is idempotent per video (job id = video id). The source
-  is found by the Upload service's convention: the one object under `sources/{video_id}/` in
-  the uploads bucket (if there are several, the most recent). The video must exist and its
+  is the object under the video's source prefix in the uploads bucket
+  (`streamify.core.storage_keys`; if there are several, the most recent). The video must exist and its
   upload be complete (status UPLOADED, or later for a re-submission).
 * Get/List: services see every job; a user sees the jobs of their own videos (others' are
   NOT_FOUND / not listed).
@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
-from streamify.core import errors
+from streamify.core import errors, names, storage_keys
 from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
@@ -33,14 +33,21 @@ from streamify.v1 import transcode_service_pb2_grpc
 from streamify.v1.video_pb2 import VideoStatus
 
 DEFAULT_PAGE_SIZE = 20
-_TOKEN = re.compile(r"^(\d+):(\d+):([a-z0-9][a-z0-9-]{0,62})$")
+_TOKEN = re.compile(rf"(\d+):(\d+):({names.ID})")
+
+
+def _job_id(name: str) -> str:
+    job_id = names.TRANSCODE_JOBS.id_of(name)
+    if job_id is None:
+        raise errors.not_found(name)
+    return job_id
 
 
 def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
     job = snapshot.job
     out = api.TranscodeJob(
-        name=f"transcodeJobs/{job.id}",
-        video=f"videos/{job.id}",
+        name=names.TRANSCODE_JOBS.name(job.id),
+        video=names.VIDEOS.name(job.id),
         state=enum_value(api.JobState, job.state),
         failure_reason=job.failure_reason,
         completed_tasks=job.completed_tasks,
@@ -83,7 +90,11 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self, request: api.CreateTranscodeJobRequest, context: grpc.aio.ServicerContext
     ) -> api.TranscodeJob:
         self._service()
-        video_id = request.video.removeprefix("videos/")
+        video_id = names.VIDEOS.id_of(request.video)
+        if video_id is None:
+            raise errors.invalid_argument(
+                [("video", f"must be a video name like `videos/abc123`, got {request.video!r}")]
+            )
         existing = await self._jobs.get_job(video_id)
         if existing is not None:
             return to_proto(existing)
@@ -104,7 +115,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         if source is None:
             raise errors.failed_precondition(
                 f"no uploaded source for {request.video} under "
-                f"s3://{self._uploads_bucket}/sources/{video_id}/",
+                f"s3://{self._uploads_bucket}/{storage_keys.source_prefix(video_id)}",
                 reason="SOURCE_MISSING",
             )
         key, size = source
@@ -115,7 +126,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
 
     def _find_source(self, video_id: str) -> tuple[str, int] | None:
         response = self._s3.list_objects_v2(
-            Bucket=self._uploads_bucket, Prefix=f"sources/{video_id}/"
+            Bucket=self._uploads_bucket, Prefix=storage_keys.source_prefix(video_id)
         )
         objects = response.get("Contents") or []
         if not objects:
@@ -158,7 +169,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         except (ValueError, UnicodeDecodeError):
             raw = ""
-        match = _TOKEN.match(raw)
+        match = _TOKEN.fullmatch(raw)
         if match is None:
             raise errors.invalid_argument([("page_token", "is not a token this server issued")])
         if int(match.group(2)) != state:
@@ -171,7 +182,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self, request: api.CancelTranscodeJobRequest, context: grpc.aio.ServicerContext
     ) -> api.TranscodeJob:
         self._service()
-        job_id = request.name.removeprefix("transcodeJobs/")
+        job_id = _job_id(request.name)
         try:
             return to_proto(await self._jobs.cancel_job(job_id, request.request_id))
         except KeyError:
@@ -183,7 +194,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self, request: api.RetryTranscodeJobRequest, context: grpc.aio.ServicerContext
     ) -> api.TranscodeJob:
         await self._readable(request.name, current_principal())  # a service, or the video's owner
-        job_id = request.name.removeprefix("transcodeJobs/")
+        job_id = _job_id(request.name)
         try:
             return to_proto(await self._jobs.retry_job(job_id, request.request_id))
         except KeyError:
@@ -203,7 +214,7 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         return principal
 
     async def _readable(self, name: str, principal: Principal) -> Snapshot:
-        snapshot = await self._jobs.get_job(name.removeprefix("transcodeJobs/"))
+        snapshot = await self._jobs.get_job(_job_id(name))
         if snapshot is None or not (
             principal.is_service or snapshot.job.owner == principal.user_name
         ):

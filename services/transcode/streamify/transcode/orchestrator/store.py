@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from streamify.core import names, storage_keys
 from streamify.core.clock import now_us
 from streamify.core.db import rowcount
 from streamify.transcode.media.errors import MediaError
@@ -595,7 +596,7 @@ class Store:
 
     def leases_of(self, worker_id: str, resources: Iterable[str]) -> list[TaskKey]:
         """The leases `worker_id` holds on these tasks (`transcodeJobs/{job}/tasks/{task}`)."""
-        wanted = [p for r in resources if (p := dag.parse_task_resource(r)) is not None]
+        wanted = [p for r in resources if (p := names.parse_task(r)) is not None]
         if not wanted:
             return []
         with self._sessions() as session:
@@ -656,7 +657,9 @@ class Store:
                     key=spec.source.key,
                     size_bytes=spec.source.size_bytes,
                 )
-                output = wapi.OutputRef(bucket=self._media_bucket, prefix=dag.output_prefix(job.id))
+                output = wapi.OutputRef(
+                    bucket=self._media_bucket, prefix=storage_keys.media_prefix(job.id)
+                )
                 planned = dag.planned_tasks(plan, source, output, self._options)
                 existing = {t.name for t in self._tasks(session, job.id)}
                 for p in planned:
