@@ -69,7 +69,7 @@ from streamify.transcode.media.probe import probe
 HERE = Path(__file__).resolve().parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SEGMENT = 4.0
-CHUNK_SEGMENTS = 4  # OrchestratorOptions.segments_per_chunk / transcode_local chunk_seconds=16
+CHUNK_SEGMENTS = 4  # TranscodeSettings.segments_per_chunk / transcode_local chunk_seconds=16
 AUDIO_BITRATE = 128_000
 POLL = 0.2
 GOAL_WALL_RATIO = 1.0

@@ -87,6 +87,7 @@ def _task_main(kind: str, args: tuple, kwargs: dict) -> None:
 
 
 def run_dag(source: str, out: Path, workers: int) -> dict:
+    from streamify.core.config import TranscodeSettings
     from streamify.transcode.media.ladder import (
         plan_chunks,
         plan_duration,
@@ -96,10 +97,9 @@ def run_dag(source: str, out: Path, workers: int) -> dict:
         plan_ts_offset,
     )
     from streamify.transcode.media.probe import probe
-    from streamify.transcode.orchestrator.options import OrchestratorOptions
 
     ctx = multiprocessing.get_context("spawn")
-    opts = OrchestratorOptions(orchestrator_id="bench")
+    opts = TranscodeSettings(orchestrator_id="bench")
     t0 = time.time()
     events: dict[str, float] = {}
 

@@ -457,8 +457,8 @@ def test_every_process_gets_the_settings_it_needs(target):
                     } <= env.keys(), role
             else:
                 assert env.get(need), f"{target}: {role} needs {need}"
-        if "STREAMIFY_QUEUE_BACKEND" in NEEDS[role] and settings.queue_backend == "sqs":
-            assert settings.queue_url and settings.queue_url.startswith("https://sqs.")
+        if "STREAMIFY_QUEUE_BACKEND" in NEEDS[role] and settings.queue.backend == "sqs":
+            assert settings.queue.url and settings.queue.url.startswith("https://sqs.")
         if role in ("metadata", "upload", "transcode"):
             assert settings.grpc_host == "0.0.0.0"
             assert "--metrics-port" in c["command"] and settings.metrics_port

@@ -17,10 +17,10 @@ from typing import Any
 import grpc
 import pytest
 
+from streamify.core.config import TranscodeSettings
 from streamify.core.queue import make_queue
 from streamify.core.storage import make_s3_client
 from streamify.transcode.orchestrator import app, dag, dispatch, reporter
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1 import transcode_service_pb2_grpc, worker_service_pb2_grpc
@@ -300,7 +300,7 @@ class Env:
     s3: Any
     workers: list[FakeWorker] = field(default_factory=list)
 
-    def options(self, **overrides: Any) -> OrchestratorOptions:
+    def options(self, **overrides: Any) -> TranscodeSettings:
         values: dict[str, Any] = dict(
             orchestrator_id=f"orch-{uuid.uuid4().hex[:6]}",
             segments_per_chunk=1,
@@ -309,10 +309,10 @@ class Env:
             progress_interval_seconds=0.2,
         )
         values.update(overrides)
-        return OrchestratorOptions(**values)
+        return TranscodeSettings(**values)
 
     @contextlib.asynccontextmanager
-    async def orchestrator(self, options: OrchestratorOptions | None = None, settings=None):
+    async def orchestrator(self, options: TranscodeSettings | None = None, settings=None):
         run = functools.partial(app.run, options=options or self.options())
         async with running_service(run, settings or self.settings) as target:
             channel = grpc.aio.insecure_channel(target)

@@ -107,7 +107,7 @@ def test_expired_url_is_rejected(s3, settings, key):
 
 def test_anonymous_requests_are_rejected(s3, settings, key):
     s3.put_object(Bucket=settings.uploads_bucket, Key=key, Body=b"secret")
-    base = f"{settings.s3_endpoint_url}/{settings.uploads_bucket}"
+    base = f"{settings.s3.endpoint_url}/{settings.uploads_bucket}"
     assert requests.get(f"{base}/{key}", timeout=10).status_code == 403
     assert requests.put(f"{base}/{key}", data=b"overwrite", timeout=10).status_code == 403
     assert requests.get(base, timeout=10).status_code == 403  # listing

@@ -12,9 +12,9 @@ import signal
 
 import pytest
 
+from streamify.core.config import TranscodeSettings
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dispatch import Orchestrator
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1.video_pb2 import VideoStatus
 from tests.support import clips
 from tests.support.transcode import (
@@ -189,7 +189,7 @@ async def test_the_dispatcher_stops_when_cancelled_just_after_a_wake_up():
     `await task` with the dispatcher "cancelling" at its `asyncio.wait_for(self._wake.wait())`.)"""
     orchestrator = Orchestrator(
         store=None,
-        options=OrchestratorOptions(dispatch_poll_seconds=3600),
+        options=TranscodeSettings(dispatch_poll_seconds=3600),
         reporter=None,
         s3=None,
         media_bucket="media",

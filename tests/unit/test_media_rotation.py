@@ -88,3 +88,15 @@ def test_a_rotation_that_is_not_a_quarter_turn_is_refused(degrees):
         normalize_rotation(degrees)
     with pytest.raises(ValueError):
         Rotator(degrees)
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_frames_keep_their_timestamps(degrees):
+    """The segment grid places IDR frames by pts: a rotated frame must keep its time."""
+    rotate = Rotator(degrees)
+    for pts in (0, 1, 2, 90):
+        f = frame(8, 4)
+        f.pts, f.time_base = pts, Fraction(1, 90_000)
+        out = rotate(f)
+        assert out.time_base == Fraction(1, 90_000)
+        assert out.pts == pts

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from streamify.core.config import TranscodeSettings
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.assembly import AssemblyError, assemble
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import worker_service_pb2 as wapi
 
 pytestmark = pytest.mark.unit
 
-OPTIONS = OrchestratorOptions(orchestrator_id="t", segment_seconds=4.0, segments_per_chunk=1)
+OPTIONS = TranscodeSettings(orchestrator_id="t", segment_seconds=4.0, segments_per_chunk=1)
 
 
 def plan_of(seconds: float = 10.0, channels: int | None = 2) -> dag.Plan:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamify.core import names
+from streamify.core.config import TranscodeSettings
 from streamify.transcode.media.errors import MediaError
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.assembly import (
@@ -13,12 +14,11 @@ from streamify.transcode.orchestrator.assembly import (
     AssemblyError,
     assemble,
 )
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import worker_service_pb2 as wapi
 
 pytestmark = pytest.mark.unit
 
-OPTIONS = OrchestratorOptions(orchestrator_id="test", segment_seconds=4.0, segments_per_chunk=1)
+OPTIONS = TranscodeSettings(orchestrator_id="test", segment_seconds=4.0, segments_per_chunk=1)
 SOURCE = wapi.SourceRef(bucket="uploads", key="sources/v1/u1", size_bytes=1234)
 OUTPUT = wapi.OutputRef(bucket="media", prefix="videos/v1/")
 
@@ -43,7 +43,7 @@ def probe(
     return result
 
 
-def plan_of(p: wapi.ProbeResult, options: OrchestratorOptions = OPTIONS) -> dag.Plan:
+def plan_of(p: wapi.ProbeResult, options: TranscodeSettings = OPTIONS) -> dag.Plan:
     return dag.make_plan(dag.media_info(p, 1234), options)
 
 
@@ -65,15 +65,13 @@ def test_plan_of_a_640x360_clip_never_upscales_and_splits_on_the_segment_grid():
 def test_more_segments_per_chunk_make_fewer_chunks():
     plan = plan_of(
         probe(seconds=40),
-        OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4, first_chunk_segments=4),
+        TranscodeSettings(orchestrator_id="t", segments_per_chunk=4, first_chunk_segments=4),
     )
     assert [c.segment_count for c in plan.chunks] == [4, 4, 2]
 
 
 def test_the_first_chunk_is_short_so_the_video_is_playable_early():
-    plan = plan_of(
-        probe(seconds=40), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=4)
-    )
+    plan = plan_of(probe(seconds=40), TranscodeSettings(orchestrator_id="t", segments_per_chunk=4))
     assert [c.segment_count for c in plan.chunks] == [1, 4, 4, 1]
     assert [c.first_segment_index for c in plan.chunks] == [0, 1, 5, 9]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streamify.core.config import TranscodeSettings
 from streamify.transcode.orchestrator import dag
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import worker_service_pb2 as wapi
 
 pytestmark = pytest.mark.unit
@@ -41,13 +41,13 @@ def probe(
 
 
 def tasks_of(
-    p: wapi.ProbeResult, options: OrchestratorOptions
+    p: wapi.ProbeResult, options: TranscodeSettings
 ) -> tuple[dag.Plan, list[dag.PlannedTask]]:
     plan = dag.make_plan(dag.media_info(p, 1234), options)
     return plan, dag.planned_tasks(plan, SOURCE, OUTPUT, options)
 
 
-OPTIONS = OrchestratorOptions(
+OPTIONS = TranscodeSettings(
     orchestrator_id="t", segment_seconds=4.0, segments_per_chunk=3, first_chunk_segments=1
 )
 
@@ -82,7 +82,7 @@ def test_chunks_of_several_segments_name_their_first_segment():
 @given(
     seconds=st.floats(min_value=0.1, max_value=600.0),
     per_chunk=st.integers(min_value=1, max_value=6),
-    first=st.integers(min_value=0, max_value=6),
+    first=st.integers(min_value=1, max_value=6),  # the setting is at least 1
     segment=st.sampled_from([2.0, 4.0, 6.0]),
     rotation=st.sampled_from([0, 90, 180, 270]),
     audio=st.booleans(),
@@ -90,7 +90,7 @@ def test_chunks_of_several_segments_name_their_first_segment():
 def test_the_chunk_tasks_cover_every_segment_once_in_order(
     seconds, per_chunk, first, segment, rotation, audio
 ):
-    options = OrchestratorOptions(
+    options = TranscodeSettings(
         orchestrator_id="t",
         segment_seconds=segment,
         segments_per_chunk=per_chunk,

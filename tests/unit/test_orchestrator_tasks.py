@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamify.core import names
+from streamify.core.config import TranscodeSettings
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.orchestrator import dag
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.unit
 
 SOURCE = wapi.SourceRef(bucket="uploads", key="sources/v1/u1", size_bytes=1234)
 OUTPUT = wapi.OutputRef(bucket="media", prefix="videos/v1/")
-OPTIONS = OrchestratorOptions(
+OPTIONS = TranscodeSettings(
     orchestrator_id="t",
     segment_seconds=4.0,
     segments_per_chunk=3,
@@ -65,7 +65,7 @@ def probe(
 
 
 def plan_of(
-    p: wapi.ProbeResult, options: OrchestratorOptions = OPTIONS, size: int = 1234
+    p: wapi.ProbeResult, options: TranscodeSettings = OPTIONS, size: int = 1234
 ) -> dag.Plan:
     return dag.make_plan(dag.media_info(p, size), options)
 
@@ -134,7 +134,7 @@ def test_the_poster_is_a_frame_a_tenth_in_or_the_first_frame_of_a_short_clip():
 
 
 def test_the_size_limit_comes_from_the_options():
-    small = OrchestratorOptions(orchestrator_id="t", max_width=1280, max_height=720)
+    small = TranscodeSettings(orchestrator_id="t", max_width=1280, max_height=720)
     with pytest.raises(MediaError) as caught:
         plan_of(probe(width=1920, height=1080), small)
     assert caught.value.reason == Reason.TOO_LARGE
@@ -156,7 +156,7 @@ def test_a_source_without_a_duration_is_refused_for_good(seconds):
 
 def test_chunks_end_on_the_frame_grid():
     # 8.01 s at 30 fps is 240 frames, exactly 8 s: two 4 s segments, not a third without frames
-    plan = plan_of(probe(8.01), OrchestratorOptions(orchestrator_id="t", segments_per_chunk=1))
+    plan = plan_of(probe(8.01), TranscodeSettings(orchestrator_id="t", segments_per_chunk=1))
     assert [(c.start, c.end) for c in plan.chunks] == [(0.0, 4.0), (4.0, 8.0)]
 
 

@@ -136,9 +136,9 @@ def gateway_config(
         listen_port=ports.gateway,
         admin_port=ports.gateway_admin,
         media=MediaConfig(
-            origin_url=str(storage.get("s3_endpoint_url") or settings.s3_endpoint_url),
+            origin_url=str(storage.get("s3_endpoint_url") or settings.s3.endpoint_url),
             bucket=settings.media_bucket,
-            region=settings.s3_region,
+            region=settings.s3.region,
             access_key_id=str(storage["s3_access_key_id"])
             if "s3_access_key_id" in storage
             else None,
@@ -216,7 +216,7 @@ async def start_mesh(
 async def run_mesh(settings: Settings, ports: MeshPorts = MeshPorts()) -> None:
     data_dir = Path(settings.data_dir).resolve()
     seaweed = None
-    if settings.s3_endpoint_url is None:
+    if settings.s3.endpoint_url is None:
         seaweed = SeaweedFS.from_settings(settings)
         seaweed.start()  # on this (main) thread, which outlives it; nothing else runs yet
         storage = seaweed.settings_overrides()
@@ -245,7 +245,7 @@ def banner(settings: Settings, ports: MeshPorts, storage: dict[str, object], dat
     )
     host = settings.grpc_host
     gateway = f"{host}:{ports.gateway}"
-    s3 = storage.get("s3_endpoint_url") or settings.s3_endpoint_url or "AWS S3"
+    s3 = storage.get("s3_endpoint_url") or settings.s3.endpoint_url or "AWS S3"
     page = (
         f"http://{gateway}/#token={token}"
         if (WEB_DIST / "index.html").exists()

@@ -289,19 +289,18 @@ class AuthzServer:
         await self.close()
 
 
-def from_settings(
-    settings: Settings, *, metadata_target: str | None = None, ttl: float = 5.0
-) -> MediaAuthorizer:
+def from_settings(settings: Settings, *, metadata_target: str | None = None) -> MediaAuthorizer:
     """An authorizer configured like every other Streamify process: the grant key and the
     service token come from the settings (jwt_secret / embedded dev key)."""
     from streamify.core.server import service_call_metadata
 
     target = metadata_target or settings.metadata_target
-    ttl = getattr(settings, "media_authz_cache_seconds", ttl)
     lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))
     from streamify.core.auth import media_grant_key
 
-    return MediaAuthorizer(media_grant_key(settings), lookup, ttl=ttl)
+    return MediaAuthorizer(
+        media_grant_key(settings), lookup, ttl=settings.media_authz_cache_seconds
+    )
 
 
 async def _main(host: str, port: int, metadata_target: str | None) -> None:

@@ -43,8 +43,8 @@ def build(settings: Settings) -> tuple[MetadataService, Cache]:
         store,
         cache,
         cdn_base_url=settings.cdn_base_url,
-        ttl=settings.cache_ttl_seconds,
-        negative_ttl=settings.cache_negative_ttl_seconds,
+        ttl=settings.cache.ttl_seconds,
+        negative_ttl=settings.cache.negative_ttl_seconds,
     )
     servicer = MetadataService(
         store=store,
@@ -53,8 +53,8 @@ def build(settings: Settings) -> tuple[MetadataService, Cache]:
         page_tokens=PageTokenCodec(page_token_key(settings)),
         cdn_base_url=settings.cdn_base_url,
         grant_key=media_grant_key(settings),
-        grant_ttl_seconds=settings.media_grant_ttl_seconds,
-        grant_all_videos=settings.media_grant_all_videos,
+        grant_ttl_seconds=settings.media_grant.ttl_seconds,
+        grant_all_videos=settings.media_grant.all_videos,
     )
     return servicer, cache
 

@@ -41,22 +41,19 @@ def new_video_id() -> str:
     return base64.b32encode(secrets.token_bytes(10)).decode().lower()
 
 
+def _id_in(collection: names.Collection, name: str, field: str, example: str) -> str:
+    resource_id = collection.id_of(name)
+    if resource_id is None:
+        raise errors.invalid_argument([(field, f"must be a name like `{example}`, got {name!r}")])
+    return resource_id
+
+
 def video_id_of(name: str, field: str = "name") -> str:
-    video_id = names.VIDEOS.id_of(name)
-    if video_id is None:
-        raise errors.invalid_argument(
-            [(field, f"must be a video name like `videos/abc123`, got {name!r}")]
-        )
-    return video_id
+    return _id_in(names.VIDEOS, name, field, "videos/abc123")
 
 
 def user_id_of(owner: str, field: str = "owner") -> str:
-    user_id = names.USERS.id_of(owner)
-    if user_id is None:
-        raise errors.invalid_argument(
-            [(field, f"must be a user name like `users/alice`, got {owner!r}")]
-        )
-    return user_id
+    return _id_in(names.USERS, owner, field, "users/alice")
 
 
 def can_read(principal: Principal, video: Video) -> bool:

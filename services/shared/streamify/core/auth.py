@@ -236,10 +236,10 @@ _MEDIA_GRANT_CONTEXT = b"streamify media grants"
 
 
 def media_grant_key(settings: Settings) -> bytes:
-    """The HMAC key of /media grants (streamify.core.media_grants): settings.media_grant_secret
+    """The HMAC key of /media grants (streamify.core.media_grants): settings.media_grant.secret
     when set, else derived from the JWT signing key (so one secret configures a deployment)."""
-    if settings.media_grant_secret is not None:
-        return settings.media_grant_secret.get_secret_value().encode()
+    if settings.media_grant.secret is not None:
+        return settings.media_grant.secret.get_secret_value().encode()
     return hmac.new(signing_key(settings), _MEDIA_GRANT_CONTEXT, hashlib.sha256).digest()
 
 

@@ -180,8 +180,8 @@ class RedisCache:
             raise ValueError("RedisCache needs settings.redis_url")
         return cls(
             settings.redis_url,
-            socket_timeout=settings.cache_socket_timeout_seconds,
-            cooldown=settings.cache_breaker_cooldown_seconds,
+            socket_timeout=settings.cache.socket_timeout_seconds,
+            cooldown=settings.cache.breaker_cooldown_seconds,
         )
 
     # -- the guard around every Redis call -------------------------------------------------

@@ -87,17 +87,17 @@ class SeaweedFS:
                 "or STREAMIFY_EMBEDDED=true (development key pair)"
             )
         ports = SeaweedPorts.from_http(
-            settings.seaweedfs_port,
-            settings.seaweedfs_master_port,
-            settings.seaweedfs_volume_port,
-            settings.seaweedfs_filer_port,
+            settings.seaweedfs.port,
+            settings.seaweedfs.master_port,
+            settings.seaweedfs.volume_port,
+            settings.seaweedfs.filer_port,
         )
         return cls(
             Path(settings.data_dir) / "seaweedfs",
             ports,
             *creds,
             buckets=(settings.uploads_bucket, settings.media_bucket),
-            region=settings.s3_region,
+            region=settings.s3.region,
         )
 
     @property

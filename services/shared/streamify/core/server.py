@@ -412,7 +412,7 @@ async def serve(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if reflect_all_v1 is None:
-        reflect_all_v1 = bool(getattr(settings, "reflection_all_services", False))
+        reflect_all_v1 = settings.reflection_all_services
     extra = [n for n in all_v1_services() if n not in names] if reflect_all_v1 else []
     reflection.enable_server_reflection(
         [*names, *extra, health.SERVICE_NAME, reflection.SERVICE_NAME], server

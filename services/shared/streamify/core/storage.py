@@ -2,7 +2,7 @@
 
 Video bytes never pass through the services: browsers and CLIs PUT/GET them with pre-signed
 URLs. SigV4 signs the Host header, so URLs handed to clients must be signed for the host the
-client will actually connect to (`public=True`, settings.s3_public_endpoint_url); a proxy in
+client will actually connect to (`public=True`, settings.s3.public_endpoint_url); a proxy in
 between must forward that Host unchanged.
 """
 
@@ -34,7 +34,7 @@ def s3_credentials(settings: Settings) -> tuple[str, str] | None:
     """The configured key pair; in embedded mode without one, a development pair kept in
     ``data_dir/dev-s3-credentials`` (shared by SeaweedFS and every local process); otherwise
     None, which lets boto3 find credentials itself (environment, IRSA on EKS, ...)."""
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    key_id, secret = settings.s3.access_key_id, settings.s3.secret_access_key
     if key_id is not None and secret is not None:
         return key_id.get_secret_value(), secret.get_secret_value()
     if (key_id is None) != (secret is None):
@@ -79,12 +79,12 @@ def _create_dev_credentials(path: Path) -> None:
 
 
 def s3_endpoint(settings: Settings) -> str | None:
-    """settings.s3_endpoint_url; embedded mode without one: the embedded SeaweedFS;
+    """settings.s3.endpoint_url; embedded mode without one: the embedded SeaweedFS;
     otherwise None (AWS S3 of s3_region)."""
-    if settings.s3_endpoint_url:
-        return settings.s3_endpoint_url
+    if settings.s3.endpoint_url:
+        return settings.s3.endpoint_url
     if settings.embedded:
-        return f"http://127.0.0.1:{settings.seaweedfs_port}"
+        return f"http://127.0.0.1:{settings.seaweedfs.port}"
     return None
 
 
@@ -92,18 +92,18 @@ def make_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
     """A SigV4 boto3 S3 client. `public=True`: for pre-signing URLs that browsers and CLIs
     use (signed for s3_public_endpoint_url); never use that one for server-side calls."""
     endpoint = s3_endpoint(settings)
-    if public and settings.s3_public_endpoint_url:
-        endpoint = settings.s3_public_endpoint_url
+    if public and settings.s3.public_endpoint_url:
+        endpoint = settings.s3.public_endpoint_url
     kwargs: dict[str, Any] = {}
     if (creds := s3_credentials(settings)) is not None:
         kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = creds
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": settings.s3_addressing_style},
+        s3={"addressing_style": settings.s3.addressing_style},
         retries={"max_attempts": 3, "mode": "standard"},
     )
     return boto3.client(
-        "s3", endpoint_url=endpoint, region_name=settings.s3_region, config=config, **kwargs
+        "s3", endpoint_url=endpoint, region_name=settings.s3.region, config=config, **kwargs
     )
 
 

@@ -13,7 +13,6 @@ from streamify.core.queue import make_queue
 from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
 from streamify.upload import schema
-from streamify.upload.limits import UploadLimits
 from streamify.upload.outbox import OutboxRelay
 from streamify.upload.service import UploadService
 from streamify.upload.storage import UploadStorage
@@ -28,7 +27,7 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
     engine = make_engine(settings.resolved_database_url)
     schema.upgrade(engine)
     sessions = make_sessions(engine)
-    limits = UploadLimits.from_settings(settings)
+    limits = settings.upload
     storage = UploadStorage(
         make_s3_client(settings),
         make_s3_client(settings, public=True),
@@ -45,9 +44,7 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
     )
     background = [
         asyncio.create_task(relay.run(), name="upload-outbox-relay"),
-        asyncio.create_task(
-            sweeper.run(settings.upload_sweep_interval_seconds), name="upload-sweeper"
-        ),
+        asyncio.create_task(sweeper.run(limits.sweep_interval_seconds), name="upload-sweeper"),
     ]
     try:
         await serve(

@@ -12,12 +12,12 @@ import grpc
 from streamify.core import errors, names, storage_keys
 from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import now_us, timestamp_of
+from streamify.core.config import UploadSettings
 from streamify.core.db import run_in_thread
 from streamify.core.humanize import human_bytes
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.proto_enums import enum_value
 from streamify.upload.abandon import abort_upload
-from streamify.upload.limits import UploadLimits
 from streamify.upload.models import UploadRow
 from streamify.upload.outbox import OutboxRelay
 from streamify.upload.parts import PartPlan, plan_parts
@@ -53,7 +53,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         storage: UploadStorage,
         metadata: MetadataClient,
         relay: OutboxRelay,
-        limits: UploadLimits,
+        limits: UploadSettings,
     ) -> None:
         self._store = store
         self._storage = storage

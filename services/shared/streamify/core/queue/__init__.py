@@ -55,21 +55,21 @@ class JobQueue(Protocol):
 
 
 def make_queue(settings: Settings, name: str = DEFAULT_QUEUE) -> JobQueue:
-    """The adapter settings.queue_backend names. `name` tells queues apart in a shared table or
-    Redis; an SQS queue is named by settings.queue_url instead."""
-    if settings.queue_backend == "database":
+    """The adapter settings.queue.backend names. `name` tells queues apart in a shared table or
+    Redis; an SQS queue is named by settings.queue.url instead."""
+    if settings.queue.backend == "database":
         from streamify.core.queue.database import DatabaseQueue
 
         return DatabaseQueue.from_settings(settings, name)
-    if settings.queue_backend == "redis":
+    if settings.queue.backend == "redis":
         from streamify.core.queue.redis_streams import RedisStreamsQueue
 
         return RedisStreamsQueue.from_settings(settings, name)
-    if settings.queue_backend == "sqs":
+    if settings.queue.backend == "sqs":
         from streamify.core.queue.sqs import SqsQueue
 
         return SqsQueue.from_settings(settings)
-    raise ValueError(f"unknown queue backend {settings.queue_backend!r}")
+    raise ValueError(f"unknown queue backend {settings.queue.backend!r}")
 
 
 __all__ = ["DEFAULT_QUEUE", "Delivery", "JobQueue", "LeaseLost", "make_queue"]

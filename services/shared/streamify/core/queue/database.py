@@ -93,8 +93,8 @@ class DatabaseQueue:
         return cls(
             engine,
             name,
-            settings.queue_visibility_timeout_seconds,
-            settings.queue_max_deliveries,
+            settings.queue.visibility_timeout_seconds,
+            settings.queue.max_deliveries,
             owns_engine=True,
         )
 

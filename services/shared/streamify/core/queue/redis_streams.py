@@ -56,14 +56,14 @@ class RedisStreamsQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings, name: str) -> RedisStreamsQueue:
-        url = settings.queue_url or settings.redis_url
+        url = settings.queue.url or settings.redis_url
         if not url:
             raise ConfigurationError(
                 "queue_backend=redis needs STREAMIFY_QUEUE_URL (a redis:// URL)"
             )
         client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
         return cls(
-            client, name, settings.queue_visibility_timeout_seconds, settings.queue_max_deliveries
+            client, name, settings.queue.visibility_timeout_seconds, settings.queue.max_deliveries
         )
 
     async def _ensure_group(self) -> None:

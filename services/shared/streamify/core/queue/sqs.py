@@ -35,7 +35,7 @@ _LOST = {
 
 def sqs_client(settings: Settings) -> Any:
     return boto3.client(
-        "sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.s3_region
+        "sqs", endpoint_url=settings.sqs_endpoint_url, region_name=settings.s3.region
     )
 
 
@@ -44,7 +44,7 @@ def ensure_sqs_queues(settings: Settings, name: str | None = None) -> str:
     queue URL. For local stand-ins and first-time setup; on AWS they are usually provisioned
     by infrastructure code with the same attributes."""
     if name is None:
-        name = _name_of(settings.queue_url) if settings.queue_url else f"streamify-{DEFAULT_QUEUE}"
+        name = _name_of(settings.queue.url) if settings.queue.url else f"streamify-{DEFAULT_QUEUE}"
     sqs = sqs_client(settings)
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"}
@@ -53,10 +53,10 @@ def ensure_sqs_queues(settings: Settings, name: str | None = None) -> str:
         "QueueArn"
     ]
     attributes = {
-        "VisibilityTimeout": str(math.ceil(settings.queue_visibility_timeout_seconds)),
+        "VisibilityTimeout": str(math.ceil(settings.queue.visibility_timeout_seconds)),
         "MessageRetentionPeriod": "1209600",
         "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.queue_max_deliveries)}
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.queue.max_deliveries)}
         ),
     }
     url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -77,12 +77,12 @@ class SqsQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqsQueue:
-        if not settings.queue_url:
+        if not settings.queue.url:
             raise ConfigurationError(
                 "queue_backend=sqs needs STREAMIFY_QUEUE_URL (the SQS queue URL)"
             )
         return cls(
-            sqs_client(settings), settings.queue_url, settings.queue_visibility_timeout_seconds
+            sqs_client(settings), settings.queue.url, settings.queue.visibility_timeout_seconds
         )
 
     async def publish(self, key: str, body: bytes) -> None:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from typing import Unpack
 
-from streamify.core.config import Settings
+from streamify.core.config import Settings, TranscodeSettings
 from streamify.core.db import make_engine, make_sessions
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
@@ -18,7 +18,6 @@ from streamify.core.storage import make_s3_client
 from streamify.transcode.orchestrator import schema
 from streamify.transcode.orchestrator.consumer import UploadedConsumer
 from streamify.transcode.orchestrator.dispatch import Orchestrator
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.transcode.orchestrator.reporter import Reporter
 from streamify.transcode.orchestrator.service import TranscodeService
 from streamify.transcode.orchestrator.store import Store
@@ -32,12 +31,12 @@ WORKER_SERVICE_NAME = "streamify.v1.TranscodeWorkerService"
 async def run(
     settings: Settings,
     *,
-    options: OrchestratorOptions | None = None,
+    options: TranscodeSettings | None = None,
     consume_queue: bool = True,
     stop_event: asyncio.Event | None = None,
     **serve_options: Unpack[ServeOptions],
 ) -> None:
-    options = options or OrchestratorOptions.from_settings(settings)
+    options = options or settings.transcode
     engine = make_engine(settings.resolved_database_url)
     schema.upgrade(engine)
     store = Store(make_sessions(engine), options, settings.media_bucket)

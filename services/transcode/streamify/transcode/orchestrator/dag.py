@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from google.protobuf.duration_pb2 import Duration
 
+from streamify.core.config import TranscodeSettings
 from streamify.core.storage_keys import media_prefix
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.ladder import (
@@ -28,7 +29,6 @@ from streamify.transcode.media.ladder import (
     plan_ts_offset,
 )
 from streamify.transcode.media.models import AudioInfo, MediaInfo, VideoInfo
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
 
@@ -175,7 +175,7 @@ def media_info(probe: wapi.ProbeResult, size_bytes: int = 0) -> MediaInfo:
     )
 
 
-def make_plan(info: MediaInfo, options: OrchestratorOptions) -> Plan:
+def make_plan(info: MediaInfo, options: TranscodeSettings) -> Plan:
     """The plan for a probed source. Raises MediaError (not retryable) when it cannot be
     transcoded: no video stream, too large, no duration."""
     renditions = plan_ladder(info, max_width=options.max_width, max_height=options.max_height)
@@ -235,7 +235,7 @@ def probe_task(source: wapi.SourceRef) -> PlannedTask:
 
 
 def planned_tasks(
-    plan: Plan, source: wapi.SourceRef, output: wapi.OutputRef, options: OrchestratorOptions
+    plan: Plan, source: wapi.SourceRef, output: wapi.OutputRef, options: TranscodeSettings
 ) -> list[PlannedTask]:
     """The tasks a plan adds after the probe, in dispatch order: the audio first (progressive
     playback needs all of it), the chunks in order, the poster, and the assemble step."""

@@ -22,6 +22,7 @@ from typing import Any
 from streamify.core import names
 from streamify.core.aio import wait_for_event
 from streamify.core.clock import timestamp_of
+from streamify.core.config import TranscodeSettings
 from streamify.core.db import run_in_thread
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.assembly import (
@@ -33,7 +34,6 @@ from streamify.transcode.orchestrator.assembly import (
     final_playlists,
     processing_result,
 )
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.transcode.orchestrator.reporter import CANCELLED_REASON, Reporter
 from streamify.transcode.orchestrator.store import Claimed, Outcome, Snapshot, Store, TaskKey
 from streamify.v1 import worker_service_pb2 as wapi
@@ -86,7 +86,7 @@ class Orchestrator:
         self,
         *,
         store: Store,
-        options: OrchestratorOptions,
+        options: TranscodeSettings,
         reporter: Reporter,
         s3: Any,
         media_bucket: str,

@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core import names, storage_keys
 from streamify.core.clock import now_us
+from streamify.core.config import TranscodeSettings
 from streamify.core.db import rowcount
 from streamify.transcode.media.errors import MediaError
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.dag import Plan
 from streamify.transcode.orchestrator.models import JobRow, TaskRow
-from streamify.transcode.orchestrator.options import OrchestratorOptions
 from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import worker_service_pb2 as wapi
@@ -157,7 +157,7 @@ class Snapshot:
 
 class Store:
     def __init__(
-        self, sessions: sessionmaker[Session], options: OrchestratorOptions, media_bucket: str
+        self, sessions: sessionmaker[Session], options: TranscodeSettings, media_bucket: str
     ) -> None:
         self._sessions = sessions
         self._options = options

@@ -61,7 +61,6 @@ PROGRESS_INTERVAL = 1.0  # at most one TaskProgress per task per this many secon
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 10.0
 STABLE_SESSION = 10.0  # a session that lasted this long resets the backoff
-DEFAULT_STALL_TIMEOUT = 900.0  # a task silent (no progress, no result) this long is killed
 
 
 # seconds before reconnect number `attempt` (0-based): jittered, so that workers cut off
@@ -175,10 +174,11 @@ class Worker:
         slots: int = 1,
         *,
         worker_id: str | None = None,
-        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        stall_timeout: float | None = None,
         backoff_cap: float = BACKOFF_CAP,
         work_dir: Path | None = None,
     ) -> None:
+        """`stall_timeout` and `work_dir` default to settings.worker's."""
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self.settings = settings
@@ -186,9 +186,10 @@ class Worker:
         self.slots = slots
         self.hostname = socket.gethostname()
         self.worker_id = worker_id or f"{self.hostname}-{os.getpid()}"
-        self.stall_timeout = stall_timeout
+        self.stall_timeout = stall_timeout or settings.worker.task_stall_seconds
         self.backoff_cap = backoff_cap
-        self._work_dir_arg = work_dir
+        configured = settings.worker.work_dir
+        self._work_dir_arg = work_dir or (Path(configured) if configured else None)
         self.work_dir: Path | None = None
         self.running: dict[str, RunningTask] = {}
         self.sessions = 0
@@ -569,15 +570,7 @@ async def run_worker(
     Signal handlers are installed when running in the main thread. On a signal the worker
     kills its running tasks, closes the stream and returns (exit 0)."""
     stop = stop_event if stop_event is not None else asyncio.Event()
-    # Optional settings, read only if streamify.core.config defines them.
-    work_dir = getattr(settings, "worker_work_dir", None)
-    worker = Worker(
-        settings,
-        target,
-        slots,
-        stall_timeout=getattr(settings, "worker_task_stall_seconds", None) or DEFAULT_STALL_TIMEOUT,
-        work_dir=Path(work_dir) if work_dir else None,
-    )
+    worker = Worker(settings, target, slots)
     if on_worker is not None:
         on_worker(worker)
     loop = asyncio.get_running_loop()
@@ -620,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     configure_logging(settings)
     orchestrator = args.orchestrator or settings.orchestrator_target
-    asyncio.run(run_worker(settings, orchestrator, args.slots or settings.worker_slots))
+    asyncio.run(run_worker(settings, orchestrator, args.slots or settings.worker.slots))
     return 0
 
 
