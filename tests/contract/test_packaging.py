@@ -249,3 +249,49 @@ def test_the_lock_pins_every_third_party_distribution_an_image_installs():
     for role in ROLES.values():
         unpinned = closure(role.installs) - LOCAL.keys() - pinned
         assert not unpinned, f"{role.image}: not in requirements.lock: {unpinned}"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> dict[str, Path]:
+    """The wheel each `pip install ./services/X` in the Dockerfile builds (hatchling, as pip
+    would, but without network: the dev group installs the backend)."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("wheels")
+    folders = [str(folder) for folder in LOCAL.values()]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+        + ["--disable-pip-version-check", "-w", str(out), *folders],
+        check=True,
+        capture_output=True,
+    )
+    built = {canonicalize_name(w.name.split("-")[0]): w for w in out.glob("*.whl")}
+    assert built.keys() == LOCAL.keys()
+    return built
+
+
+def _tracked_files(folder: Path, roots: list[str]) -> set[str]:
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", *roots], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {name for name in listed if not name.endswith(("README.md", ".gitignore"))}
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL))
+def test_each_wheel_holds_its_package_at_its_import_path(wheels, name):
+    """An image installs the wheel, not the folder: `streamify/metadata/app.py` must be at that
+    path in the wheel (a build that strips `streamify/` starts nothing), and every tracked file
+    of the package must be in it."""
+    import zipfile
+
+    wheel_config = tomllib.loads((LOCAL[name] / "pyproject.toml").read_text())["tool"]["hatch"]
+    wheel_config = wheel_config["build"]["targets"]["wheel"]
+    roots = wheel_config.get("only-include") or wheel_config["packages"]
+    with zipfile.ZipFile(wheels[name]) as wheel:
+        held = {n for n in wheel.namelist() if ".dist-info/" not in n}
+    assert held == _tracked_files(LOCAL[name], roots), name
+    for module in scripts_of({name}).values():
+        path = module.replace(".", "/")
+        assert f"{path}.py" in held or f"{path}/__main__.py" in held, (name, module)

@@ -244,3 +244,22 @@ def parse_master(text: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]
         elif line.startswith("#EXT-X-MEDIA:"):
             media.append(attributes(line))
     return variants, media
+
+
+def sparse_frames_clip(path: Path, *, frames: int = 3, seconds_apart: int = 100_000) -> Path:
+    """A few tiny grey frames `seconds_apart` apart: a file of about 1.5 KB whose header truly
+    says it lasts frames x seconds_apart (a resolution of work, not of pixels)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(1, seconds_apart))
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame(64, 64, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([128]) * plane.buffer_size)
+            frame.pts, frame.time_base = i, Fraction(seconds_apart, 1)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

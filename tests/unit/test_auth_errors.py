@@ -16,6 +16,7 @@ from streamify.core.auth import (
     Principal,
     TokenVerifier,
     current_principal,
+    media_grant_key,
     mint_token,
     principal_var,
     signing_key,
@@ -146,6 +147,22 @@ def test_dev_key_is_created_private_shared_and_warned_about(tmp_path, caplog):
 def test_no_secret_outside_embedded_mode_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigurationError, match="STREAMIFY_JWT_SECRET"):
         signing_key(Settings(data_dir=tmp_path, embedded=False, jwt_secret=None))
+
+
+@pytest.mark.parametrize("name", ["jwt_secret", "media_grant_secret"])
+def test_a_secret_shorter_than_32_bytes_is_refused_outside_embedded_mode(tmp_path, name):
+    def key(secret: str, embedded: bool = False) -> bytes:
+        settings = Settings(data_dir=tmp_path, embedded=embedded, **{name: secret})
+        return signing_key(settings) if name == "jwt_secret" else media_grant_key(settings)
+
+    assert key("k" * 32) == b"k" * 32
+    with pytest.raises(ConfigurationError) as caught:
+        key("k" * 31)
+    assert str(caught.value) == (
+        f"STREAMIFY_{name.upper()} is 31 bytes; use at least 32 random ones, "
+        "e.g. `openssl rand -base64 48`"
+    )
+    assert key("short", embedded=True) == b"short"  # one machine, the developer's own
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def probe(
 
 
 def plan_of(
-    p: wapi.ProbeResult, options: TranscodeSettings = OPTIONS, size: int = 1234
+    p: wapi.ProbeResult, options: TranscodeSettings = OPTIONS, size: int = 50_000_000
 ) -> dag.Plan:
     return dag.make_plan(dag.media_info(p, size), options)
 

@@ -332,8 +332,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8181)
     p.add_argument("--metadata-target", default=None, help="default: STREAMIFY_METADATA_TARGET")
     args = p.parse_args(argv)
-    asyncio.run(_main(args.host, args.port, args.metadata_target))
-    return 0
+    from streamify.core.entrypoint import run_or_refuse
+
+    return run_or_refuse(
+        "streamify media-authz",
+        lambda: asyncio.run(_main(args.host, args.port, args.metadata_target)),
+    )
 
 
 if __name__ == "__main__":

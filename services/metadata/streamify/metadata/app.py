@@ -9,7 +9,7 @@ import hmac
 import logging
 from typing import Unpack
 
-from streamify.core.auth import media_grant_key, signing_key
+from streamify.core.auth import media_grant_key, signing_key, strong_secret
 from streamify.core.cache import Cache, make_cache
 from streamify.core.clock import now_us
 from streamify.core.config import Settings
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 def page_token_key(settings: Settings) -> bytes:
     if settings.page_token_secret is not None:
-        return settings.page_token_secret.get_secret_value().encode()
+        secret = settings.page_token_secret.get_secret_value()
+        return strong_secret(settings, "STREAMIFY_PAGE_TOKEN_SECRET", secret)
     return hmac.new(signing_key(settings), b"streamify page tokens", hashlib.sha256).digest()
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "optional_principal",
     "principal_var",
     "signing_key",
+    "strong_secret",
     "verify_token",
 ]
 
@@ -204,6 +205,19 @@ class TokenVerifier:
 # --- the signing key ----------------------------------------------------------------------
 
 _warned_dev_keys: set[Path] = set()
+MIN_SECRET_BYTES = 32
+
+
+def strong_secret(settings: Settings, name: str, secret: str) -> bytes:
+    """`secret` as the key bytes; outside embedded mode a ConfigurationError when it is too
+    short to resist guessing (an HMAC key of a few characters is found offline from one token)."""
+    key = secret.encode()
+    if len(key) < MIN_SECRET_BYTES and not settings.embedded:
+        raise ConfigurationError(
+            f"{name} is {len(key)} bytes; use at least {MIN_SECRET_BYTES} random ones, "
+            "e.g. `openssl rand -base64 48`"
+        )
+    return key
 
 
 def signing_key(settings: Settings) -> bytes:
@@ -213,7 +227,7 @@ def signing_key(settings: Settings) -> bytes:
     if settings.jwt_secret is not None:
         secret = settings.jwt_secret.get_secret_value()
         if secret:
-            return secret.encode()
+            return strong_secret(settings, "STREAMIFY_JWT_SECRET", secret)
     if not settings.embedded:
         raise ConfigurationError(
             "no token signing key: set STREAMIFY_JWT_SECRET (a long random string shared by all "
@@ -239,7 +253,8 @@ def media_grant_key(settings: Settings) -> bytes:
     """The HMAC key of /media grants (streamify.core.media_grants): settings.media_grant.secret
     when set, else derived from the JWT signing key (so one secret configures a deployment)."""
     if settings.media_grant.secret is not None:
-        return settings.media_grant.secret.get_secret_value().encode()
+        secret = settings.media_grant.secret.get_secret_value()
+        return strong_secret(settings, "STREAMIFY_MEDIA_GRANT_SECRET", secret)
     return hmac.new(signing_key(settings), _MEDIA_GRANT_CONTEXT, hashlib.sha256).digest()
 
 

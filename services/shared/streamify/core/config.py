@@ -196,6 +196,23 @@ class TranscodeSettings(Section):
     queue_name: str = Field(
         "jobs", description="Queue the Upload service publishes VideoUploadedEvent on."
     )
+    # A file's header can claim anything: these bound the work one upload can ask for.
+    max_duration_seconds: float = Field(
+        12 * 3600.0,
+        gt=0,
+        description="Longest video transcoded (seconds); a longer one ends FAILED with a reason.",
+    )
+    max_frames: int = Field(
+        12 * 3600 * 60,
+        ge=1,
+        description="Most output frames one video may have (its duration x the output frame rate).",
+    )
+    max_chunks: int = Field(10_000, ge=1, description="Most chunk tasks one video is planned into.")
+    min_source_bytes_per_second: float = Field(
+        1.0,
+        ge=0,
+        description="A source smaller than this many bytes per second of its claimed duration is refused as a lying or truncated header (0 = no check).",
+    )
 
 
 class WorkerSettings(Section):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from streamify.core.config import Settings
+from streamify.core.errors import ConfigurationError
 
 RunService = Callable[[Settings], Coroutine[Any, Any, None]]
 
@@ -29,15 +31,25 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def serve_service(settings: Settings, run: RunService) -> int:
+def serve_service(settings: Settings, run: RunService, prog: str = "streamify serve") -> int:
     from streamify.core.logs import configure_logging
 
     configure_logging(settings)
-    asyncio.run(run(settings))
+    return run_or_refuse(prog, lambda: asyncio.run(run(settings)))
+
+
+def run_or_refuse(prog: str, start: Callable[[], object]) -> int:
+    """Runs `start`; a configuration it refuses (a missing or weak secret, ...) is one line on
+    stderr and exit status 2, not a traceback."""
+    try:
+        start()
+    except ConfigurationError as exc:
+        print(f"{prog}: refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def serve_main(prog: str, description: str, run: RunService, argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_port_flags(parser)
-    return serve_service(settings_for(parser.parse_args(argv)), run)
+    return serve_service(settings_for(parser.parse_args(argv)), run, prog)

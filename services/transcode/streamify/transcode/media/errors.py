@@ -60,12 +60,18 @@ DOCUMENTED: dict[str, tuple[str, ...]] = {
         "the file is truncated or corrupt",
         "the file is damaged or uses a feature this service does not support",
         "the video has no duration",
+        "the file's header is wrong or the file is truncated",
     ),
     Reason.UNSUPPORTED: (
         "the file uses a format or codec this service cannot read",
         "the video is too small to encode",
     ),
-    Reason.TOO_LARGE: ("the video is larger than the maximum",),
+    Reason.TOO_LARGE: (
+        "the video is larger than the maximum",
+        "the video is too long",
+        "the video has too many frames",
+        "the video needs too many chunk tasks",
+    ),
     Reason.SOURCE_NOT_FOUND: ("the source file does not exist", "the source object does not exist"),
     Reason.SOURCE_UNAVAILABLE: (
         "access to the source was refused",

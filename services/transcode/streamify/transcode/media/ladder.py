@@ -192,6 +192,31 @@ def plan_poster_time(duration: float) -> float:
     return min(duration * POSTER_FRACTION, POSTER_MAX_AT)
 
 
+def _segment_grid(duration: float, seg: Fraction, frame_rate: float | None) -> tuple[int, float]:
+    """(number of segments, end of the video): on the output frame grid with a frame rate."""
+    if frame_rate:
+        rate = grid.as_rate(frame_rate)
+        frames = grid.total_frames(duration, rate)
+        return grid.segment_count(frames, seg, rate), float(Fraction(frames) / rate)
+    return max(1, math.ceil(duration / float(seg) - 1e-9)), duration
+
+
+def chunk_count(
+    duration: float,
+    segment_seconds: float,
+    segments_per_chunk: int,
+    *,
+    frame_rate: float | None = None,
+    first_chunk_segments: int | None = None,
+    seekable: bool = True,
+) -> int:
+    """How many chunks :func:`plan_chunks` makes of these arguments, counted without making
+    them (a plan is bounded before it is made)."""
+    count, _ = _segment_grid(duration, grid.as_seconds(segment_seconds), frame_rate)
+    head = (first_chunk_segments or segments_per_chunk) if seekable else count
+    return 1 if head >= count else 1 + math.ceil((count - head) / segments_per_chunk)
+
+
 def plan_chunks(
     duration: float,
     segment_seconds: float = 4.0,
@@ -214,14 +239,7 @@ def plan_chunks(
     if segment_seconds <= 0 or segments_per_chunk < 1:
         raise ValueError("segment_seconds must be > 0 and segments_per_chunk >= 1")
     seg = grid.as_seconds(segment_seconds)
-    if frame_rate:
-        rate = grid.as_rate(frame_rate)
-        frames = grid.total_frames(duration, rate)
-        count = grid.segment_count(frames, seg, rate)
-        end_of_video = float(Fraction(frames) / rate)
-    else:
-        count = max(1, math.ceil(duration / float(seg) - 1e-9))
-        end_of_video = duration
+    count, end_of_video = _segment_grid(duration, seg, frame_rate)
     head = first_chunk_segments or segments_per_chunk
     if not seekable:
         head = count

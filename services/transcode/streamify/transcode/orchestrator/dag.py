@@ -18,9 +18,12 @@ from dataclasses import asdict, dataclass, field
 from google.protobuf.duration_pb2 import Duration
 
 from streamify.core.config import TranscodeSettings
+from streamify.core.humanize import human_bytes, human_duration
 from streamify.core.storage_keys import media_prefix
+from streamify.transcode.media import grid
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.ladder import (
+    chunk_count,
     plan_chunks,
     plan_duration,
     plan_frame_rate,
@@ -175,6 +178,52 @@ def media_info(probe: wapi.ProbeResult, size_bytes: int = 0) -> MediaInfo:
     )
 
 
+def check_bounds(
+    info: MediaInfo, duration: float, frame_rate: float, options: TranscodeSettings
+) -> None:
+    """Refuses, before anything is planned, a source whose header asks for more work than the
+    settings allow: a file of a few KB that says it lasts for days must not make the
+    orchestrator plan, or the workers encode, days of video. MediaError, not retryable."""
+    size = info.size_bytes
+    if size and size < duration * options.min_source_bytes_per_second:
+        raise MediaError(
+            "the file's header is wrong or the file is truncated: it is "
+            f"{human_bytes(size)} but says it lasts {human_duration(duration)}",
+            reason=Reason.CORRUPT,
+            retryable=False,
+        )
+    if duration > options.max_duration_seconds:
+        raise MediaError(
+            f"the video is too long: it lasts {human_duration(duration)}; the longest this "
+            f"server transcodes is {human_duration(options.max_duration_seconds)}",
+            reason=Reason.TOO_LARGE,
+            retryable=False,
+        )
+    frames = grid.total_frames(duration, grid.as_rate(frame_rate))
+    if frames > options.max_frames:
+        raise MediaError(
+            f"the video has too many frames: {frames:,} at {frame_rate:g} fps; the most this "
+            f"server encodes is {options.max_frames:,}",
+            reason=Reason.TOO_LARGE,
+            retryable=False,
+        )
+    chunks = chunk_count(
+        duration,
+        options.segment_seconds,
+        options.segments_per_chunk,
+        frame_rate=frame_rate,
+        first_chunk_segments=options.first_chunk_segments,
+        seekable=not info.clock_jumps,
+    )
+    if chunks > options.max_chunks:
+        raise MediaError(
+            f"the video needs too many chunk tasks: {chunks:,}; the most this server plans "
+            f"is {options.max_chunks:,}",
+            reason=Reason.TOO_LARGE,
+            retryable=False,
+        )
+
+
 def make_plan(info: MediaInfo, options: TranscodeSettings) -> Plan:
     """The plan for a probed source. Raises MediaError (not retryable) when it cannot be
     transcoded: no video stream, too large, no duration."""
@@ -188,6 +237,7 @@ def make_plan(info: MediaInfo, options: TranscodeSettings) -> Plan:
             reason=Reason.CORRUPT,
             retryable=False,
         )
+    check_bounds(info, duration, frame_rate, options)
     chunks = plan_chunks(
         duration,
         options.segment_seconds,

@@ -570,6 +570,8 @@ async def run_worker(
     Signal handlers are installed when running in the main thread. On a signal the worker
     kills its running tasks, closes the stream and returns (exit 0)."""
     stop = stop_event if stop_event is not None else asyncio.Event()
+    # A refused credential (no secret, a weak one) ends the worker here, not in the reconnect loop.
+    service_call_metadata(settings, SERVICE_SUBJECT)
     worker = Worker(settings, target, slots)
     if on_worker is not None:
         on_worker(worker)
@@ -608,13 +610,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.slots is not None and args.slots < 1:
         parser.error("--slots must be at least 1")
+    from streamify.core.entrypoint import run_or_refuse
     from streamify.core.logs import configure_logging
 
     settings = Settings()
     configure_logging(settings)
     orchestrator = args.orchestrator or settings.orchestrator_target
-    asyncio.run(run_worker(settings, orchestrator, args.slots or settings.worker.slots))
-    return 0
+    slots = args.slots or settings.worker.slots
+    return run_or_refuse(
+        "streamify worker", lambda: asyncio.run(run_worker(settings, orchestrator, slots))
+    )
 
 
 if __name__ == "__main__":
