@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -53,3 +56,40 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the gRPC server `proc` started answers on `target`; RuntimeError if it exits or
+    `timeout` seconds pass."""
+    import grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as ch:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server on {target} exited with {proc.returncode}")
+            try:
+                grpc.channel_ready_future(ch).result(timeout=0.5)
+                return
+            except grpc.FutureTimeoutError:
+                pass
+    raise RuntimeError(f"server on {target} not ready after {timeout}s")
+
+
+def ensure_command(command: str, package: str) -> str:
+    """The path of `command`, installing Debian's `package` first when it is missing."""
+    path = shutil.which(command)
+    if path:
+        return path
+    apt = ["apt-get", "install", "-y", package]
+    if os.geteuid() != 0 and shutil.which("sudo"):
+        apt = ["sudo", *apt]
+    log(f"{command} not found: running `{' '.join(apt)}`")
+    if subprocess.run(apt, stdout=subprocess.DEVNULL).returncode != 0:
+        log("  install failed; running `apt-get update` and retrying")
+        subprocess.run([*apt[:-3], "update"], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(apt, stdout=subprocess.DEVNULL, check=True)
+    path = shutil.which(command)
+    if not path:
+        sys.exit(f"{command} still missing after installing {package}")
+    return path

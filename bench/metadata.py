@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from common import cpu_seconds, free_port, stop_process
+from common import cpu_seconds, ensure_command, free_port, log, stop_process, wait_ready
 
 from streamify.core.auth import mint_token
 from streamify.v1 import metadata_service_pb2 as api
@@ -55,29 +55,7 @@ GOAL_RATIO = 0.70
 GOAL_P99_MS = 5.0
 
 
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
 # --- tools -------------------------------------------------------------------------------------
-
-
-def ensure_h2load() -> str:
-    path = shutil.which("h2load")
-    if path:
-        return path
-    apt = ["apt-get", "install", "-y", "nghttp2-client"]
-    if os.geteuid() != 0 and shutil.which("sudo"):
-        apt = ["sudo", *apt]
-    log(f"h2load not found: running `{' '.join(apt)}` (Debian package with h2load)")
-    if subprocess.run(apt, stdout=subprocess.DEVNULL).returncode != 0:
-        log("  install failed; running `apt-get update` and retrying")
-        subprocess.run([*apt[:-3], "update"], stdout=subprocess.DEVNULL, check=False)
-        subprocess.run(apt, stdout=subprocess.DEVNULL, check=True)
-    path = shutil.which("h2load")
-    if not path:
-        sys.exit("h2load still missing after installing nghttp2-client")
-    return path
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -114,20 +92,6 @@ class Server:
 
 def pinned(cmd: list[str], core: int | None) -> list[str]:
     return ["taskset", "-c", str(core), *cmd] if core is not None else cmd
-
-
-def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as ch:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server on {target} exited with {proc.returncode}")
-            try:
-                grpc.channel_ready_future(ch).result(timeout=0.5)
-                return
-            except grpc.FutureTimeoutError:
-                pass
-    raise RuntimeError(f"server on {target} not ready after {timeout}s")
 
 
 def start_streamify(data_dir: Path, core: int | None, redis_url: str | None) -> Server:
@@ -383,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    h2load = ensure_h2load()
+    h2load = ensure_command("h2load", "nghttp2-client")
     ncpu = len(os.sched_getaffinity(0))
     pin = not args.no_pin and ncpu >= 2 and shutil.which("taskset") is not None
     server_core, load_core = (0, 1) if pin else (None, None)

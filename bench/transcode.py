@@ -63,6 +63,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common import ensure_command, log
+
 from streamify.transcode.media.ladder import plan_frame_rate, plan_ladder
 from streamify.transcode.media.probe import probe
 
@@ -78,29 +80,7 @@ GOAL_RSS_MB = 500
 GOAL_PSNR_LOSS_DB = 0.1
 
 
-def log(msg: str = "") -> None:
-    print(msg, flush=True)
-
-
 # --- tools -------------------------------------------------------------------------------------
-
-
-def ensure_ffmpeg() -> str:
-    path = shutil.which("ffmpeg")
-    if path:
-        return path
-    apt = ["apt-get", "install", "-y", "ffmpeg"]
-    if os.geteuid() != 0 and shutil.which("sudo"):
-        apt = ["sudo", *apt]
-    log(f"ffmpeg not found: running `{' '.join(apt)}`")
-    if subprocess.run(apt, stdout=subprocess.DEVNULL).returncode != 0:
-        log("  install failed; running `apt-get update` and retrying")
-        subprocess.run([*apt[:-3], "update"], stdout=subprocess.DEVNULL, check=False)
-        subprocess.run(apt, stdout=subprocess.DEVNULL, check=True)
-    path = shutil.which("ffmpeg")
-    if not path:
-        sys.exit("ffmpeg still missing after apt-get install ffmpeg")
-    return path
 
 
 def system_status() -> str:
@@ -633,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", type=Path, help="keep rep-1 outputs here (default: all deleted)")
     args = p.parse_args(argv)
 
-    ffmpeg = ensure_ffmpeg()
+    ffmpeg = ensure_command("ffmpeg", "ffmpeg")
     cores = len(os.sched_getaffinity(0))
     version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True).stdout
     import av

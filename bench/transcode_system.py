@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from common import cpu_seconds, free_port, log, stop_process
+from common import cpu_seconds, free_port, log, stop_process, wait_ready
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -39,20 +39,6 @@ UPLOADS, MEDIA = "streamify-uploads", "streamify-media"
 
 
 proc_cpu = cpu_seconds  # the name transcode.py imports
-
-
-def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as ch:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server on {target} exited with {proc.returncode}")
-            try:
-                grpc.channel_ready_future(ch).result(timeout=0.5)
-                return
-            except grpc.FutureTimeoutError:
-                pass
-    raise RuntimeError(f"server on {target} not ready after {timeout}s")
 
 
 @dataclass
@@ -99,7 +85,7 @@ class System:
         )
         out.close()
         self.procs.append((name, proc))
-        wait_ready(f"127.0.0.1:{port}", proc)
+        wait_ready(f"127.0.0.1:{port}", proc, timeout=90)
         return f"127.0.0.1:{port}"
 
     def start(self) -> None:

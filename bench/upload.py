@@ -52,7 +52,7 @@ from pathlib import Path
 
 import grpc
 import requests
-from common import cpu_seconds, free_port, log, stop_process
+from common import cpu_seconds, free_port, log, stop_process, wait_ready
 
 from streamify.core.auth import mint_token
 from streamify.core.config import Settings
@@ -91,20 +91,6 @@ class Proc:
 
     def stop(self) -> None:
         stop_process(self.proc, 15)
-
-
-def wait_ready(target: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(target) as ch:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server on {target} exited with {proc.returncode}")
-            try:
-                grpc.channel_ready_future(ch).result(timeout=0.5)
-                return
-            except grpc.FutureTimeoutError:
-                pass
-    raise RuntimeError(f"server on {target} not ready after {timeout}s")
 
 
 def start_service(name: str, label: str, env: dict[str, str], logs: Path, ports: set[int]) -> Proc:

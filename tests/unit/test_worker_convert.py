@@ -19,6 +19,7 @@ from streamify.transcode.media.models import (
     Segment,
     VideoInfo,
 )
+from streamify.transcode.orchestrator import dag
 from streamify.transcode.worker import convert as conv
 from streamify.transcode.worker.main import BACKOFF_CAP, backoff_delay
 from streamify.transcode.worker.task_process import describe_exit
@@ -160,14 +161,15 @@ def test_probe_result_carries_every_field_and_converts_back():
         48_000,
         2,
     )
-    assert conv.media_info(result) == info
+    # what the orchestrator plans from is what the worker probed (the probe's wire round trip)
+    assert dag.media_info(result) == info
 
 
 def test_probe_result_without_audio_has_no_audio_message():
     info = MediaInfo("matroska,webm", 3.0, VideoInfo("vp9", 320, 180, 0, 25.0, "yuv420p", 0), None)
     result = conv.probe_result(info)
     assert result.HasField("video") and not result.HasField("audio")
-    assert conv.media_info(result).audio is None
+    assert dag.media_info(result).audio is None
 
 
 def _segments(directory: Path, first: int, durations: list[float]) -> list[Segment]:

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from google.protobuf.duration_pb2 import Duration
 
 from streamify.transcode.media.models import (
-    AudioInfo,
     AudioOutput,
     Chunk,
     MediaInfo,
     Rendition,
     RenditionChunkOutput,
     Segment,
-    VideoInfo,
 )
 from streamify.v1 import worker_service_pb2 as pb
 
@@ -233,37 +231,6 @@ def probe_result(info: MediaInfo) -> pb.ProbeResult:
             pb.AudioStreamInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
         )
     return result
-
-
-def media_info(result: pb.ProbeResult) -> MediaInfo:
-    """The inverse of :func:`probe_result` (for the orchestrator's planner and for tests).
-
-    Fields the protocol does not carry (sample aspect ratio, the video stream's own duration,
-    size) get their defaults."""
-    video = audio = None
-    if result.HasField("video"):
-        v = result.video
-        video = VideoInfo(
-            codec=v.codec,
-            width=v.width,
-            height=v.height,
-            rotation_degrees=v.rotation_degrees,
-            frame_rate=v.frame_rate,
-            pixel_format=v.pixel_format,
-            frame_count=v.frame_count,
-            sample_aspect_ratio=v.sample_aspect_ratio or 1.0,
-            duration=seconds(v.duration),
-        )
-    if result.HasField("audio"):
-        a = result.audio
-        audio = AudioInfo(codec=a.codec, sample_rate=a.sample_rate, channels=a.channels)
-    return MediaInfo(
-        format=result.format,
-        duration=seconds(result.duration),
-        video=video,
-        audio=audio,
-        clock_jumps=result.clock_jumps,
-    )
 
 
 def segment_infos(
