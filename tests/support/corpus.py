@@ -108,102 +108,47 @@ class Case:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _ts(
+    path: Path, seconds: float, *, gop: int = 30, freq: int = 440, offset: float | None = None
+) -> Path:
+    """An H.264 + AAC MPEG-TS recording of `seconds` (a keyframe every `gop` frames), its
+    clock starting at `offset` seconds when given (as a broadcast or a camera's would)."""
+    shift = ["-output_ts_offset", str(offset)] if offset is not None else []
+    ff(
+        *video_src(duration=seconds),
+        *tone_src(seconds, freq=freq),
+        *X264_FAST,
+        "-g",
+        str(gop),
+        "-c:a",
+        "aac",
+        *shift,
+        "-f",
+        "mpegts",
+        path,
+    )
+    return path
+
+
 def _ts_concat_reset(out: Path, tmp: Path) -> None:
-    a, b = tmp / "a.ts", tmp / "b.ts"
-    for part, freq in ((a, 440), (b, 660)):
-        ff(
-            *video_src(duration=2),
-            *tone_src(2, freq=freq),
-            *X264_FAST,
-            "-g",
-            "30",
-            "-c:a",
-            "aac",
-            "-f",
-            "mpegts",
-            part,
-        )
+    a, b = _ts(tmp / "a.ts", 2), _ts(tmp / "b.ts", 2, freq=660)
     out.write_bytes(a.read_bytes() + b.read_bytes())
 
 
 def _ts_concat_jump(out: Path, tmp: Path) -> None:
-    a, b = tmp / "a.ts", tmp / "b.ts"
-    ff(
-        *video_src(duration=2),
-        *tone_src(2),
-        *X264_FAST,
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "mpegts",
-        a,
-    )
-    ff(
-        *video_src(duration=2),
-        *tone_src(2, freq=660),
-        *X264_FAST,
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-output_ts_offset",
-        "3600",
-        "-f",
-        "mpegts",
-        b,
-    )
+    a, b = _ts(tmp / "a.ts", 2), _ts(tmp / "b.ts", 2, freq=660, offset=3600)
     out.write_bytes(a.read_bytes() + b.read_bytes())
 
 
 def _ts_dropout(out: Path, tmp: Path) -> None:
-    a, b = tmp / "a.ts", tmp / "b.ts"
-    ff(
-        *video_src(duration=1.5),
-        *tone_src(1.5),
-        *X264_FAST,
-        "-g",
-        "15",
-        "-c:a",
-        "aac",
-        "-f",
-        "mpegts",
-        a,
-    )
-    ff(
-        *video_src(duration=1.5),
-        *tone_src(1.5, freq=660),
-        *X264_FAST,
-        "-g",
-        "15",
-        "-c:a",
-        "aac",
-        "-output_ts_offset",
-        "3.5",
-        "-f",
-        "mpegts",
-        b,
-    )
+    a = _ts(tmp / "a.ts", 1.5, gop=15)
+    b = _ts(tmp / "b.ts", 1.5, gop=15, freq=660, offset=3.5)
     out.write_bytes(a.read_bytes() + b.read_bytes())
 
 
 def _ts_pts_wrap(out: Path, tmp: Path) -> None:
     # 2^33 / 90 kHz = 95443.717 s: starting 1.5 s before it, the clock wraps to 0 mid-file.
-    ff(
-        *video_src(duration=3),
-        *tone_src(3),
-        *X264_FAST,
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-output_ts_offset",
-        "95442.2",
-        "-f",
-        "mpegts",
-        out,
-    )
+    _ts(out, 3, offset=95442.2)
 
 
 def _fragmented_mp4(out: Path, tmp: Path) -> None:
@@ -650,20 +595,7 @@ def _audio_only_wav(out: Path, tmp: Path) -> None:
 
 
 def _truncated_ts(out: Path, tmp: Path) -> None:
-    full = tmp / "full.ts"
-    ff(
-        *video_src(duration=4),
-        *tone_src(4),
-        *X264_FAST,
-        "-g",
-        "30",
-        "-c:a",
-        "aac",
-        "-f",
-        "mpegts",
-        full,
-    )
-    _cut(full, out, 0.6)
+    _cut(_ts(tmp / "full.ts", 4), out, 0.6)
 
 
 def _truncated_mp4_faststart(out: Path, tmp: Path) -> None:
