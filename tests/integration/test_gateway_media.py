@@ -8,21 +8,15 @@ import asyncio
 import itertools
 import os
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 from streamify.core import media_grants as grants
 from streamify.core.auth import media_grant_key
-from streamify.core.server import service_call_metadata
-from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
-from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
-from streamify.gateway.envoy import Envoy
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1.video_pb2 import Video, Visibility
+from tests.support.media_gateway import media_gateway
 from tests.support.metadata import bearer, running_metadata, service_settings
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -84,48 +78,19 @@ async def media(seaweedfs, tmp_path_factory):
             ),
             metadata=ALICE,
         )
-        key = media_grant_key(settings)
-        lookup = metadata_lookup(
-            metadata.target, lambda: service_call_metadata(settings, subject="gateway")
-        )
-        async with AuthzServer(MediaAuthorizer(key, lookup)) as authz:
-            port, admin = free_port(), free_port()
-            cfg = GatewayConfig.local(
-                {"metadata": [metadata.target]},
-                listen_port=port,
-                admin_port=admin,
-                media=MediaConfig(
-                    origin_url=seaweedfs.endpoint_url,
-                    bucket=seaweedfs.media_bucket,
-                    access_key_id=seaweedfs.access_key,
-                    secret_access_key=seaweedfs.secret_key,
-                    authz=Endpoint("127.0.0.1", authz.port),
-                ),
-            )
-            envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=next(_base_ids))
-            await asyncio.to_thread(envoy.start)
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=seaweedfs.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id=seaweedfs.access_key,
-                aws_secret_access_key=seaweedfs.secret_key,
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-            )
-            m = Media(
-                envoy,
-                port,
-                s3,
+        async with media_gateway(
+            tmp, seaweedfs, settings, metadata.target, next(_base_ids)
+        ) as served:
+            yield Media(
+                served.envoy,
+                served.port,
+                served.s3,
                 seaweedfs.media_bucket,
-                key,
+                media_grant_key(settings),
                 public.name.split("/")[1],
                 private.name.split("/")[1],
                 unlisted.name.split("/")[1],
             )
-            try:
-                yield m
-            finally:
-                await asyncio.to_thread(envoy.stop)
 
 
 async def _get(media: Media, key: str, **headers: str) -> requests.Response:

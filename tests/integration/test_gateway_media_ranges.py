@@ -27,21 +27,15 @@ import struct
 import subprocess
 from pathlib import Path
 
-import boto3
 import pytest
 import requests
-from botocore.config import Config
 
-from streamify.core.auth import media_grant_key
-from streamify.core.server import service_call_metadata
-from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
-from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
 from streamify.gateway.envoy import Envoy
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1.video_pb2 import Video, Visibility
 from tests.support.clips import make_clip
+from tests.support.media_gateway import media_gateway
 from tests.support.metadata import bearer, running_metadata, service_settings
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -220,39 +214,20 @@ async def gateway(seaweedfs, tmp_path_factory):
             ),
             metadata=bearer("alice"),
         )
-        lookup = metadata_lookup(
-            metadata.target, lambda: service_call_metadata(settings, subject="gateway")
-        )
-        async with AuthzServer(MediaAuthorizer(media_grant_key(settings), lookup)) as authz:
-            port, admin = free_port(), free_port()
-            cfg = GatewayConfig.local(
-                {"metadata": [metadata.target]},
-                listen_port=port,
-                admin_port=admin,
-                media=MediaConfig(
-                    origin_url=seaweedfs.endpoint_url,
-                    bucket=seaweedfs.media_bucket,
-                    access_key_id=seaweedfs.access_key,
-                    secret_access_key=seaweedfs.secret_key,
-                    authz=Endpoint("127.0.0.1", authz.port),
-                ),
+        async with media_gateway(
+            tmp, seaweedfs, settings, metadata.target, next(_base_ids)
+        ) as served:
+            gw = Gateway(
+                served.envoy,
+                served.port,
+                served.s3,
+                seaweedfs.media_bucket,
+                public.name.split("/")[1],
             )
-            envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=next(_base_ids))
-            await asyncio.to_thread(envoy.start)
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=seaweedfs.endpoint_url,
-                region_name="us-east-1",
-                aws_access_key_id=seaweedfs.access_key,
-                aws_secret_access_key=seaweedfs.secret_key,
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-            )
-            gw = Gateway(envoy, port, s3, seaweedfs.media_bucket, public.name.split("/")[1])
             try:
                 yield gw
             finally:
                 gw.http.close()
-                await asyncio.to_thread(envoy.stop)
 
 
 def _body(size: int) -> bytes:
