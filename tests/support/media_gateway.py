@@ -31,9 +31,15 @@ class MediaGateway:
 
 @contextlib.asynccontextmanager
 async def media_gateway(
-    tmp: Path, seaweedfs, settings: Settings, metadata_target: str, base_id: int
+    tmp: Path,
+    seaweedfs,
+    settings: Settings,
+    metadata_target: str,
+    base_id: int,
+    internal_token: str | None = None,
 ) -> AsyncIterator[MediaGateway]:
-    """`base_id`: Envoy's shared-memory id, distinct per Envoy running at the same time."""
+    """`base_id`: Envoy's shared-memory id, distinct per Envoy running at the same time;
+    `internal_token`: the origin route's token (default: a random one per process)."""
     lookup = metadata_lookup(
         metadata_target, lambda: service_call_metadata(settings, subject="gateway")
     )
@@ -49,6 +55,7 @@ async def media_gateway(
                 access_key_id=seaweedfs.access_key,
                 secret_access_key=seaweedfs.secret_key,
                 authz=Endpoint("127.0.0.1", authz.port),
+                internal_token=internal_token,
             ),
         )
         envoy = Envoy(write(cfg, tmp / "envoy.yaml"), admin, base_id=base_id)

@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from streamify.core import storage_keys
+
 __all__ = [
     "API_SERVICES",
     "Endpoint",
@@ -575,12 +577,15 @@ def _media_route(media: MediaConfig) -> dict[str, Any]:
 
 def _media_origin_route(media: MediaConfig) -> dict[str, Any]:
     """Where the cache filter's own fetch of a miss lands (its request carries the rewritten
-    path, the origin Host and the internal token); unreachable without the token."""
+    path, the origin Host and the internal token); unreachable without the token, and even with
+    it only a GET or HEAD of a video's object: the origin cluster signs whatever it forwards, so
+    a leaked token must not become a write or a read of the rest of the bucket."""
     return {
         "match": {
-            "prefix": f"/{media.bucket}/",
+            "prefix": f"/{media.bucket}/{storage_keys.MEDIA_ROOT}",
             "headers": [
-                {"name": INTERNAL_HEADER, "string_match": {"exact": _internal_token(media)}}
+                {"name": INTERNAL_HEADER, "string_match": {"exact": _internal_token(media)}},
+                {"name": ":method", "string_match": {"safe_regex": {"regex": "GET|HEAD"}}},
             ],
         },
         "route": {

@@ -10,7 +10,9 @@ Pure: no I/O, no settings.
 
 from __future__ import annotations
 
-__all__ = ["media_prefix", "source_key", "source_prefix"]
+__all__ = ["MEDIA_ROOT", "media_prefix", "source_key", "source_prefix"]
+
+MEDIA_ROOT = "videos/"  # every object a player may fetch is below it
 
 
 def source_prefix(video_id: str) -> str:
@@ -22,4 +24,4 @@ def source_key(video_id: str, upload_id: str) -> str:
 
 
 def media_prefix(video_id: str) -> str:
-    return f"videos/{video_id}/"
+    return f"{MEDIA_ROOT}{video_id}/"
