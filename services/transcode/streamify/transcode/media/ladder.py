@@ -201,22 +201,6 @@ def _segment_grid(duration: float, seg: Fraction, frame_rate: float | None) -> t
     return max(1, math.ceil(duration / float(seg) - 1e-9)), duration
 
 
-def chunk_count(
-    duration: float,
-    segment_seconds: float,
-    segments_per_chunk: int,
-    *,
-    frame_rate: float | None = None,
-    first_chunk_segments: int | None = None,
-    seekable: bool = True,
-) -> int:
-    """How many chunks :func:`plan_chunks` makes of these arguments, counted without making
-    them (a plan is bounded before it is made)."""
-    count, _ = _segment_grid(duration, grid.as_seconds(segment_seconds), frame_rate)
-    head = (first_chunk_segments or segments_per_chunk) if seekable else count
-    return 1 if head >= count else 1 + math.ceil((count - head) / segments_per_chunk)
-
-
 def plan_chunks(
     duration: float,
     segment_seconds: float = 4.0,
@@ -225,6 +209,7 @@ def plan_chunks(
     frame_rate: float | None = None,
     first_chunk_segments: int | None = None,
     seekable: bool = True,
+    max_chunks: int | None = None,
 ) -> list[Chunk]:
     """Split ``duration`` seconds into chunks of whole segments on one fixed grid.
 
@@ -233,6 +218,8 @@ def plan_chunks(
     ``first_chunk_segments`` makes the first chunk shorter, so the video is playable sooner.
     ``seekable`` False (a source whose clock jumps, see media.timeline: a time no longer names
     one place in the file) gives ONE chunk, read from the start.
+    More than ``max_chunks`` chunks is a MediaError (too large), raised before any is made: a
+    header claiming days of video must not allocate days of chunks.
     """
     if duration <= 0:
         raise MediaError("the video has no duration", reason=Reason.CORRUPT, retryable=False)
@@ -243,6 +230,14 @@ def plan_chunks(
     head = first_chunk_segments or segments_per_chunk
     if not seekable:
         head = count
+    total = 1 if head >= count else 1 + math.ceil((count - head) / segments_per_chunk)
+    if max_chunks is not None and total > max_chunks:
+        raise MediaError(
+            f"the video needs too many chunk tasks: {total:,}; the most this server plans "
+            f"is {max_chunks:,}",
+            reason=Reason.TOO_LARGE,
+            retryable=False,
+        )
     starts = [0, *range(head, count, segments_per_chunk)] if head < count else [0]
     chunks: list[Chunk] = []
     for index, first in enumerate(starts):

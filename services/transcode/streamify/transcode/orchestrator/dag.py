@@ -23,7 +23,6 @@ from streamify.core.storage_keys import media_prefix
 from streamify.transcode.media import grid
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.ladder import (
-    chunk_count,
     plan_chunks,
     plan_duration,
     plan_frame_rate,
@@ -182,7 +181,7 @@ def check_bounds(
     info: MediaInfo, duration: float, frame_rate: float, options: TranscodeSettings
 ) -> None:
     """Refuses, before anything is planned, a source whose header asks for more work than the
-    settings allow: a file of a few KB that says it lasts for days must not make the
+    settings allow (the chunk count is bounded by plan_chunks itself): a file of a few KB that says it lasts for days must not make the
     orchestrator plan, or the workers encode, days of video. MediaError, not retryable."""
     size = info.size_bytes
     if size and size < duration * options.min_source_bytes_per_second:
@@ -204,21 +203,6 @@ def check_bounds(
         raise MediaError(
             f"the video has too many frames: {frames:,} at {frame_rate:g} fps; the most this "
             f"server encodes is {options.max_frames:,}",
-            reason=Reason.TOO_LARGE,
-            retryable=False,
-        )
-    chunks = chunk_count(
-        duration,
-        options.segment_seconds,
-        options.segments_per_chunk,
-        frame_rate=frame_rate,
-        first_chunk_segments=options.first_chunk_segments,
-        seekable=not info.clock_jumps,
-    )
-    if chunks > options.max_chunks:
-        raise MediaError(
-            f"the video needs too many chunk tasks: {chunks:,}; the most this server plans "
-            f"is {options.max_chunks:,}",
             reason=Reason.TOO_LARGE,
             retryable=False,
         )
@@ -245,6 +229,7 @@ def make_plan(info: MediaInfo, options: TranscodeSettings) -> Plan:
         frame_rate=frame_rate,
         first_chunk_segments=options.first_chunk_segments,
         seekable=not info.clock_jumps,
+        max_chunks=options.max_chunks,  # refused before the chunks are made
     )
     return Plan(
         duration=duration,
