@@ -134,7 +134,7 @@ def metadata_lookup(
 
     from streamify.v1 import metadata_service_pb2 as api
     from streamify.v1 import metadata_service_pb2_grpc
-    from streamify.v1.video_pb2 import Video, Visibility
+    from streamify.v1.video_pb2 import Visibility
 
     channel: list[grpc.aio.Channel] = []
     public = {Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED}
@@ -142,10 +142,9 @@ def metadata_lookup(
     async def lookup(video_id: str) -> str | None:
         if not channel:
             channel.append(grpc.aio.insecure_channel(target, options=[("grpc.enable_retries", 1)]))
-        # The generated stub is unannotated (no .pyi for *_pb2_grpc); GetVideo answers a Video.
-        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])  # type: ignore[no-untyped-call]
+        stub = metadata_service_pb2_grpc.MetadataServiceStub(channel[0])
         try:
-            video: Video = await stub.GetVideo(
+            video = await stub.GetVideo(
                 api.GetVideoRequest(name=names.VIDEOS.name(video_id)),
                 metadata=call_metadata(),
                 timeout=timeout,

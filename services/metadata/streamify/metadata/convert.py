@@ -9,7 +9,6 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 
 from streamify.core import names
 from streamify.core.clock import duration_of, timestamp_of
-from streamify.core.proto_enums import enum_value
 from streamify.metadata.models import VideoRow
 from streamify.v1.video_pb2 import Progress, Rendition, Video, VideoStatus, Visibility
 
@@ -29,8 +28,8 @@ def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
         owner=names.USERS.name(row.owner),
         title=row.title,
         description=row.description,
-        visibility=enum_value(Visibility, row.visibility),
-        status=enum_value(VideoStatus, row.status),
+        visibility=Visibility.ValueType(row.visibility),
+        status=VideoStatus.ValueType(row.status),
         failure_reason=row.failure_reason,
         source_size_bytes=row.source_size_bytes,
         renditions=[ParseDict(r, Rendition()) for r in row.renditions],

@@ -102,12 +102,16 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     # --- reads ------------------------------------------------------------------------------
 
     async def GetVideo(
-        self, request: api.GetVideoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.GetVideoRequest,
+        context: grpc.aio.ServicerContext[api.GetVideoRequest, Video],
     ) -> Video:
         return self._present(await self._readable(request.name, current_principal()))
 
     async def ListVideos(
-        self, request: api.ListVideosRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.ListVideosRequest,
+        context: grpc.aio.ServicerContext[api.ListVideosRequest, api.ListVideosResponse],
     ) -> api.ListVideosResponse:
         principal = current_principal()
         if request.owner:
@@ -144,7 +148,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         return response
 
     async def WatchVideo(
-        self, request: api.WatchVideoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.WatchVideoRequest,
+        context: grpc.aio.ServicerContext[api.WatchVideoRequest, api.WatchVideoResponse],
     ) -> AsyncIterator[api.WatchVideoResponse]:
         principal = current_principal()
         video_id = video_id_of(request.name)
@@ -163,7 +169,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
     # --- writes -----------------------------------------------------------------------------
 
     async def CreateVideo(
-        self, request: api.CreateVideoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.CreateVideoRequest,
+        context: grpc.aio.ServicerContext[api.CreateVideoRequest, Video],
     ) -> Video:
         principal = current_principal()
         if not request.video.title:
@@ -201,7 +209,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         return self._present(video)
 
     async def UpdateVideo(
-        self, request: api.UpdateVideoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.UpdateVideoRequest,
+        context: grpc.aio.ServicerContext[api.UpdateVideoRequest, Video],
     ) -> Video:
         principal = current_principal()
         name = request.video.name
@@ -239,7 +249,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         return self._present(video)
 
     async def DeleteVideo(
-        self, request: api.DeleteVideoRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.DeleteVideoRequest,
+        context: grpc.aio.ServicerContext[api.DeleteVideoRequest, Empty],
     ) -> Empty:
         principal = current_principal()
         video_id = video_id_of(request.name)
@@ -256,7 +268,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         return Empty()
 
     async def UpdateVideoStatus(
-        self, request: api.UpdateVideoStatusRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.UpdateVideoStatusRequest,
+        context: grpc.aio.ServicerContext[api.UpdateVideoStatusRequest, Video],
     ) -> Video:
         principal = current_principal()
         if not principal.is_service:

@@ -29,7 +29,9 @@ _NEXT: dict[int, frozenset[int]] = {
 
 def status_label(status: int) -> str:
     return (
-        VideoStatus.Name(status).removeprefix("VIDEO_STATUS_") if status in _NEXT else str(status)
+        VideoStatus.Name(VideoStatus.ValueType(status)).removeprefix("VIDEO_STATUS_")
+        if status in _NEXT
+        else str(status)
     )
 
 

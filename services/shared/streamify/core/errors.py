@@ -108,7 +108,8 @@ class ApiError(Exception):
 def to_rpc_status(err: ApiError) -> grpc.Status:
     """The grpc.Status to pass to ``context.abort_with_status``: code, message and the
     ``grpc-status-details-bin`` trailer carrying the google.rpc.Status."""
-    return rpc_status.to_status(err.to_status_proto())
+    status: grpc.Status = rpc_status.to_status(err.to_status_proto())  # grpc_status is untyped
+    return status
 
 
 # --- constructors -------------------------------------------------------------------------

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Protocol
-
 from streamify.core.config import Settings
 from streamify.core.server import client_channel, service_call_metadata
 from streamify.v1 import metadata_service_pb2 as api
@@ -18,30 +15,12 @@ _TIMEOUT_SECONDS = 10.0
 CallMetadata = tuple[tuple[str, str], ...]
 
 
-class _MetadataStub(Protocol):
-    """The calls this client makes, typed: the generated *_pb2_grpc module has no .pyi (its
-    messages do), so the stub's attributes are untyped."""
-
-    def CreateVideo(
-        self, request: api.CreateVideoRequest, *, metadata: CallMetadata, timeout: float
-    ) -> Awaitable[Video]: ...
-
-    def GetVideo(
-        self, request: api.GetVideoRequest, *, metadata: CallMetadata, timeout: float
-    ) -> Awaitable[Video]: ...
-
-    def UpdateVideoStatus(
-        self, request: api.UpdateVideoStatusRequest, *, metadata: CallMetadata, timeout: float
-    ) -> Awaitable[Video]: ...
-
-
 class MetadataClient:
     def __init__(self, settings: Settings, identity: str) -> None:
         self._settings = settings
         self._identity = identity
         self._channel = client_channel(settings.metadata_target)
-        # The generated stub's __init__ is unannotated (no .pyi for *_pb2_grpc).
-        self._stub: _MetadataStub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)
 
     def _auth(self) -> CallMetadata:
         return service_call_metadata(self._settings, self._identity)
@@ -54,7 +33,7 @@ class MetadataClient:
         description: str,
         size_bytes: int,
         request_id: str,
-        visibility: Visibility = VISIBILITY_UNSPECIFIED,
+        visibility: Visibility.ValueType = VISIBILITY_UNSPECIFIED,
     ) -> Video:
         return await self._stub.CreateVideo(
             api.CreateVideoRequest(

@@ -28,14 +28,21 @@ def generate(out_dir: Path) -> None:
     from grpc_tools import protoc  # dev dependency: only needed to regenerate
 
     well_known = resources.files("grpc_tools") / "_proto"
+    # mypy-protobuf's plugins write the type stubs: `*_pb2.pyi` (messages, enums, typed
+    # extensions) and `*_pb2_grpc.pyi` (stubs and servicers). A dev dependency, installed
+    # beside this interpreter.
+    plugins = Path(sys.executable).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
         f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--mypy_out={out_dir}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
+        f"--mypy_grpc_out={out_dir}",
         *map(str, proto_files()),
     ]
     if protoc.main(args) != 0:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 import grpc
 import grpc.aio
@@ -65,6 +65,9 @@ _MAX_REQUEST_ID_LEN = 128
 _perf_counter = time.perf_counter
 _urandom = os.urandom
 _AbortError = grpc.aio.AbortError
+# The interceptor wraps handlers of every message type. (A string: grpc's classes are generic
+# only in their type stubs.)
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 RPC_REQUESTS = prometheus_client.Counter(
     "streamify_rpc_requests_total",
@@ -134,7 +137,7 @@ def _load_validator() -> Callable[[Any], list[Any]]:
     return validate
 
 
-def _code_name(context: grpc.aio.ServicerContext) -> str:
+def _code_name(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     try:
         code = context.code()
     except Exception:  # noqa: BLE001
@@ -148,7 +151,7 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
     return "UNKNOWN"
 
 
-class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no type stubs
+class StreamifyInterceptor(grpc.aio.ServerInterceptor):
     """Request id, authentication, validation, error mapping and metrics for every call.
 
     The wrapped handler for a method is built once, on its first call, and reused."""
@@ -162,13 +165,13 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         self._verifier = verifier
         self._public = public_paths
         self._validator = validator
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._handlers: dict[str, _Handler] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> _Handler | None:
         path = handler_call_details.method
         wrapped = self._handlers.get(path)
         if wrapped is not None:
@@ -182,16 +185,20 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
 
     # -- per call ------------------------------------------------------------------------
 
-    def _begin(self, m: _Method, context: grpc.aio.ServicerContext) -> tuple[str, str | None]:
+    def _begin(
+        self, m: _Method, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> tuple[str, str | None]:
         """Request id and authorization header from the metadata; sets the request id in the
         logging context and the trailing metadata. Never raises."""
         rid = auth = None
         for key, value in context.invocation_metadata() or ():
+            if not isinstance(value, str):  # a binary (-bin) header
+                continue
             if key == REQUEST_ID_KEY:
                 rid = value
             elif key == _AUTH_KEY:
                 auth = value
-        if not rid or len(rid) > _MAX_REQUEST_ID_LEN or not isinstance(rid, str):
+        if not rid or len(rid) > _MAX_REQUEST_ID_LEN:
             rid = _urandom(8).hex()
         request_id_var.set(rid)
         context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
@@ -247,7 +254,7 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
 
     # -- wrapping --------------------------------------------------------------------------
 
-    def _wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap(self, path: str, handler: _Handler) -> _Handler:
         infra = path.startswith("/grpc.")  # health, reflection
         m = _Method(
             path,
@@ -286,7 +293,7 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
     ) -> Callable[..., Awaitable[Any]]:
         """Wrapper for a handler that returns one response (unary-unary, stream-unary)."""
 
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with _Observed(self, m, context) as call:
                 result = behaviour(
                     self._admitted(m, call.auth, request, streaming_request), context
@@ -301,7 +308,9 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
         """Wrapper for a handler that streams responses (unary-stream, stream-stream)."""
         if inspect.iscoroutinefunction(behaviour):
             # Writes with `await context.write(...)` and returns None.
-            async def coro_wrapper(request: Any, context: grpc.aio.ServicerContext) -> None:
+            async def coro_wrapper(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> None:
                 async with _Observed(self, m, context) as call:
                     await behaviour(
                         self._admitted(m, call.auth, request, streaming_request), context
@@ -310,7 +319,7 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  #
             return coro_wrapper
 
         async def gen_wrapper(
-            request: Any, context: grpc.aio.ServicerContext
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
             responses: Any = None
             try:
@@ -345,7 +354,10 @@ class _Observed:
     __slots__ = ("_interceptor", "_m", "_context", "_start", "rid", "auth")
 
     def __init__(
-        self, interceptor: StreamifyInterceptor, m: _Method, context: grpc.aio.ServicerContext
+        self,
+        interceptor: StreamifyInterceptor,
+        m: _Method,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         self._interceptor, self._m, self._context = interceptor, m, context
 

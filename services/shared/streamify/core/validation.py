@@ -15,7 +15,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import protovalidate
 from buf.validate import validate_pb2
@@ -38,9 +38,10 @@ class FieldViolation:
 
 def validate(message: Message) -> list[FieldViolation]:
     """Returns the rule violations of `message`; an empty list means it is valid."""
-    plan = _PLANS.get(message.DESCRIPTOR.full_name)
+    desc = cast(Descriptor, message.DESCRIPTOR)  # or upb's C class of the same interface
+    plan = _PLANS.get(desc.full_name)
     if plan is None:
-        plan = _compile(message.DESCRIPTOR)
+        plan = _compile(desc)
     return plan.run(message)
 
 
@@ -134,12 +135,6 @@ def _plan(desc: Descriptor, building: dict[str, _Plan]) -> _Plan:
     return plan
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    if hasattr(field, "is_repeated"):  # protobuf >= 6.31; `label` is gone in 7
-        return bool(field.is_repeated)
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
-
-
 def _is_map(field: FieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
@@ -183,11 +178,11 @@ def _message_checks(desc: Descriptor, building: dict[str, _Plan]) -> list[Check]
             checks.append(_field_check(field, rules, ignore))
         if field.message_type is None or rules.repeated.items.ignore == _ALWAYS:
             continue
-        sub_desc = field.message_type
+        sub_desc: Descriptor | None = field.message_type
         if _is_map(field):
             sub_desc = field.message_type.fields_by_name["value"].message_type
-            if sub_desc is None:
-                continue
+        if sub_desc is None:
+            continue
         sub = _plan(sub_desc, building)
         if sub.fallback or sub.checks or not sub.ready:  # not ready: a recursive type
             checks.append(_submessage_check(field, sub))
@@ -225,7 +220,7 @@ def _is_empty(message: Message, field: FieldDescriptor) -> bool:
     if field.has_presence:
         return not message.HasField(field.name)
     value = getattr(message, field.name)
-    return len(value) == 0 if _is_repeated(field) else value == field.default_value
+    return len(value) == 0 if field.is_repeated else value == field.default_value
 
 
 def _submessage_check(field: FieldDescriptor, sub: _Plan) -> Check:
@@ -237,7 +232,7 @@ def _submessage_check(field: FieldDescriptor, sub: _Plan) -> Check:
                 _extend(out, name + _subscript(key), sub.run(value))
 
         return check_map
-    if _is_repeated(field):
+    if field.is_repeated:
 
         def check_list(message: Message, out: list[FieldViolation]) -> None:
             for i, value in enumerate(getattr(message, name)):
@@ -276,7 +271,7 @@ def _field_check(field: FieldDescriptor, rules: validate_pb2.FieldRules, ignore:
     kind = rules.WhichOneof("type")
     # Field-level `cel` makes the type go to protovalidate.
     _only(rules, {"required", "ignore", kind or "required"})
-    repeated, is_map = _is_repeated(field), _is_map(field)
+    repeated, is_map = field.is_repeated, _is_map(field)
     expected = "map" if is_map else "repeated" if repeated else _KINDS.get(field.type)
     if kind is not None and kind != expected:
         raise _Unsupported(f"{kind} rules on {field.full_name}")  # e.g. wrappers, Duration, bytes
@@ -368,6 +363,7 @@ def _size_tests(kind: str, rules: Message, field: FieldDescriptor) -> list[Value
 def _entries_check(
     field: FieldDescriptor, rules: validate_pb2.MapRules
 ) -> Callable[[Any, list[FieldViolation]], None] | None:
+    assert field.message_type is not None  # a map field: its entry type
     entry = field.message_type.fields_by_name
     key_tests, skip_zero_key = _element_tests(entry["key"], rules.keys)
     value_tests, skip_zero_value = _element_tests(entry["value"], rules.values)
@@ -511,6 +507,7 @@ def _value_tests(kind: str, rules: Message, field: FieldDescriptor) -> list[Valu
         else:
             raise _Unsupported(f"{kind}.{name}")
     if defined_only:
+        assert field.enum_type is not None  # enum rules are on enum fields
         defined = frozenset(field.enum_type.values_by_number)
         description = "value must be one of the defined enum values"
         tests.append(_test("enum.defined_only", description, lambda v: v not in defined))

@@ -16,7 +16,6 @@ from streamify.core.config import UploadSettings
 from streamify.core.db import run_in_thread
 from streamify.core.humanize import human_bytes
 from streamify.core.metadata_client import MetadataClient
-from streamify.core.proto_enums import enum_value
 from streamify.upload.abandon import abort_upload
 from streamify.upload.models import UploadRow
 from streamify.upload.outbox import OutboxRelay
@@ -64,7 +63,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     # --- creating ---------------------------------------------------------------------------
 
     async def CreateUpload(
-        self, request: api.CreateUploadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.CreateUploadRequest,
+        context: grpc.aio.ServicerContext[api.CreateUploadRequest, api.Upload],
     ) -> api.Upload:
         principal = self._user()
         limits = self._limits
@@ -159,14 +160,18 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         return self._to_proto(row)
 
     async def GetUpload(
-        self, request: api.GetUploadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.GetUploadRequest,
+        context: grpc.aio.ServicerContext[api.GetUploadRequest, api.Upload],
     ) -> api.Upload:
         return self._to_proto(await self._owned(request.name))
 
     # --- parts --------------------------------------------------------------------------------
 
     async def SignParts(
-        self, request: api.SignPartsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.SignPartsRequest,
+        context: grpc.aio.ServicerContext[api.SignPartsRequest, api.SignPartsResponse],
     ) -> api.SignPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
@@ -199,7 +204,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         return api.SignPartsResponse(parts=await run_in_thread(sign_all))
 
     async def ListParts(
-        self, request: api.ListPartsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.ListPartsRequest,
+        context: grpc.aio.ServicerContext[api.ListPartsRequest, api.ListPartsResponse],
     ) -> api.ListPartsResponse:
         row = await self._owned(request.name)
         self._require_pending_multipart(row)
@@ -227,7 +234,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
     # --- finishing ----------------------------------------------------------------------------
 
     async def CompleteUpload(
-        self, request: api.CompleteUploadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.CompleteUploadRequest,
+        context: grpc.aio.ServicerContext[api.CompleteUploadRequest, api.Upload],
     ) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == COMPLETED:
@@ -255,7 +264,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         return self._to_proto(await self._owned(request.name))
 
     async def AbortUpload(
-        self, request: api.AbortUploadRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.AbortUploadRequest,
+        context: grpc.aio.ServicerContext[api.AbortUploadRequest, api.Upload],
     ) -> api.Upload:
         row = await self._owned(request.name)
         if row.state == ABORTED:
@@ -330,7 +341,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             )
         if row.state != PENDING:
             raise errors.failed_precondition(
-                f"{name} is {UploadState.Name(row.state).removeprefix('UPLOAD_STATE_')}",
+                f"{name} is {UploadState.Name(UploadState.ValueType(row.state)).removeprefix('UPLOAD_STATE_')}",
                 reason="UPLOAD_NOT_PENDING",
             )
 
@@ -349,7 +360,7 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             size_bytes=row.size_bytes,
             content_type=row.content_type,
             sha256=row.sha256,
-            state=enum_value(UploadState, row.state),
+            state=UploadState.ValueType(row.state),
             create_time=timestamp_of(row.create_time_us),
             expire_time=timestamp_of(row.expire_time_us),
         )

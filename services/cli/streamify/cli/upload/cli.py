@@ -28,7 +28,7 @@ from streamify.v1.video_pb2 import Visibility
 __all__ = ["run_cli"]
 
 # --visibility: the CLI's words for the API's enum
-VISIBILITIES: dict[str, Visibility] = {
+VISIBILITIES: dict[str, Visibility.ValueType] = {
     "private": Visibility.VISIBILITY_PRIVATE,
     "unlisted": Visibility.VISIBILITY_UNLISTED,
     "public": Visibility.VISIBILITY_PUBLIC,

@@ -246,8 +246,7 @@ class Uploader:
         self._limit = RateLimit(rate_limit) if rate_limit else None
         self._channel = channel or grpc.insecure_channel(target)
         self._owns_channel = channel is None
-        # the generated stub's __init__ is unannotated (no .pyi for *_pb2_grpc)
-        self._stub = upload_service_pb2_grpc.UploadServiceStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub = upload_service_pb2_grpc.UploadServiceStub(self._channel)
         self._put_attempts = 0
         self._count_lock = threading.Lock()
 
@@ -290,7 +289,7 @@ class Uploader:
         *,
         title: str = "",
         description: str = "",
-        visibility: Visibility = Visibility.VISIBILITY_UNSPECIFIED,
+        visibility: Visibility.ValueType = Visibility.VISIBILITY_UNSPECIFIED,
     ) -> UploadResult:
         """Uploads (or finishes uploading) one file; returns once CompleteUpload succeeded."""
         started = time.monotonic()
@@ -393,7 +392,7 @@ class Uploader:
         state: UploadStateFile,
         title: str,
         description: str,
-        visibility: Visibility,
+        visibility: Visibility.ValueType,
     ) -> api.Upload:
         for _ in range(3):
             state.request_id = request_id_for(source.key, state.generation)
@@ -720,7 +719,7 @@ def watch_video(
     say = say or (lambda text: print(text, file=sys.stderr, flush=True))
     own = channel is None
     channel = channel or grpc.insecure_channel(target)
-    stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)  # type: ignore[no-untyped-call]  # no .pyi
+    stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
     metadata = (("authorization", f"Bearer {token}"),)
     last = ""
     failures = 0

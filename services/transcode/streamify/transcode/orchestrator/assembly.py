@@ -144,7 +144,8 @@ def assemble(
     variants: list[Variant] = []
     renditions: list[video_pb2.Rendition] = []
     for r in plan.renditions:
-        infos, codecs, init_key = [], "", ""
+        infos: list[wapi.SegmentInfo] = []
+        codecs, init_key = "", ""
         for i in range(run):
             entry = next((rc for rc in chunks[i].renditions if rc.rendition_id == r.id), None)
             if entry is None:

@@ -24,7 +24,6 @@ from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
-from streamify.core.proto_enums import enum_value
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.job_control import JobControl
 from streamify.transcode.orchestrator.store import Conflict, Snapshot
@@ -48,7 +47,7 @@ def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
     out = api.TranscodeJob(
         name=names.TRANSCODE_JOBS.name(job.id),
         video=names.VIDEOS.name(job.id),
-        state=enum_value(api.JobState, job.state),
+        state=api.JobState.ValueType(job.state),
         failure_reason=job.failure_reason,
         completed_tasks=job.completed_tasks,
         total_tasks=job.total_tasks if job.plan else 0,
@@ -65,8 +64,8 @@ def to_proto(snapshot: Snapshot) -> api.TranscodeJob:
         out.tasks.append(
             api.TranscodeTask(
                 id=t.name,
-                kind=enum_value(api.TaskKind, t.kind),
-                state=enum_value(api.TaskState, t.state),
+                kind=api.TaskKind.ValueType(t.kind),
+                state=api.TaskState.ValueType(t.state),
                 attempts=t.attempts,
                 worker=t.worker_id if t.state == dag.RUNNING else "",
                 last_error=t.last_error,
@@ -87,7 +86,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         self._uploads_bucket = uploads_bucket
 
     async def CreateTranscodeJob(
-        self, request: api.CreateTranscodeJobRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.CreateTranscodeJobRequest,
+        context: grpc.aio.ServicerContext[api.CreateTranscodeJobRequest, api.TranscodeJob],
     ) -> api.TranscodeJob:
         self._service()
         video_id = names.VIDEOS.id_of(request.video)
@@ -135,13 +136,19 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         return newest["Key"], int(newest["Size"])
 
     async def GetTranscodeJob(
-        self, request: api.GetTranscodeJobRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.GetTranscodeJobRequest,
+        context: grpc.aio.ServicerContext[api.GetTranscodeJobRequest, api.TranscodeJob],
     ) -> api.TranscodeJob:
         principal = current_principal()
         return to_proto(await self._readable(request.name, principal))
 
     async def ListTranscodeJobs(
-        self, request: api.ListTranscodeJobsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.ListTranscodeJobsRequest,
+        context: grpc.aio.ServicerContext[
+            api.ListTranscodeJobsRequest, api.ListTranscodeJobsResponse
+        ],
     ) -> api.ListTranscodeJobsResponse:
         principal = current_principal()
         owner = None if principal.is_service else principal.user_name
@@ -179,7 +186,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
         return int(match.group(1)), match.group(3)
 
     async def CancelTranscodeJob(
-        self, request: api.CancelTranscodeJobRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.CancelTranscodeJobRequest,
+        context: grpc.aio.ServicerContext[api.CancelTranscodeJobRequest, api.TranscodeJob],
     ) -> api.TranscodeJob:
         self._service()
         job_id = _job_id(request.name)
@@ -191,7 +200,9 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
             raise errors.failed_precondition(exc.message, exc.reason) from None
 
     async def RetryTranscodeJob(
-        self, request: api.RetryTranscodeJobRequest, context: grpc.aio.ServicerContext
+        self,
+        request: api.RetryTranscodeJobRequest,
+        context: grpc.aio.ServicerContext[api.RetryTranscodeJobRequest, api.TranscodeJob],
     ) -> api.TranscodeJob:
         await self._readable(request.name, current_principal())  # a service, or the video's owner
         job_id = _job_id(request.name)

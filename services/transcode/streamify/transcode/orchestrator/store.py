@@ -350,7 +350,9 @@ class Store:
             if job.state == dag.JOB_CANCELLED:
                 return
             if job.state not in dag.JOB_ACTIVE:
-                label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
+                label = tapi.JobState.Name(tapi.JobState.ValueType(job.state)).removeprefix(
+                    "JOB_STATE_"
+                )
                 raise Conflict(
                     f"transcodeJobs/{job_id} is {label} and cannot be cancelled", "JOB_NOT_RUNNING"
                 )
@@ -369,7 +371,9 @@ class Store:
             if job.state in dag.JOB_ACTIVE and request_id and job.retry_request_id == request_id:
                 return  # a repeated call of the retry that started this run
             if job.state not in (dag.JOB_FAILED, dag.JOB_CANCELLED):
-                label = tapi.JobState.Name(job.state).removeprefix("JOB_STATE_")
+                label = tapi.JobState.Name(tapi.JobState.ValueType(job.state)).removeprefix(
+                    "JOB_STATE_"
+                )
                 raise Conflict(
                     f"transcodeJobs/{job_id} is {label}; only FAILED or CANCELLED "
                     "jobs can be retried",

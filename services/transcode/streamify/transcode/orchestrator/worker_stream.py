@@ -31,8 +31,8 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
     async def Connect(
         self,
         request_iterator: AsyncIterator[wapi.ConnectRequest],
-        context: grpc.aio.ServicerContext,
-    ) -> None:
+        context: grpc.aio.ServicerContext[wapi.ConnectRequest, wapi.ConnectResponse],
+    ) -> AsyncIterator[wapi.ConnectResponse]:
         principal = current_principal()
         if not principal.is_service:
             raise errors.permission_denied(
@@ -51,7 +51,7 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
             raise errors.invalid_argument([("hello.worker_id", "is required (1-128 characters)")])
         if hello.slots < 1:
             raise errors.invalid_argument([("hello.slots", "must be at least 1")])
-        await context.write(self._orch.welcome())
+        yield self._orch.welcome()
         session = WorkerSession(hello.worker_id, hello.slots)
         self._orch.attach(session)
         reader = asyncio.create_task(self._read(request_iterator, session))
@@ -69,7 +69,7 @@ class WorkerStreamService(worker_service_pb2_grpc.TranscodeWorkerServiceServicer
                 if message is None:  # this replica is shutting down: keep the leases
                     release = False
                     break
-                await context.write(message)
+                yield message
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

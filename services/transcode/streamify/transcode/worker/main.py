@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -160,6 +161,16 @@ class _StreamClosed(Exception):
     """The orchestrator ended the stream (or it broke)."""
 
 
+# A string: grpc's classes are generic only in their type stubs.
+_Stream: TypeAlias = "grpc.aio.StreamStreamCall[pb.ConnectRequest, pb.ConnectResponse]"
+
+
+async def _next_command(call: _Stream) -> pb.ConnectResponse | None:
+    """The orchestrator's next message, None when it has closed the stream."""
+    message = await call.read()
+    return message if isinstance(message, pb.ConnectResponse) else None
+
+
 class Worker:
     """A transcode worker; :meth:`run` serves until ``stop`` is set.
 
@@ -259,8 +270,7 @@ class Worker:
         helpers: list[asyncio.Task[None]] = []
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
-            # The generated stub is unannotated (no .pyi for *_pb2_grpc).
-            stub = pb_grpc.TranscodeWorkerServiceStub(channel)  # type: ignore[no-untyped-call]
+            stub = pb_grpc.TranscodeWorkerServiceStub(channel)
             call = stub.Connect(metadata=service_call_metadata(self.settings, SERVICE_SUBJECT))
             await call.write(
                 pb.ConnectRequest(
@@ -273,7 +283,7 @@ class Worker:
                     )
                 )
             )
-            read = asyncio.ensure_future(call.read())
+            read = asyncio.ensure_future(_next_command(call))
             done, _ = await asyncio.wait(
                 {read, stop_wait}, timeout=WELCOME_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
             )
@@ -283,7 +293,7 @@ class Worker:
                     log.warning("the orchestrator did not welcome us in %.0f s", WELCOME_TIMEOUT)
                 return False
             first = read.result()
-            if first is grpc.aio.EOF:
+            if first is None:
                 await self._raise_status(
                     call, "the orchestrator closed the stream before welcoming"
                 )
@@ -320,8 +330,9 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(call.done_writing(), 2.0)
                 return True
-            if reader.done() and isinstance(reader.exception(), grpc.aio.AioRpcError):
-                raise reader.exception()  # type: ignore[misc]
+            failure = reader.exception() if reader.done() else None
+            if isinstance(failure, grpc.aio.AioRpcError):
+                raise failure
             if writer.done() and writer.exception() is not None:
                 log.debug("writing to the stream failed", exc_info=writer.exception())
             await self._raise_status(call, "the orchestrator ended the stream")
@@ -337,7 +348,7 @@ class Worker:
             await channel.close()
 
     @staticmethod
-    async def _raise_status(call: grpc.aio.StreamStreamCall, what: str) -> None:
+    async def _raise_status(call: _Stream, what: str) -> NoReturn:
         try:
             code = await call.code()
             details = await call.details()
@@ -346,10 +357,10 @@ class Worker:
         name = code.name if code is not None else "?"
         raise _StreamClosed(f"{what} (status {name}{': ' + details if details else ''})")
 
-    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _read(self, call: _Stream) -> None:
         while True:
-            message = await call.read()
-            if message is grpc.aio.EOF:
+            message = await _next_command(call)
+            if message is None:
                 return
             command = message.WhichOneof("command")
             if command == "assignment":
@@ -362,9 +373,7 @@ class Worker:
                 log.warning("ignoring an unknown command from the orchestrator")
 
     @staticmethod
-    async def _write(
-        call: grpc.aio.StreamStreamCall, outbox: asyncio.Queue[pb.ConnectRequest]
-    ) -> None:
+    async def _write(call: _Stream, outbox: asyncio.Queue[pb.ConnectRequest]) -> None:
         while True:
             message = await outbox.get()
             await call.write(message)
