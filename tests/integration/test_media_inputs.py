@@ -18,7 +18,7 @@ import pytest
 from streamify.transcode.media.errors import MediaError, Reason
 from streamify.transcode.media.pipeline import TranscodeResult, transcode_local
 from streamify.transcode.media.probe import probe
-from tests.support import clips
+from tests.support import clips, ffprobe
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,8 @@ def test_rotated_phone_video_is_encoded_upright_in_portrait(tmp_path):
     (only,) = result.renditions  # 180x320 display: smaller than 240p, one rung at its own size
     assert (only.rendition.width, only.rendition.height) == (180, 320)
     assert result.poster_size == (180, 320)
-    out = probe(str(only.init_path.parent / "index.m3u8"))
-    assert out.video.rotation_degrees == 0 and (out.video.width, out.video.height) == (180, 320)
+    out = ffprobe.video_stream(only.init_path.parent / "index.m3u8")
+    assert out.rotation_degrees == 0 and (out.width, out.height) == (180, 320)
     assert_valid_ladder(result, frames=60)
 
 

@@ -18,9 +18,8 @@ from streamify.transcode.media.hls_output import avc_codecs
 from streamify.transcode.media.ladder import plan_chunks
 from streamify.transcode.media.models import Rendition
 from streamify.transcode.media.pipeline import TranscodeResult, transcode_local
-from streamify.transcode.media.probe import probe
 from streamify.transcode.media.video_chunk import encode_video_chunk
-from tests.support import clips
+from tests.support import clips, ffprobe
 
 pytestmark = pytest.mark.integration
 
@@ -185,9 +184,9 @@ def test_poster_is_a_jpeg_of_the_video_size(result):
 
 def test_outputs_probe_as_h264_without_rotation(result):
     rendition = result.renditions[0]
-    info = probe(str(rendition.init_path.parent / "index.m3u8"))
-    assert info.video is not None and info.video.codec == "h264"
-    assert info.video.rotation_degrees == 0
+    info = ffprobe.video_stream(rendition.init_path.parent / "index.m3u8")
+    assert info.codec == "h264"
+    assert info.rotation_degrees == 0
     assert math.isclose(info.duration, 6.0, abs_tol=1 / FPS)
 
 

@@ -3,6 +3,7 @@ object keys, progress throttling, failures for specs that cannot run, backoff, e
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from streamify.transcode.orchestrator import dag
 from streamify.transcode.worker import convert as conv
 from streamify.transcode.worker.main import BACKOFF_CAP, backoff_delay
 from streamify.transcode.worker.task_process import describe_exit
-from streamify.transcode.worker.tasks import Progress, TaskContext, execute, settings_payload
+from streamify.transcode.worker.tasks import Progress, TaskContext, child_settings, execute
 from streamify.v1 import worker_service_pb2 as pb
 
 pytestmark = pytest.mark.unit
@@ -269,7 +270,7 @@ def test_progress_is_throttled_and_never_goes_back():
 
 def _ctx(tmp_path: Path) -> TaskContext:
     progress = Progress(lambda m: None, pb.TaskAssignment(), interval=0)
-    return TaskContext(Settings(), tmp_path, progress)
+    return TaskContext(tmp_path, progress)
 
 
 def test_tasks_that_cannot_run_fail_for_good_without_io(tmp_path):
@@ -290,14 +291,23 @@ def test_tasks_that_cannot_run_fail_for_good_without_io(tmp_path):
     )
 
 
-def test_settings_reach_the_child_with_their_secrets(tmp_path):
+def test_the_task_process_gets_its_logging_settings_and_nothing_secret(tmp_path):
+    secrets = ["AKIA-id-0123", "s3cr3t-key-0123", "jwt-secret-0123", "db-password-0123"]
     settings = Settings(
-        s3_access_key_id="AKIA", s3_secret_access_key="s3cr3t", jwt_secret="j", data_dir=tmp_path
+        s3_access_key_id=secrets[0],
+        s3_secret_access_key=secrets[1],
+        jwt_secret=secrets[2],
+        database_url=f"postgresql://u:{secrets[3]}@db/streamify",
+        log_level="debug",
+        log_format="json",
+        data_dir=tmp_path,
     )
-    again = Settings(**settings_payload(settings))
-    assert again.s3_secret_access_key.get_secret_value() == "s3cr3t"
-    assert again.data_dir == tmp_path
-    assert again.model_dump() == settings.model_dump()
+    payload = child_settings(settings)
+    text = json.dumps(payload)
+    assert not [s for s in secrets if s in text], text
+    again = Settings(**payload)
+    assert (again.log_level, again.log_format) == ("debug", "json")
+    assert again.jwt_secret is None and again.s3.secret_access_key is None
 
 
 def test_backoff_grows_to_its_cap_with_jitter():

@@ -228,6 +228,24 @@ class WorkerSettings(Section):
     task_stall_seconds: float = Field(
         900.0, gt=0, description="A task process silent this long is killed and retried."
     )
+    task_max_memory_bytes: int = Field(
+        6 * 1024**3,
+        ge=0,
+        description="Address space of one task process (RLIMIT_AS; 0: unlimited). A 1080p chunk peaks near 1.3 GB.",
+    )
+    task_max_cpu_seconds: int = Field(
+        3 * 3600,
+        ge=0,
+        description="CPU time of one task process (RLIMIT_CPU; 0: unlimited); past it the task fails for good.",
+    )
+    task_max_file_bytes: int = Field(
+        4 * 1024**3,
+        ge=0,
+        description="Largest file a task process may write (RLIMIT_FSIZE; 0: unlimited).",
+    )
+    task_max_open_files: int = Field(
+        1024, ge=0, description="Open files of one task process (RLIMIT_NOFILE; 0: unlimited)."
+    )
 
 
 class QueueSettings(Section):

@@ -52,6 +52,7 @@ DOCUMENTED: dict[str, tuple[str, ...]] = {
         "the file is not a video, or it is truncated or corrupt",
         "the file is not a video but a web page",
         "the file is not a video but a text file",
+        "the file is not a video but a playlist",
         "the file is not a playable video: it starts like an MP4/MOV file",
     ),
     Reason.NO_VIDEO_STREAM: ("the file is not a video: no video stream found",),

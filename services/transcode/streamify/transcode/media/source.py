@@ -28,6 +28,27 @@ _HTTP_OPTIONS = {
 }
 
 
+# The demuxers a source may be read with (FFmpeg's names): video containers and raw video
+# streams, and audio containers so that an audio-only file is told it has no picture. Nothing
+# that makes FFmpeg open further URLs or files named inside the upload (hls, dash, concat,
+# image2 patterns, tee...): a 200-byte playlist could otherwise make the worker fetch internal
+# addresses or local files and encode what it read into the "video".
+SOURCE_DEMUXERS = (
+    "mov,mp4,matroska,webm,avi,mpegts,mpeg,mpegvideo,flv,ogg,mxf,asf,nut,ivf,"
+    "yuv4mpegpipe,h264,hevc,m4v,wav,mp3,aac,flac"
+)
+# The only protocols FFmpeg may use for a source: the pre-signed URL, or a local path.
+_URL_PROTOCOLS = "http,https,tcp,tls"
+_FILE_PROTOCOLS = "file"
+
+
+def _read_options(source: str) -> dict[str, str]:
+    """libavformat options for reading ``source`` (HTTP reconnects, the protocol whitelist)."""
+    if is_url(source):
+        return {**_HTTP_OPTIONS, "protocol_whitelist": _URL_PROTOCOLS}
+    return {"protocol_whitelist": _FILE_PROTOCOLS}
+
+
 def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
@@ -53,7 +74,7 @@ def open_input(source: str) -> Iterator[av.container.InputContainer]:
             raise MediaError(
                 "the file is empty (0 bytes)", reason=Reason.EMPTY_FILE, retryable=False
             )
-    options = dict(_HTTP_OPTIONS) if is_url(source) else {}
+    options = {**_read_options(source), "format_whitelist": SOURCE_DEMUXERS}
     try:
         container = av.open(source, mode="r", options=options, timeout=(OPEN_TIMEOUT, READ_TIMEOUT))
     except Exception as exc:
@@ -131,7 +152,10 @@ def translate(
             reason=Reason.UNSUPPORTED,
             retryable=False,
         )
-    if opening and isinstance(exc, (av.error.InvalidDataError, av.error.EOFError)):
+    # Opening: no allowed demuxer could read it (EINVAL when only a refused one could).
+    if opening and isinstance(
+        exc, (av.error.InvalidDataError, av.error.EOFError, av.error.ArgumentError)
+    ):
         return not_media(source)
     if isinstance(exc, av.error.InvalidDataError):
         return MediaError(
@@ -228,7 +252,7 @@ SNIFF_BYTES = 4096
 def sniff(source: str) -> bytes:
     """The first bytes of ``source`` (b"" if they cannot be read), read through libavformat's
     raw ``data`` demuxer so URLs work the same way as for the real open."""
-    options = dict(_HTTP_OPTIONS) if is_url(source) else {}
+    options = _read_options(source)
     try:
         with av.open(
             source, mode="r", format="data", options=options, timeout=(OPEN_TIMEOUT, READ_TIMEOUT)
@@ -252,6 +276,11 @@ def not_media(source: str) -> MediaError:
         message = (
             "the file is not a video but a web page (HTML): the link it was downloaded "
             "from probably returned an error page"
+        )
+    elif text.startswith(b"#extm3u"):
+        message = (
+            "the file is not a video but a playlist (HLS .m3u8) that points to other files: "
+            "upload the video itself"
         )
     elif head and _looks_like_text(head):
         message = "the file is not a video but a text file"

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -44,8 +44,9 @@ from streamify.core.config import Settings
 from streamify.core.logs import get_logger
 from streamify.core.server import client_channel, service_call_metadata
 from streamify.transcode.worker import convert as conv
+from streamify.transcode.worker import outputs
 from streamify.transcode.worker.task_process import TaskProcess, describe_exit
-from streamify.transcode.worker.tasks import settings_payload
+from streamify.transcode.worker.tasks import ENCODE_SHARE, child_limits, child_settings
 from streamify.v1 import worker_service_pb2 as pb
 from streamify.v1 import worker_service_pb2_grpc as pb_grpc
 
@@ -205,7 +206,9 @@ class Worker:
         self.running: dict[str, RunningTask] = {}
         self.sessions = 0
         self.orchestrator_id = ""
-        self._settings_payload = settings_payload(settings)
+        self._child_settings = child_settings(settings)
+        self._child_limits = child_limits(settings)
+        self._storage: Any = None  # the S3 client, made on the first task
         self._outbox: asyncio.Queue[pb.ConnectRequest] | None = None
 
     # -- public ---------------------------------------------------------------------------
@@ -442,7 +445,9 @@ class Worker:
         if previous is not None:  # re-assigned with a new lease: the new one replaces it
             log.info("task %s re-assigned with a new lease; restarting it", task_id)
             self._stop_task(previous)
-        process = TaskProcess(assignment, self._settings_payload, self._task_root())
+        process = TaskProcess(
+            assignment, self._child_settings, self._task_root(), limits=self._child_limits
+        )
         task = RunningTask(assignment, process)
         self.running[task_id] = task
         task.runner = asyncio.create_task(
@@ -485,6 +490,81 @@ class Worker:
         assert self.work_dir is not None
         return self.work_dir
 
+    def _died(self, task: RunningTask, returncode: int) -> pb.ConnectRequest:
+        """The failure of a task process that exited without a result."""
+        error, retryable = f"the encoder process died ({describe_exit(returncode)})", True
+        if task.stalled:
+            error = f"the task made no progress for {self.stall_timeout:.0f} s and was killed"
+        elif returncode == -signal.SIGXCPU:
+            limit = self._child_limits["RLIMIT_CPU"]
+            error = f"the video needs more CPU time than one task may use ({limit} s)"
+            retryable = False
+        elif returncode == -signal.SIGXFSZ:
+            limit = self._child_limits["RLIMIT_FSIZE"]
+            error = f"the video makes a file larger than a task may write ({limit} bytes)"
+            retryable = False
+        log.warning("task %s: %s", task.task_id, error)
+        return self._failure(task, error, retryable)
+
+    def _s3(self) -> Any:
+        if self._storage is None:
+            from streamify.core.storage import make_s3_client
+
+            self._storage = make_s3_client(self.settings)
+        return self._storage
+
+    async def _upload_outputs(self, task: RunningTask) -> pb.ConnectRequest | None:
+        """Upload what the finished task process listed; None when done, else the failure to
+        report instead of its result."""
+        assert task.process.workdir is not None
+        output = outputs.output_of(task.assignment)
+        try:
+            uploads = outputs.read_manifest(task.process.workdir, output)
+        except outputs.ManifestError as exc:
+            log.error(
+                "task %s: the task process asked for a forbidden upload: %s", task.task_id, exc
+            )
+            return self._failure(
+                task, f"the task process misbehaved ({exc}); nothing was stored", False
+            )
+        if not uploads:
+            return None
+        assert output is not None
+        loop = asyncio.get_running_loop()
+        last_sent = -float("inf")
+
+        def progress(fraction: float) -> None:  # in an upload thread
+            loop.call_soon_threadsafe(report, ENCODE_SHARE + (1.0 - ENCODE_SHARE) * fraction)
+
+        def report(fraction: float) -> None:
+            nonlocal last_sent
+            task.last_activity = time.monotonic()
+            if task.last_activity - last_sent >= PROGRESS_INTERVAL and self._owns(task):
+                last_sent = task.last_activity
+                self._send(
+                    pb.ConnectRequest(
+                        progress=pb.TaskProgress(
+                            task_id=task.task_id, lease_id=task.lease_id, fraction=fraction
+                        )
+                    )
+                )
+
+        try:
+            await asyncio.to_thread(
+                outputs.upload_all, self._s3(), output.bucket, uploads, progress
+            )
+        except outputs.StorageError as exc:
+            log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
+            return self._failure(task, str(exc), True)
+        return None
+
+    def _failure(self, task: RunningTask, error: str, retryable: bool) -> pb.ConnectRequest:
+        return pb.ConnectRequest(
+            failure=pb.TaskFailure(
+                task_id=task.task_id, lease_id=task.lease_id, error=error, retryable=retryable
+            )
+        )
+
     async def _run_task(self, task: RunningTask, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:  # let the replaced run free its slot first
             await asyncio.gather(previous, return_exceptions=True)
@@ -493,6 +573,15 @@ class Worker:
         final: pb.ConnectRequest | None = None
         last_progress = -float("inf")
         try:
+            try:
+                if outputs.needs_signing(assignment):
+                    await asyncio.to_thread(outputs.sign_source, assignment, self._s3())
+            except outputs.StorageError as exc:
+                log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
+                if self._owns(task):
+                    del self.running[task.task_id]
+                    self._send(self._failure(task, str(exc), True))
+                return
             await process.start()
             log.info(
                 "task %s (%s, attempt %d) started in process %s",
@@ -516,18 +605,10 @@ class Worker:
                     final = message
             returncode = await process.wait()
             if final is None:
-                error = f"the encoder process died ({describe_exit(returncode)})"
-                if task.stalled:
-                    error = (
-                        f"the task made no progress for {self.stall_timeout:.0f} s and was killed"
-                    )
-                log.warning("task %s: %s", task.task_id, error)
-                final = pb.ConnectRequest(
-                    failure=pb.TaskFailure(
-                        task_id=task.task_id, lease_id=task.lease_id, error=error, retryable=True
-                    )
-                )
+                final = self._died(task, returncode)
             elif final.WhichOneof("event") == "result":
+                final = await self._upload_outputs(task) or final
+            if final.WhichOneof("event") == "result":
                 final.result.task_id, final.result.lease_id = task.task_id, task.lease_id
                 final.result.elapsed.CopyFrom(conv.duration(time.monotonic() - task.started))
                 log.info("task %s done in %.1f s", task.task_id, time.monotonic() - task.started)

@@ -27,6 +27,23 @@ from streamify.v1 import worker_service_pb2 as pb
 log = get_logger(__name__)
 
 CHILD_MODULE = "streamify.transcode.worker.tasks"
+# The only environment variables a task process inherits: what Python, the C library and TLS
+# need. Nothing of the worker's configuration (STREAMIFY_*, AWS_*: credentials) reaches it.
+CHILD_ENVIRONMENT = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
+
+def child_environment() -> dict[str, str]:
+    return {name: os.environ[name] for name in CHILD_ENVIRONMENT if name in os.environ}
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -46,10 +63,16 @@ class TaskProcess:
     """One child process running one assignment."""
 
     def __init__(
-        self, assignment: pb.TaskAssignment, settings: dict[str, Any], work_root: Path
+        self,
+        assignment: pb.TaskAssignment,
+        settings: dict[str, Any],
+        work_root: Path,
+        *,
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.assignment = assignment
         self._settings = settings
+        self._limits = limits or {}
         self._work_root = Path(work_root)
         self.workdir: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
@@ -72,11 +95,17 @@ class TaskProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=None,  # the child's log lines go where the worker's go
+            env=child_environment(),
             start_new_session=True,
             limit=MAX_FRAME,
         )
         header = json.dumps(
-            {"settings": self._settings, "workdir": str(self.workdir), "parent_pid": os.getpid()}
+            {
+                "settings": self._settings,
+                "workdir": str(self.workdir),
+                "parent_pid": os.getpid(),
+                "limits": self._limits,
+            }
         ).encode()
         body = self.assignment.SerializeToString()
         assert self._proc.stdin is not None

@@ -7,55 +7,50 @@ task, and cancelling a task is a real kill of the child's PID.
 Protocol between the worker and the child (both ends are in this package, nothing else speaks
 it): frames of a 4-byte big-endian length followed by that many bytes.
 
-* stdin, worker -> child: a JSON frame ``{"settings": {...}, "workdir": "...", "parent_pid": n}``
-  then the ``TaskAssignment`` (protobuf bytes); then stdin is closed.
+* stdin, worker -> child: a JSON frame ``{"settings": {...}, "workdir": "...", "parent_pid": n,
+  "limits": {...}}`` then the ``TaskAssignment`` (protobuf bytes, its source's URL signed by
+  the worker); then stdin is closed.
 * stdout, child -> worker: ``ConnectRequest`` frames carrying ``progress`` (at most about one
   per second) and, last, exactly one ``result`` or ``failure``. The worker forwards them to the
   orchestrator as they are. Anything else the child (or FFmpeg) prints goes to stderr, which
   is the worker's log.
 
-The child reads the source through the pre-signed URL (PyAV range requests, the file is never
-downloaded), writes outputs to ``workdir`` (the worker deletes it when the child has exited,
-whatever happened) and uploads them to object storage with the worker's S3 settings.
+The child parses an untrusted file, so it holds nothing that opens anything else: its settings
+are its logging only (no signing key, no storage keys, no database URL), its environment is
+cleaned by the worker, and it runs under the resource limits of ``limits`` (address space, CPU
+time, file size, open files), set before it reads a byte of the source. It reads the source
+through the pre-signed URL (PyAV range requests, the file is never downloaded), writes outputs
+to ``workdir`` and lists them in ``workdir/outputs.json``; the worker checks that list and
+uploads them (``streamify.transcode.worker.outputs``), then deletes ``workdir``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import logging
 import os
+import resource
 import signal
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
-from pydantic import SecretStr
+from typing import IO, Any
 
 from streamify.core.config import Settings
 from streamify.transcode.worker import convert as conv
+from streamify.transcode.worker.outputs import write_manifest
 from streamify.v1 import worker_service_pb2 as pb
-
-if TYPE_CHECKING:  # the client itself is made on first use (see TaskContext.s3)
-    from streamify.core.storage import S3Client
 
 log = logging.getLogger("streamify.transcode.worker.tasks")
 
 FRAME_HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 PROGRESS_INTERVAL = 1.0  # seconds between progress messages of one task
-UPLOAD_THREADS = 4
-SOURCE_URL_TTL = 6 * 3600  # a pre-signed GET made by the worker itself (no URL in the spec)
 # Share of the progress bar given to encoding; uploading the outputs is the rest.
 ENCODE_SHARE = 0.9
-
-
-class StorageError(Exception):
-    """Writing the outputs (or reading the source's metadata) in object storage failed."""
 
 
 # --- framing ------------------------------------------------------------------------------------
@@ -79,17 +74,33 @@ def read_frame(stream: IO[bytes]) -> bytes:
     return data
 
 
-def settings_payload(settings: Settings) -> dict[str, Any]:
-    """Settings as plain JSON values, secrets included (they travel over a private pipe)."""
-    out: dict[str, Any] = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, Path):
-            value = str(value)
-        out[name] = value
-    return out
+# The only settings a task process gets: its logging (see the module docstring for why).
+CHILD_SETTINGS = ("log_level", "log_format")
+
+# Resource limits of a task process (resource.RLIMIT_* names -> the worker setting's name).
+LIMITS = {
+    "RLIMIT_AS": "task_max_memory_bytes",
+    "RLIMIT_CPU": "task_max_cpu_seconds",
+    "RLIMIT_FSIZE": "task_max_file_bytes",
+    "RLIMIT_NOFILE": "task_max_open_files",
+}
+
+
+def child_settings(settings: Settings) -> dict[str, Any]:
+    """The settings a task process gets, as JSON values: nothing secret."""
+    return {name: getattr(settings, name) for name in CHILD_SETTINGS}
+
+
+def child_limits(settings: Settings) -> dict[str, int]:
+    """The resource limits a task process sets on itself (0: none)."""
+    return {limit: int(getattr(settings.worker, name)) for limit, name in LIMITS.items()}
+
+
+def apply_limits(limits: Mapping[str, int]) -> None:
+    """Lower this process's soft and hard limits (for good: it cannot raise them again)."""
+    for name, value in limits.items():
+        if value > 0:
+            resource.setrlimit(getattr(resource, name), (value, value))
 
 
 # --- progress -----------------------------------------------------------------------------------
@@ -131,94 +142,22 @@ class Progress:
         return lambda f: self(start + share * f)
 
 
-# --- storage ------------------------------------------------------------------------------------
-
-
-def _storage_message(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
-
-
-def upload_all(
-    client: Any,
-    bucket: str,
-    uploads: Sequence[conv.Upload],
-    on_progress: Callable[[float], None] | None = None,
-) -> None:
-    """PUT every file (a re-run overwrites the same keys). Raises StorageError."""
-    if not uploads:
-        return
-    total = sum(os.path.getsize(u.path) for u in uploads) or 1
-    done = 0
-    lock = threading.Lock()
-
-    def put(upload: conv.Upload) -> None:
-        nonlocal done
-        with open(upload.path, "rb") as body:
-            client.put_object(
-                Bucket=bucket,
-                Key=upload.key,
-                Body=body,
-                ContentType=upload.content_type,
-                CacheControl=upload.cache_control,
-            )
-        with lock:
-            done += os.path.getsize(upload.path)
-            fraction = done / total
-        if on_progress is not None:
-            on_progress(fraction)
-
-    with cf.ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(uploads))) as pool:
-        futures = [pool.submit(put, u) for u in uploads]
-        try:
-            for future in cf.as_completed(futures):
-                future.result()
-        except Exception as exc:
-            for future in futures:
-                future.cancel()
-            raise StorageError(
-                f"could not write the outputs to bucket {bucket}: {_storage_message(exc)}"
-            ) from exc
-
-
 # --- the task -----------------------------------------------------------------------------------
 
 
 class TaskContext:
-    """What a running task needs from its process: settings, a private directory, progress."""
+    """What a running task needs from its process: a private directory and progress."""
 
-    def __init__(self, settings: Settings, workdir: Path, progress: Progress) -> None:
-        self.settings = settings
+    def __init__(self, workdir: Path, progress: Progress) -> None:
         self.workdir = Path(workdir)
         self.progress = progress
-        self._s3: S3Client | None = None
 
-    @property
-    def s3(self) -> S3Client:
-        if self._s3 is None:
-            from streamify.core.storage import make_s3_client
-
-            self._s3 = make_s3_client(self.settings)
-        return self._s3
-
-    def source_url(self, source: pb.SourceRef) -> str:
-        """The pre-signed URL of the spec, or one signed here with the worker's credentials."""
-        if source.url:
-            return source.url
-        try:
-            url: str = self.s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": source.bucket, "Key": source.key},
-                ExpiresIn=SOURCE_URL_TTL,
-            )
-            return url
-        except Exception as exc:
-            raise StorageError(f"could not sign a URL for the source: {exc}") from exc
+    @staticmethod
+    def source_url(source: pb.SourceRef) -> str:
+        """The pre-signed URL the worker put in the spec."""
+        if not source.url:
+            raise conv.SpecError("the task's source has no URL (the worker signs one)")
+        return source.url
 
 
 def run_probe(spec: pb.ProbeSpec, ctx: TaskContext) -> pb.TaskResult:
@@ -250,12 +189,7 @@ def run_video_chunk(spec: pb.VideoChunkSpec, ctx: TaskContext) -> pb.TaskResult:
         ts_offset=args.ts_offset,
         on_progress=ctx.progress.scaled(0.0, ENCODE_SHARE),
     )
-    upload_all(
-        ctx.s3,
-        spec.output.bucket,
-        conv.chunk_uploads(outputs, spec.output.prefix),
-        ctx.progress.scaled(ENCODE_SHARE, 1.0 - ENCODE_SHARE),
-    )
+    write_manifest(ctx.workdir, conv.chunk_uploads(outputs, spec.output.prefix))
     return pb.TaskResult(video_chunk=conv.chunk_result(outputs, spec.output.prefix))
 
 
@@ -272,12 +206,7 @@ def run_audio(spec: pb.AudioSpec, ctx: TaskContext) -> pb.TaskResult:
         duration=args.duration,
         on_progress=ctx.progress.scaled(0.0, ENCODE_SHARE),
     )
-    upload_all(
-        ctx.s3,
-        spec.output.bucket,
-        conv.audio_uploads(output, spec.output.prefix),
-        ctx.progress.scaled(ENCODE_SHARE, 1.0 - ENCODE_SHARE),
-    )
+    write_manifest(ctx.workdir, conv.audio_uploads(output, spec.output.prefix))
     return pb.TaskResult(audio=conv.audio_result(output, spec.output.prefix))
 
 
@@ -299,7 +228,7 @@ def run_poster(spec: pb.PosterSpec, ctx: TaskContext) -> pb.TaskResult:
         conv.POSTER_CONTENT_TYPE,
         conv.POSTER_CACHE_CONTROL,
     )
-    upload_all(ctx.s3, spec.output.bucket, [upload])
+    write_manifest(ctx.workdir, [upload])
     return pb.TaskResult(poster=conv.poster_result(spec.output.prefix, width, height))
 
 
@@ -346,9 +275,6 @@ def execute(assignment: pb.TaskAssignment, ctx: TaskContext) -> pb.ConnectReques
     except conv.SpecError as exc:
         log.warning("task %s is invalid: %s", task_id, exc)
         return failure(f"invalid task: {exc}", False)
-    except StorageError as exc:
-        log.warning("task %s: %s", task_id, exc, exc_info=exc.__cause__)
-        return failure(str(exc), True)
     except MemoryError:
         return failure("the worker ran out of memory", True)
     except Exception as exc:
@@ -389,6 +315,7 @@ def main() -> int:
     stdin = sys.stdin.buffer
     header = json.loads(read_frame(stdin))
     _die_with_parent(int(header.get("parent_pid") or 0))
+    apply_limits(header.get("limits") or {})
     assignment = pb.TaskAssignment.FromString(read_frame(stdin))
     settings = Settings(**header["settings"])
 
@@ -403,7 +330,7 @@ def main() -> int:
             write_frame(out, data)
 
     progress = Progress(send, assignment)
-    ctx = TaskContext(settings, Path(header["workdir"]), progress)
+    ctx = TaskContext(Path(header["workdir"]), progress)
     log.info(
         "task %s started in process %d",
         assignment.task_id,
