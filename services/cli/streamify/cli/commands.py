@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 
+from streamify.cli import k8s_secrets
 from streamify.core import token_command
 from streamify.core.config import Settings
 
@@ -183,6 +184,13 @@ def parser() -> argparse.ArgumentParser:
         help="apply every component's database migrations (metadata, upload, transcode, job queue)",
     )
     migrate.set_defaults(func=cmd_migrate)
+
+    k8s = sub.add_parser(
+        "k8s-secrets",
+        help="generate the Secrets of k8s/base into k8s/base/secrets/ (git-ignored; kept if present)",
+    )
+    k8s_secrets.add_arguments(k8s)
+    k8s.set_defaults(func=k8s_secrets.run)
 
     config = sub.add_parser("config", help="print the table of STREAMIFY_* settings")
     config.set_defaults(func=cmd_config)
