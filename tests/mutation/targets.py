@@ -50,6 +50,7 @@ _DAG = (
     _t("test_orchestrator_plan.py"),
     _t("test_orchestrator_tasks.py"),
     _t("test_orchestrator_assembly.py"),
+    _t("test_orchestrator_bounds.py"),
     _t("test_media_errors.py"),
 )
 _MEDIA = (
@@ -57,6 +58,7 @@ _MEDIA = (
     _t("test_media_ladder.py"),
     _t("test_media_grid.py"),
     _t("test_worker_convert.py"),
+    _t("test_orchestrator_bounds.py"),  # the plan's limits: ladder.plan_chunks(max_chunks=)
 )
 _GRANTS = (_t("test_media_grants.py"), _t("test_media_authz.py"))
 
