@@ -778,3 +778,20 @@ def test_eks_gateway_and_buckets_agree():
         for e in pod_spec(get("eks", "Deployment", "gateway"))["containers"][0].get("env", [])
     }
     assert "AWS_ACCESS_KEY_ID" not in env
+
+
+@pytest.mark.parametrize(("target", "offered"), [("kind", True), ("eks", False)])
+def test_reflection_is_offered_through_the_gateway_on_kind_only(target, offered):
+    """grpcurl `list` works through a laptop cluster's gateway; in production the gateway does
+    not route reflection, so its calls are UNIMPLEMENTED (the API routes are all still there)."""
+    envoy = yaml.safe_load(get(target, "ConfigMap", "gateway-envoy")["data"]["envoy.yaml"])
+    (listener,) = envoy["static_resources"]["listeners"]
+    (chain,) = listener["filter_chains"]
+    manager = chain["filters"][0]["typed_config"]
+    prefixes = {
+        r["match"].get("prefix", "")
+        for host in manager["route_config"]["virtual_hosts"]
+        for r in host["routes"]
+    }
+    assert ("/grpc.reflection." in prefixes) is offered
+    assert {f"/{name}/" for name in GRPC_SERVICES.values()} <= prefixes

@@ -138,6 +138,10 @@ class GatewayConfig:
     admin_host: str = "127.0.0.1"
     media: MediaConfig | None = None
     web: Endpoint | None = None  # static server of the browser page, routed at `/` (last)
+    # gRPC server reflection through the gateway (grpcurl's `list`/`describe`). Off in
+    # production: without the route a reflection call is UNIMPLEMENTED, and the API's shape is
+    # not offered to anyone who can reach the gateway.
+    reflection: bool = True
     # timeouts and resilience knobs (seconds unless named otherwise)
     connect_timeout: float = 1.0
     unary_timeout: float = 60.0  # route timeout of unary calls (a grpc-timeout header wins)
@@ -776,8 +780,9 @@ def render(cfg: GatewayConfig) -> dict[str, Any]:
         routes += _service_routes(cfg, up)
     routes += [
         _grpc_route(cfg, {"prefix": "/grpc.health.v1.Health/"}, default, "read"),
-        _grpc_route(cfg, {"prefix": "/grpc.reflection."}, default, "reflection"),
     ]
+    if cfg.reflection:
+        routes.append(_grpc_route(cfg, {"prefix": "/grpc.reflection."}, default, "reflection"))
     if cfg.web is not None:
         routes.append({"match": {"prefix": "/"}, "route": {"cluster": "web"}})
 

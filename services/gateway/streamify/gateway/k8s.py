@@ -76,6 +76,7 @@ class Profile:
     media_bucket: str = "streamify-media"
     namespace: str = "streamify"
     cluster_domain: str = "cluster.local"
+    reflection: bool = True  # grpcurl through the gateway (off in production)
 
     def service_host(self, service: str) -> str:
         return f"{service}.{self.namespace}.svc.{self.cluster_domain}"
@@ -85,7 +86,7 @@ PROFILES: dict[str, Profile] = {
     # in-cluster SeaweedFS (the stand-in the base runs, used by the kind overlay)
     "base": Profile("base", origin_url="http://seaweedfs.streamify.svc.cluster.local:8333"),
     # regional AWS S3, path-style requests SigV4-signed with the pod's IRSA role
-    "eks": Profile("eks", origin_url="https://s3.us-east-1.amazonaws.com"),
+    "eks": Profile("eks", origin_url="https://s3.us-east-1.amazonaws.com", reflection=False),
 }
 
 
@@ -105,6 +106,7 @@ def gateway_config(profile: Profile) -> GatewayConfig:
             internal_token=TOKEN_PLACEHOLDER,
         ),
         web=Endpoint(local, PORTS["web"]),
+        reflection=profile.reflection,
     )
 
 
