@@ -167,3 +167,19 @@ async def test_a_playlist_uploaded_as_a_video_makes_the_worker_fetch_nothing(
     assert failure.error.startswith("the file is not a video but a playlist"), messages[-1]
     assert failure.retryable is False
     assert set(server.paths) == {"/playlist.m3u8"}, server.paths  # opened, then sniffed
+
+
+def test_a_task_past_its_cpu_limit_is_stopped_with_sigxcpu_so_the_worker_can_say_why():
+    """The kernel sends SIGKILL at the hard CPU limit and SIGXCPU at the soft one; the worker
+    turns only SIGXCPU into "the video needs more CPU time than one task may use"."""
+    import signal
+    import subprocess
+    import sys
+
+    busy = (
+        "from streamify.transcode.worker.tasks import apply_limits\n"
+        "apply_limits({'RLIMIT_CPU': 1})\n"
+        "while True: pass\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", busy], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGXCPU, proc

@@ -158,6 +158,17 @@ class RunningTask:
         return self.process.pid
 
 
+def _failure(assignment: pb.TaskAssignment, error: str, retryable: bool) -> pb.ConnectRequest:
+    return pb.ConnectRequest(
+        failure=pb.TaskFailure(
+            task_id=assignment.task_id,
+            lease_id=assignment.lease_id,
+            error=error,
+            retryable=retryable,
+        )
+    )
+
+
 class _StreamClosed(Exception):
     """The orchestrator ended the stream (or it broke)."""
 
@@ -411,16 +422,7 @@ class Worker:
             self._outbox.put_nowait(message)
 
     def _fail(self, assignment: pb.TaskAssignment, error: str, retryable: bool) -> None:
-        self._send(
-            pb.ConnectRequest(
-                failure=pb.TaskFailure(
-                    task_id=assignment.task_id,
-                    lease_id=assignment.lease_id,
-                    error=error,
-                    retryable=retryable,
-                )
-            )
-        )
+        self._send(_failure(assignment, error, retryable))
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -504,7 +506,7 @@ class Worker:
             error = f"the video makes a file larger than a task may write ({limit} bytes)"
             retryable = False
         log.warning("task %s: %s", task.task_id, error)
-        return self._failure(task, error, retryable)
+        return _failure(task.assignment, error, retryable)
 
     def _s3(self) -> Any:
         if self._storage is None:
@@ -524,8 +526,8 @@ class Worker:
             log.error(
                 "task %s: the task process asked for a forbidden upload: %s", task.task_id, exc
             )
-            return self._failure(
-                task, f"the task process misbehaved ({exc}); nothing was stored", False
+            return _failure(
+                task.assignment, f"the task process misbehaved ({exc}); nothing was stored", False
             )
         if not uploads:
             return None
@@ -555,15 +557,8 @@ class Worker:
             )
         except outputs.StorageError as exc:
             log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
-            return self._failure(task, str(exc), True)
+            return _failure(task.assignment, str(exc), True)
         return None
-
-    def _failure(self, task: RunningTask, error: str, retryable: bool) -> pb.ConnectRequest:
-        return pb.ConnectRequest(
-            failure=pb.TaskFailure(
-                task_id=task.task_id, lease_id=task.lease_id, error=error, retryable=retryable
-            )
-        )
 
     async def _run_task(self, task: RunningTask, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:  # let the replaced run free its slot first
@@ -580,7 +575,7 @@ class Worker:
                 log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
                 if self._owns(task):
                     del self.running[task.task_id]
-                    self._send(self._failure(task, str(exc), True))
+                    self._send(_failure(task.assignment, str(exc), True))
                 return
             await process.start()
             log.info(

@@ -96,11 +96,20 @@ def child_limits(settings: Settings) -> dict[str, int]:
     return {limit: int(getattr(settings.worker, name)) for limit, name in LIMITS.items()}
 
 
+CPU_LIMIT_GRACE = 5  # seconds between SIGXCPU and SIGKILL
+
+
 def apply_limits(limits: Mapping[str, int]) -> None:
-    """Lower this process's soft and hard limits (for good: it cannot raise them again)."""
+    """Lower this process's soft and hard limits (for good: it cannot raise them again), and
+    write no core dumps."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for name, value in limits.items():
         if value > 0:
-            resource.setrlimit(getattr(resource, name), (value, value))
+            # The CPU limit's hard value a little above the soft one: at the soft limit the
+            # kernel sends SIGXCPU, which the worker reports as such; at the hard limit it
+            # sends SIGKILL, which says nothing (and equal limits reach the hard one first).
+            hard = value + CPU_LIMIT_GRACE if name == "RLIMIT_CPU" else value
+            resource.setrlimit(getattr(resource, name), (value, hard))
 
 
 # --- progress -----------------------------------------------------------------------------------
