@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The repository root, so a benchmark deploys with the test deployments' fixed token keys and
+# secrets (tests.support.keys) like the tests do.
+_REPO = str(Path(__file__).resolve().parents[1])
+if _REPO not in sys.path:
+    sys.path.append(_REPO)
 
 
 def log(msg: str = "") -> None:

@@ -42,15 +42,14 @@ from pathlib import Path
 import grpc
 from common import cpu_seconds, ensure_command, free_port, log, stop_process, wait_ready
 
-from streamify.core.auth import mint_token
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
 from streamify.v1.video_pb2 import Video, Visibility
+from tests.support import keys
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 METHOD = "/streamify.v1.MetadataService/GetVideo"
-SECRET = "bench-only-jwt-secret-0123456789abcdef"
 GOAL_RATIO = 0.70
 GOAL_P99_MS = 5.0
 
@@ -99,7 +98,7 @@ def start_streamify(data_dir: Path, core: int | None, redis_url: str | None) -> 
     port, metrics_port = free_port(), free_port()
     env.update(
         STREAMIFY_DATA_DIR=str(data_dir),
-        STREAMIFY_JWT_SECRET=SECRET,
+        **keys.SECRET_ENV,
         STREAMIFY_LOG_LEVEL="WARNING",
         STREAMIFY_GRPC_HOST="127.0.0.1",
         STREAMIFY_METRICS_PORT=str(metrics_port),
@@ -108,7 +107,7 @@ def start_streamify(data_dir: Path, core: int | None, redis_url: str | None) -> 
         env["STREAMIFY_REDIS_URL"] = redis_url
     cmd = pinned([str(BIN / "streamify"), "serve", "metadata", "--port", str(port)], core)
     log(
-        f"$ STREAMIFY_DATA_DIR={data_dir} STREAMIFY_JWT_SECRET=... STREAMIFY_LOG_LEVEL=WARNING "
+        f"$ STREAMIFY_DATA_DIR={data_dir} STREAMIFY_TRUSTED_KEYS=... STREAMIFY_LOG_LEVEL=WARNING "
         f"STREAMIFY_METRICS_PORT={metrics_port}{' STREAMIFY_REDIS_URL=' + redis_url if redis_url else ''} "
         f"{' '.join(cmd)}"
     )
@@ -362,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             streamify = start_streamify(tmp / "data", server_core, args.redis_url)
             servers.append(streamify)
-            token = mint_token(SECRET.encode(), "alice", ttl_seconds=24 * 3600)
+            token = keys.token("alice", ttl=24 * 3600)
             md = [("authorization", f"Bearer {token}")]
             with grpc.insecure_channel(streamify.target) as ch:
                 stub = metadata_service_pb2_grpc.MetadataServiceStub(ch)

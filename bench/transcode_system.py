@@ -26,15 +26,14 @@ from pathlib import Path
 import grpc
 from common import cpu_seconds, free_port, log, stop_process, wait_ready
 
-from streamify.core.auth import mint_token
 from streamify.core.config import Settings
 from streamify.core.seaweed import SeaweedFS, SeaweedPorts
 from streamify.core.storage import make_s3_client
 from streamify.v1 import transcode_service_pb2 as tapi
 from streamify.v1 import transcode_service_pb2_grpc
+from tests.support import keys
 
 BIN = Path(sys.executable).parent
-SECRET = "bench-only-jwt-secret-0123456789abcdef"
 UPLOADS, MEDIA = "streamify-uploads", "streamify-media"
 
 
@@ -61,10 +60,8 @@ class System:
         self.weed: SeaweedFS | None = None
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.token = mint_token(SECRET.encode(), "alice", ttl_seconds=24 * 3600)
-        self.service_token = mint_token(
-            SECRET.encode(), "bench", kind="service", ttl_seconds=24 * 3600
-        )
+        self.token = keys.token("alice", ttl=24 * 3600)
+        self.service_token = keys.token("operator", kind="service", ttl=24 * 3600)
         self.count = 0
 
     def _serve(self, name: str, env: dict[str, str]) -> str:
@@ -109,7 +106,7 @@ class System:
         env |= {
             "STREAMIFY_EMBEDDED": "true",
             "STREAMIFY_DATA_DIR": str(data),
-            "STREAMIFY_JWT_SECRET": SECRET,
+            **keys.SECRET_ENV,
             "STREAMIFY_LOG_LEVEL": "WARNING",
             "STREAMIFY_UPLOADS_BUCKET": UPLOADS,
             "STREAMIFY_MEDIA_BUCKET": MEDIA,

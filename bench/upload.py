@@ -54,16 +54,15 @@ import grpc
 import requests
 from common import cpu_seconds, free_port, log, stop_process, wait_ready
 
-from streamify.core.auth import mint_token
 from streamify.core.config import Settings
 from streamify.core.seaweed import SeaweedFS, SeaweedPorts
 from streamify.core.storage import make_s3_client
 from streamify.upload.storage import UploadStorage
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1 import upload_service_pb2_grpc
+from tests.support import keys
 
 BIN = Path(sys.executable).parent
-SECRET = "bench-only-jwt-secret-0123456789abcdef"
 MiB = 1024 * 1024
 BUCKET = "streamify-uploads"
 CONTENT_TYPE = "video/mp4"
@@ -156,7 +155,7 @@ class Bench:
         self.size = args.size_mib * MiB
         self.file = tmp / "bench.mp4"
         self.counter = 0
-        self.token = mint_token(SECRET.encode(), "alice", ttl_seconds=24 * 3600)
+        self.token = keys.token("alice", ttl=24 * 3600)
         self.procs: list[Proc] = []
         self.weed: SeaweedFS | None = None
 
@@ -190,7 +189,7 @@ class Bench:
         base |= {
             "STREAMIFY_EMBEDDED": "true",
             "STREAMIFY_DATA_DIR": str(data),
-            "STREAMIFY_JWT_SECRET": SECRET,
+            **keys.SECRET_ENV,
             "STREAMIFY_LOG_LEVEL": "WARNING",
             "STREAMIFY_UPLOADS_BUCKET": BUCKET,
         }

@@ -323,16 +323,17 @@ def minter(data_dir: Path):
     """Mints tokens exactly like `streamify token` with the same STREAMIFY_DATA_DIR."""
     os.environ["STREAMIFY_DATA_DIR"] = str(data_dir)
     os.environ.setdefault("STREAMIFY_EMBEDDED", "true")
-    from streamify.core.auth import mint_token, signing_key
+    from streamify.core.auth import mint_token
     from streamify.core.config import Settings
+    from streamify.core.token_keys import DEV_KEYS_FILE, USERS, signing_key
 
     settings = Settings()
-    if not settings.jwt_secret and not (Path(data_dir) / "dev-signing.key").exists():
+    if not settings.signing_keys and not (Path(data_dir) / DEV_KEYS_FILE).exists():
         raise SystemExit(
-            f"{data_dir} has no dev-signing.key: give the mesh's data dir (--data-dir or "
-            "STREAMIFY_DATA_DIR), or STREAMIFY_JWT_SECRET"
+            f"{data_dir} has no {DEV_KEYS_FILE}: give the mesh's data dir (--data-dir or "
+            "STREAMIFY_DATA_DIR), or STREAMIFY_SIGNING_KEYS with the `users` key"
         )
-    key = signing_key(settings)
+    key = signing_key(settings, USERS)
     return lambda user: mint_token(
         key, user, kind="user", ttl_seconds=6 * 3600, issuer=settings.jwt_issuer
     )

@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from streamify.cli import k8s_secrets
+from streamify.core import token_keys
 from streamify.core.binaries import installed_binary
 from streamify.core.config import Settings
 from streamify.gateway import k8s as gk8s
@@ -62,7 +63,9 @@ ENTRY_POINT_SERVICES = {
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 # The Secrets the operator creates on EKS (docs/operations.md, "Kubernetes"): name -> keys.
 OPERATOR_SECRETS = {
-    "streamify-auth": {"jwt-secret", "media-internal-token", "media-grant-secret"},
+    "streamify-auth": {"media-internal-token", "media-grant-secret", "page-token-secret"},
+    "streamify-trusted-keys": {"trusted-keys"},
+    **{f"streamify-keys-{i}": {"signing-keys"} for i in k8s_secrets.POD_IDENTITIES},
     "streamify-database": {"url", "password"},
     "streamify-redis": {"url", "auth-token"},
 }
@@ -73,13 +76,16 @@ NEEDS = {
     "metadata": {
         "STREAMIFY_DATABASE_URL",
         "STREAMIFY_REDIS_URL",
-        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_TRUSTED_KEYS",
+        "STREAMIFY_MEDIA_GRANT_SECRET",
+        "STREAMIFY_PAGE_TOKEN_SECRET",
         "STREAMIFY_CDN_BASE_URL",
         "STREAMIFY_GRPC_HOST",
     },
     "upload": {
         "STREAMIFY_DATABASE_URL",
-        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_TRUSTED_KEYS",
+        "STREAMIFY_SIGNING_KEYS",
         "STREAMIFY_METADATA_TARGET",
         "STREAMIFY_UPLOADS_BUCKET",
         "STREAMIFY_QUEUE_BACKEND",
@@ -88,7 +94,8 @@ NEEDS = {
     },
     "transcode": {
         "STREAMIFY_DATABASE_URL",
-        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_TRUSTED_KEYS",
+        "STREAMIFY_SIGNING_KEYS",
         "STREAMIFY_METADATA_TARGET",
         "STREAMIFY_UPLOADS_BUCKET",
         "STREAMIFY_MEDIA_BUCKET",
@@ -97,12 +104,23 @@ NEEDS = {
         "STREAMIFY_GRPC_HOST",
     },
     "worker": {
-        "STREAMIFY_JWT_SECRET",
+        "STREAMIFY_SIGNING_KEYS",
         "STREAMIFY_ORCHESTRATOR_TARGET",
         "STREAMIFY_MEDIA_BUCKET",
         "S3",
     },
-    "media-authz": {"STREAMIFY_JWT_SECRET", "STREAMIFY_METADATA_TARGET"},
+    "media-authz": {
+        "STREAMIFY_SIGNING_KEYS",
+        "STREAMIFY_MEDIA_GRANT_SECRET",
+        "STREAMIFY_METADATA_TARGET",
+    },
+}
+# The token identity each signing process holds the key of (streamify.core.token_keys).
+SIGNS_AS = {
+    "upload": "upload",
+    "transcode": "transcode",
+    "worker": "worker",
+    "media-authz": "gateway",
 }
 GRPC_SERVICES = {
     "metadata": "streamify.v1.MetadataService",
@@ -606,14 +624,26 @@ def test_no_secret_is_committed_under_k8s():
 def test_generated_secrets_are_long_random_private_and_kept(tmp_path):
     first = k8s_secrets.generate(tmp_path / "a")
     other = k8s_secrets.generate(tmp_path / "b")
-    assert sorted(p.name for p in first) == sorted(k8s_secrets.FILES)
+    keys = [f"keys-{i}.env" for i in k8s_secrets.POD_IDENTITIES]
+    expected = [*k8s_secrets.FILES, *keys, "trusted-keys.env", k8s_secrets.TOKEN_KEYS_FILE]
+    assert sorted(p.name for p in first) == sorted(expected)
     before = {p.name: p.read_text() for p in first}
     assert k8s_secrets.generate(tmp_path / "a") == []  # a second run keeps what exists
     assert {p.name: p.read_text() for p in first} == before
     for mine, theirs in zip(first, other, strict=True):
         assert mine.stat().st_mode & 0o077 == 0, f"{mine.name} is readable by others"
         a, b = _env_file(mine), _env_file(theirs)
-        for key in ("jwt-secret", "media-internal-token", "password", "secret-access-key"):
+        if mine.name == k8s_secrets.TOKEN_KEYS_FILE:
+            assert mine.read_text() != theirs.read_text()
+            continue
+        for key in (
+            "media-grant-secret",
+            "page-token-secret",
+            "media-internal-token",
+            "password",
+            "secret-access-key",
+            "signing-keys",
+        ):
             if key in a:
                 assert len(a[key]) >= 32 and a[key] != b[key], (mine.name, key)
     database = _env_file(tmp_path / "a" / "database.env")
@@ -795,3 +825,37 @@ def test_reflection_is_offered_through_the_gateway_on_kind_only(target, offered)
     }
     assert ("/grpc.reflection." in prefixes) is offered
     assert {f"/{name}/" for name in GRPC_SERVICES.values()} <= prefixes
+
+
+def test_each_pod_holds_only_its_own_token_key_and_every_server_the_public_ones():
+    """A stolen pod's environment signs as that pod's identity and nothing else; the users and
+    operator keys are in no pod; the public keys match the private ones."""
+    master = _tree_with_secrets() / "base" / "secrets" / k8s_secrets.TOKEN_KEYS_FILE
+    private = token_keys.parse_private_keys(master.read_text())
+    holders = {}
+    for obj, c in streamify_containers("kind"):
+        env = env_of("kind", c)
+        role = c["name"] if c["name"] in NEEDS else obj["metadata"]["name"]
+        if "STREAMIFY_SIGNING_KEYS" in env:
+            held = token_keys.parse_private_keys(resolved("kind", env["STREAMIFY_SIGNING_KEYS"]))
+            assert list(held) == [SIGNS_AS[role]], f"{role} holds the keys of {list(held)}"
+            own = held[SIGNS_AS[role]]
+            assert token_keys.public_key_text(own.public) == token_keys.public_key_text(
+                private[SIGNS_AS[role]].public
+            )
+            holders[SIGNS_AS[role]] = role
+        if "STREAMIFY_TRUSTED_KEYS" in env:
+            trusted = token_keys.parse_public_keys(resolved("kind", env["STREAMIFY_TRUSTED_KEYS"]))
+            assert {i: token_keys.public_key_text(k) for i, k in trusted.items()} == {
+                i: token_keys.public_key_text(k.public) for i, k in private.items()
+            }
+    assert set(holders) == set(SIGNS_AS.values())
+    assert not {token_keys.USERS, "operator"} & set(holders)
+    deployed = [render_text("kind")] + [
+        secret_value("kind", o["metadata"]["name"], key)
+        for o in of_kind("kind", "Secret")
+        for key in o.get("data", {})
+    ]
+    for identity in (token_keys.USERS, "operator"):
+        secret = token_keys.format_keys({identity: private[identity]}, public=False)
+        assert not [t for t in deployed if secret.split("=", 1)[1] in t], f"{identity} deployed"

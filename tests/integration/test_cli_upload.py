@@ -22,8 +22,9 @@ from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import metadata_service_pb2_grpc, upload_service_pb2_grpc
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1.video_pb2 import Progress, VideoStatus, Visibility
+from tests.support.keys import signing_keys_of
 from tests.support.mesh import running_service
-from tests.support.metadata import TEST_SECRET, bearer, service_settings
+from tests.support.metadata import bearer, service_settings
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -220,7 +221,9 @@ async def test_running_again_after_success_creates_no_second_upload(mesh, tmp_pa
 
 async def test_without_a_token_one_is_minted_for_the_user(mesh, tmp_path):
     path, sha = video_file(tmp_path / "dog.mp4", 10_000)
-    env = mesh.env(STREAMIFY_TOKEN=None, STREAMIFY_JWT_SECRET=TEST_SECRET, USER="Alice")
+    env = mesh.env(
+        STREAMIFY_TOKEN=None, STREAMIFY_SIGNING_KEYS=signing_keys_of("users"), USER="Alice"
+    )
     code, out, err = await mesh.run(str(path), "--json", env=env)
     assert code == 0, err
     upload = await mesh.upload(json.loads(out)["upload"])  # alice can see it: it is hers

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from streamify.core import media_grants as grants
-from streamify.core.auth import media_grant_key
+from streamify.core.shared_secrets import media_grant_key
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1.video_pb2 import Video, Visibility
 from tests.support.media_gateway import media_gateway

@@ -17,7 +17,8 @@ from tests.support.metadata import bearer, running_metadata, service_settings
 
 pytestmark = pytest.mark.integration
 
-ALICE, BOB, TRANSCODER = bearer("alice"), bearer("bob"), bearer("transcode", kind="service")
+ALICE, BOB = bearer("alice"), bearer("bob")
+UPLOADER, TRANSCODER = bearer("upload", kind="service"), bearer("transcode", kind="service")
 S = VideoStatus
 
 
@@ -42,9 +43,12 @@ async def create(stub, title="Cats", who=ALICE, **fields) -> Video:
     )
 
 
-async def move(stub, video: Video, status, **fields) -> Video:
+async def move(stub, video: Video, status, who=None, **fields) -> Video:
+    """As the service that reports `status` does (Upload: UPLOADED, Transcode: the rest)."""
+    if who is None:
+        who = UPLOADER if status == S.VIDEO_STATUS_UPLOADED else TRANSCODER
     return await stub.UpdateVideoStatus(
-        api.UpdateVideoStatusRequest(name=video.name, status=status, **fields), metadata=TRANSCODER
+        api.UpdateVideoStatusRequest(name=video.name, status=status, **fields), metadata=who
     )
 
 
@@ -274,7 +278,12 @@ async def test_lifecycle_through_status_updates_sets_cdn_urls(metadata):
 
 async def test_illegal_transitions_and_user_transitions_are_refused(metadata):
     video = await create(metadata, "film")
-    error = await rpc_error(move(metadata, video, S.VIDEO_STATUS_READY))
+    error = await rpc_error(
+        metadata.UpdateVideoStatus(
+            api.UpdateVideoStatusRequest(name=video.name, status=S.VIDEO_STATUS_READY),
+            metadata=bearer("operator", kind="service"),  # may make any move the lifecycle allows
+        )
+    )
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "UPLOADING" in error.details()
     assert details_of(error)[0].reason == "ILLEGAL_STATUS_TRANSITION"
     error = await rpc_error(
@@ -286,7 +295,9 @@ async def test_illegal_transitions_and_user_transitions_are_refused(metadata):
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     error = await rpc_error(move(metadata, video, S.VIDEO_STATUS_FAILED))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # FAILED needs a reason
-    failed = await move(metadata, video, S.VIDEO_STATUS_FAILED, failure_reason="upload abandoned")
+    failed = await move(
+        metadata, video, S.VIDEO_STATUS_FAILED, UPLOADER, failure_reason="upload abandoned"
+    )
     assert failed.failure_reason == "upload abandoned"
 
 

@@ -32,8 +32,8 @@ from tests.support.metadata import bearer, running_metadata, service_settings
 
 pytestmark = pytest.mark.integration
 
-SERVICE = bearer("upload", kind="service")
-WORKER = bearer("transcode-worker", kind="service")
+SERVICE = bearer("operator", kind="service")
+WORKER = bearer("worker", kind="service")
 ALICE, BOB = bearer("alice"), bearer("bob")
 SUCCEEDED, FAILED, CANCELLED, RUNNING = (
     api.JobState.JOB_STATE_SUCCEEDED,
@@ -495,6 +495,17 @@ async def test_job_control_permissions(env):
         # Workers must be services.
         stub = worker_service_pb2_grpc.TranscodeWorkerServiceStub(orch.channel)
         call = stub.Connect(metadata=ALICE)
+        await call.write(wapi.ConnectRequest(hello=wapi.WorkerHello(worker_id="x", slots=1)))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call.read()
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # A service token opens only what that service does: the worker's cannot run jobs, the
+        # gateway's or Upload's cannot connect as a worker.
+        for who in (bearer("worker", kind="service"), bearer("gateway", kind="service")):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await orch.job(video_id, who=who)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        call = stub.Connect(metadata=bearer("upload", kind="service"))
         await call.write(wapi.ConnectRequest(hello=wapi.WorkerHello(worker_id="x", slots=1)))
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call.read()

@@ -20,25 +20,25 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from streamify.core import errors
+from streamify.core import errors, token_keys
 from streamify.core.auth import current_principal, mint_token
 from streamify.core.config import Settings
 from streamify.core.errors import details_of
 from streamify.core.server import ServiceRegistration, client_channel, serve, service_call_metadata
+from streamify.core.token_keys import USERS
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
 from streamify.v1.video_pb2 import Video
+from tests.support import keys
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "streamify.v1.MetadataService"
-SECRET = "server-core-test-secret-0123456789abcdef"
-KEY = SECRET.encode()
 
 
 def bearer(subject: str = "alice", kind: str = "user") -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {mint_token(KEY, subject, kind=kind)}"),)
+    return keys.bearer(subject, kind)
 
 
 class TinyMetadata(metadata_service_pb2_grpc.MetadataServiceServicer):
@@ -82,7 +82,7 @@ async def start(tmp_path, *, metrics_port: int = 0, grace: float = 5.0) -> Runni
         grpc_host="127.0.0.1",
         grpc_port=0,
         metrics_port=metrics_port,
-        jwt_secret=SECRET,
+        **keys.SECRET_SETTINGS,
         embedded=False,
         data_dir=tmp_path,
         shutdown_grace_seconds=grace,
@@ -149,13 +149,13 @@ async def test_authenticated_call_sees_the_principal(stub):
 
 
 async def test_service_to_service_call_uses_a_service_token(server: Running):
-    settings = Settings(jwt_secret=SECRET)
-    md = service_call_metadata(settings, "upload")
-    assert md is service_call_metadata(settings, "upload")  # cached until near expiry
+    settings = Settings(**keys.SECRET_SETTINGS)
+    md = service_call_metadata(settings, "gateway")
+    assert md is service_call_metadata(settings, "gateway")  # cached until near expiry
     async with client_channel(f"127.0.0.1:{server.port}") as channel:
         stub = metadata_service_pb2_grpc.MetadataServiceStub(channel)
         video = await stub.GetVideo(api.GetVideoRequest(name="videos/abc"), metadata=md)
-    assert video.owner == "services/upload"
+    assert video.owner == "services/gateway"
 
 
 async def test_no_token_is_unauthenticated(stub):
@@ -169,8 +169,9 @@ async def test_expired_token_is_unauthenticated_with_a_clear_message(stub):
     now = int(time.time())
     token = jwt.encode(
         {"sub": "alice", "kind": "user", "iss": "streamify", "iat": now - 7200, "exp": now - 3600},
-        KEY,
-        algorithm="HS256",
+        keys.TEST_KEYS[USERS].private,
+        algorithm="EdDSA",
+        headers={"kid": USERS},
     )
     error = await rpc_error(
         stub.GetVideo(
@@ -183,7 +184,7 @@ async def test_expired_token_is_unauthenticated_with_a_clear_message(stub):
 
 
 async def test_token_signed_with_another_key_is_refused(stub):
-    token = mint_token(b"not the server key, but long enough", "alice")
+    token = mint_token(token_keys.generate((USERS,))[USERS], "alice")
     error = await rpc_error(
         stub.GetVideo(
             api.GetVideoRequest(name="videos/abc"), metadata=(("authorization", f"Bearer {token}"),)

@@ -35,11 +35,11 @@ from streamify.transcode.worker.main import Worker, _hold_lock, sweep_work_dirs
 from streamify.v1 import worker_service_pb2 as pb
 from streamify.v1 import worker_service_pb2_grpc as pb_grpc
 from tests.support import clips
+from tests.support.keys import SECRET_SETTINGS, signing_keys_of
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
-SECRET = "worker-test-secret-0123456789abcdef0123"
 HEARTBEAT = 0.2  # seconds, set by the fake orchestrator's welcome
 WAIT = 180.0  # bound of every wait loop: a guard against hangs, not a speed requirement
 FPS = 30
@@ -143,7 +143,7 @@ async def start_orchestrator(tmp_path: Path, port: int) -> Orchestrator:
     settings = Settings(
         grpc_host="127.0.0.1",
         grpc_port=port,
-        jwt_secret=SECRET,
+        **SECRET_SETTINGS,
         data_dir=tmp_path,
         shutdown_grace_seconds=0.5,
         log_format="text",
@@ -190,7 +190,7 @@ def process_gone(pid: int) -> bool:
 def storage_settings(seaweedfs, tmp_path_factory) -> Settings:
     return Settings(
         **seaweedfs.settings_overrides(),
-        jwt_secret=SECRET,
+        **SECRET_SETTINGS,
         data_dir=tmp_path_factory.mktemp("worker-data"),
         log_format="text",
     )
@@ -682,7 +682,7 @@ def worker_process(tmp_path: Path, seaweedfs, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
         **{f"STREAMIFY_{k.upper()}": str(v) for k, v in seaweedfs.settings_overrides().items()},
-        "STREAMIFY_JWT_SECRET": SECRET,
+        "STREAMIFY_SIGNING_KEYS": signing_keys_of("worker"),
         "STREAMIFY_DATA_DIR": str(tmp_path),
         "STREAMIFY_LOG_FORMAT": "text",
         "TMPDIR": str(tmp_path),  # its work directory

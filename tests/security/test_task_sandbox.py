@@ -23,11 +23,12 @@ from streamify.core.config import Settings
 from streamify.transcode.worker.task_process import TaskProcess
 from streamify.transcode.worker.tasks import child_limits, child_settings
 from streamify.v1 import worker_service_pb2 as pb
+from tests.support.keys import signing_keys_of
 
 pytestmark = pytest.mark.security
 
 SECRETS = {
-    "STREAMIFY_JWT_SECRET": "jwt-secret-that-must-stay-in-the-worker-0123456789",
+    "STREAMIFY_SIGNING_KEYS": signing_keys_of("worker"),
     "STREAMIFY_S3_SECRET_ACCESS_KEY": "s3-secret-key-that-must-stay-in-the-worker",
     "AWS_SECRET_ACCESS_KEY": "aws-secret-key-that-must-stay-in-the-worker",
 }
@@ -94,7 +95,7 @@ def worker_settings(monkeypatch, tmp_path) -> Settings:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     return Settings(
-        jwt_secret=SECRETS["STREAMIFY_JWT_SECRET"],
+        signing_keys=SECRETS["STREAMIFY_SIGNING_KEYS"],
         s3_secret_access_key=SECRETS["STREAMIFY_S3_SECRET_ACCESS_KEY"],
         worker_task_max_memory_bytes=3 * 1024**3,
         worker_task_max_cpu_seconds=600,

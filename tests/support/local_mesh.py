@@ -62,7 +62,8 @@ class LocalMesh:
 @contextlib.contextmanager
 def local_mesh(data_dir: Path, *, workers: int = 2):
     env = {**os.environ, "STREAMIFY_DATA_DIR": str(data_dir), "STREAMIFY_LOG_LEVEL": "WARNING"}
-    env.pop("STREAMIFY_JWT_SECRET", None)
+    for name in ("STREAMIFY_SIGNING_KEYS", "STREAMIFY_TRUSTED_KEYS"):
+        env.pop(name, None)
     for name in (
         "SEAWEEDFS_PORT",
         "SEAWEEDFS_MASTER_PORT",

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from streamify.core.auth import media_grant_key
 from streamify.core.config import Settings
 from streamify.core.server import service_call_metadata
+from streamify.core.shared_secrets import media_grant_key
 from streamify.gateway.authz import AuthzServer, MediaAuthorizer, metadata_lookup
 from streamify.gateway.config import Endpoint, GatewayConfig, MediaConfig, write
 from streamify.gateway.envoy import Envoy
@@ -40,9 +40,7 @@ async def media_gateway(
 ) -> AsyncIterator[MediaGateway]:
     """`base_id`: Envoy's shared-memory id, distinct per Envoy running at the same time;
     `internal_token`: the origin route's token (default: a random one per process)."""
-    lookup = metadata_lookup(
-        metadata_target, lambda: service_call_metadata(settings, subject="gateway")
-    )
+    lookup = metadata_lookup(metadata_target, lambda: service_call_metadata(settings, "gateway"))
     async with AuthzServer(MediaAuthorizer(media_grant_key(settings), lookup)) as authz:
         port, admin = free_port(), free_port()
         cfg = GatewayConfig.local(

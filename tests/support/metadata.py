@@ -7,26 +7,19 @@ from dataclasses import dataclass
 
 import grpc
 
-from streamify.core.auth import mint_token
 from streamify.core.config import Settings
 from streamify.metadata import app
 from streamify.v1 import metadata_service_pb2_grpc
+from tests.support.keys import SECRET_SETTINGS, bearer
 from tests.support.mesh import running_service
 
-TEST_SECRET = "test-signing-key-with-enough-bytes-0123456789"
+__all__ = ["RunningMetadata", "bearer", "running_metadata", "service_settings"]
 
 
 def service_settings(**overrides) -> Settings:
-    values = dict(jwt_secret=TEST_SECRET, grpc_port=0, log_format="text", log_level="WARNING")
+    values = dict(SECRET_SETTINGS, grpc_port=0, log_format="text", log_level="WARNING")
     values.update(overrides)
     return Settings(**values)
-
-
-def bearer(subject: str, kind: str = "user", ttl: int = 3600) -> tuple[tuple[str, str], ...]:
-    token = mint_token(
-        TEST_SECRET.encode(), subject, kind=kind, ttl_seconds=ttl, issuer="streamify"
-    )
-    return (("authorization", f"Bearer {token}"),)
 
 
 @dataclass

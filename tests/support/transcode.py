@@ -51,11 +51,12 @@ from streamify.v1 import transcode_service_pb2 as api
 from streamify.v1 import upload_service_pb2 as up
 from streamify.v1.video_pb2 import Video, VideoStatus
 from tests.support import clips
+from tests.support.keys import signing_keys_of
 from tests.support.mesh import running_service
 from tests.support.metadata import bearer, running_metadata, service_settings
 from tests.support.servers import _stop_process, free_port
 
-SERVICE = bearer("upload", kind="service")
+SERVICE = bearer("operator", kind="service")
 ALICE = bearer("alice")
 
 SUCCEEDED, FAILED, CANCELLED, RUNNING = (
@@ -98,7 +99,6 @@ def mesh_settings(data_dir: Path, seaweedfs, **overrides: Any) -> Settings:
 
 # Settings a worker process needs, passed as STREAMIFY_* variables.
 _WORKER_FIELDS = (
-    "jwt_secret",
     "jwt_issuer",
     "s3_endpoint_url",
     "s3_access_key_id",
@@ -120,6 +120,7 @@ def worker_env(settings: Settings, directory: Path) -> dict[str, str]:
             env[f"STREAMIFY_{name.upper()}"] = str(value)
     env.update(
         {
+            "STREAMIFY_SIGNING_KEYS": signing_keys_of("worker"),
             "STREAMIFY_DATA_DIR": str(directory),
             "STREAMIFY_WORKER_WORK_DIR": str(directory / "work"),
             "STREAMIFY_LOG_FORMAT": "text",

@@ -26,6 +26,7 @@ from streamify.transcode.worker.main import BACKOFF_CAP, backoff_delay
 from streamify.transcode.worker.task_process import describe_exit
 from streamify.transcode.worker.tasks import Progress, TaskContext, child_settings, execute
 from streamify.v1 import worker_service_pb2 as pb
+from tests.support.keys import SIGNING_KEYS
 
 pytestmark = pytest.mark.unit
 
@@ -292,11 +293,16 @@ def test_tasks_that_cannot_run_fail_for_good_without_io(tmp_path):
 
 
 def test_the_task_process_gets_its_logging_settings_and_nothing_secret(tmp_path):
-    secrets = ["AKIA-id-0123", "s3cr3t-key-0123", "jwt-secret-0123", "db-password-0123"]
+    secrets = [
+        "AKIA-id-0123",
+        "s3cr3t-key-0123",
+        SIGNING_KEYS.split(",")[4].split("=", 1)[1],
+        "db-password-0123",
+    ]
     settings = Settings(
         s3_access_key_id=secrets[0],
         s3_secret_access_key=secrets[1],
-        jwt_secret=secrets[2],
+        signing_keys=SIGNING_KEYS,
         database_url=f"postgresql://u:{secrets[3]}@db/streamify",
         log_level="debug",
         log_format="json",
@@ -307,7 +313,7 @@ def test_the_task_process_gets_its_logging_settings_and_nothing_secret(tmp_path)
     assert not [s for s in secrets if s in text], text
     again = Settings(**payload)
     assert (again.log_level, again.log_format) == ("debug", "json")
-    assert again.jwt_secret is None and again.s3.secret_access_key is None
+    assert again.signing_keys is None and again.s3.secret_access_key is None
 
 
 def test_backoff_grows_to_its_cap_with_jitter():

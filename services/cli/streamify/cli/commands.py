@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from streamify.cli import k8s_secrets
+from streamify.cli import k8s_secrets, keys_command
 from streamify.core import token_command
 from streamify.core.config import Settings
 
@@ -107,7 +107,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 UPLOAD_EPILOG = """\
 The token is --token, else $STREAMIFY_TOKEN, else one minted like `streamify token` does
-(STREAMIFY_JWT_SECRET, or the embedded dev key in STREAMIFY_DATA_DIR, default .streamify/) for
+(the `users` key of STREAMIFY_SIGNING_KEYS, or the embedded dev keys in STREAMIFY_DATA_DIR,
+default .streamify/) for
 the user named by $USER (lowercased; "alice" if $USER is not a valid id).
 
 An interrupted upload resumes when the same command is run again on the same, unchanged file:
@@ -178,6 +179,12 @@ def parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint a bearer token (development and operations)")
     token_command.add_arguments(token)
     token.set_defaults(func=token_command.run)
+
+    keys = sub.add_parser(
+        "keys", help="print a new set of token keys (public keys for servers, one private each)"
+    )
+    keys_command.add_arguments(keys)
+    keys.set_defaults(func=keys_command.run)
 
     migrate = sub.add_parser(
         "migrate",

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from streamify.core.auth import mint_token, signing_key
+from streamify.core.auth import mint_token
 from streamify.core.config import Settings
 from streamify.core.seaweed import SeaweedFS
 from streamify.core.supervisor import Child, Probe, Supervisor
+from streamify.core.token_keys import USERS, signing_key
 
 if TYPE_CHECKING:
     from streamify.gateway.config import GatewayConfig
@@ -241,7 +242,7 @@ async def run_mesh(settings: Settings, ports: MeshPorts = MeshPorts()) -> None:
 
 def banner(settings: Settings, ports: MeshPorts, storage: dict[str, object], data_dir: Path) -> str:
     token = mint_token(
-        signing_key(settings), "alice", ttl_seconds=24 * 3600, issuer=settings.jwt_issuer
+        signing_key(settings, USERS), "alice", ttl_seconds=24 * 3600, issuer=settings.jwt_issuer
     )
     host = settings.grpc_host
     gateway = f"{host}:{ports.gateway}"

@@ -36,6 +36,7 @@ from streamify.core import names
 if TYPE_CHECKING:  # annotations only: this module imports the rest of streamify.core where used
     from streamify.core.config import Settings
 
+IDENTITY = "gateway"
 log = logging.getLogger(__name__)
 
 PATH_PREFIX = "/authz/media/"
@@ -290,12 +291,15 @@ class AuthzServer:
 
 def from_settings(settings: Settings, *, metadata_target: str | None = None) -> MediaAuthorizer:
     """An authorizer configured like every other Streamify process: the grant key and the
-    service token come from the settings (jwt_secret / embedded dev key)."""
+    service token (as the `gateway` identity, which may call GetVideo only) come from the
+    settings; a missing one stops the start."""
+    from streamify.core import token_keys
     from streamify.core.server import service_call_metadata
+    from streamify.core.shared_secrets import media_grant_key
 
     target = metadata_target or settings.metadata_target
-    lookup = metadata_lookup(target, lambda: service_call_metadata(settings, subject="gateway"))
-    from streamify.core.auth import media_grant_key
+    token_keys.signing_key(settings, IDENTITY)  # fail at start, not at the first request
+    lookup = metadata_lookup(target, lambda: service_call_metadata(settings, IDENTITY))
 
     return MediaAuthorizer(
         media_grant_key(settings), lookup, ttl=settings.media_authz_cache_seconds

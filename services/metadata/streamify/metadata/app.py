@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 from typing import Unpack
 
-from streamify.core.auth import media_grant_key, signing_key, strong_secret
 from streamify.core.cache import Cache, make_cache
 from streamify.core.clock import now_us
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions, run_in_thread
 from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
+from streamify.core.shared_secrets import media_grant_key, page_token_key
 from streamify.metadata import schema
 from streamify.metadata.changes import VideoChanges
 from streamify.metadata.page_tokens import PageTokenCodec
@@ -25,13 +23,6 @@ from streamify.v1 import metadata_service_pb2_grpc
 
 SERVICE_NAME = "streamify.v1.MetadataService"
 log = logging.getLogger(__name__)
-
-
-def page_token_key(settings: Settings) -> bytes:
-    if settings.page_token_secret is not None:
-        secret = settings.page_token_secret.get_secret_value()
-        return strong_secret(settings, "STREAMIFY_PAGE_TOKEN_SECRET", secret)
-    return hmac.new(signing_key(settings), b"streamify page tokens", hashlib.sha256).digest()
 
 
 def build(settings: Settings) -> tuple[MetadataService, Cache]:

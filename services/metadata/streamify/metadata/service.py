@@ -17,6 +17,7 @@ from streamify.core import errors, media_grants, names
 from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import microseconds_of, now_us
 from streamify.core.db import run_in_thread
+from streamify.core.token_keys import OPERATOR
 from streamify.metadata import state_machine
 from streamify.metadata.changes import VideoChanges
 from streamify.metadata.convert import etag_of, renditions_to_json, to_proto
@@ -282,6 +283,14 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         def transition(session: Session) -> bytes:
             row = self._locked(session, video_id, request.name)
             current, new = row.status, request.status
+            if principal.subject != OPERATOR and not state_machine.may_move(
+                principal.subject, current, new
+            ):
+                raise errors.permission_denied(
+                    f"the {principal.subject!r} service does not move a video from "
+                    f"{state_machine.status_label(current)} to {state_machine.status_label(new)}",
+                    reason="STATUS_NOT_ALLOWED",
+                )
             if not state_machine.is_allowed(current, new):
                 raise errors.failed_precondition(
                     f"{request.name} is {state_machine.status_label(current)} and cannot become "

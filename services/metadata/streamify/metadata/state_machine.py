@@ -27,6 +27,25 @@ _NEXT: dict[int, frozenset[int]] = {
 }
 
 
+# The moves each service identity reports (streamify.core.token_keys), as (the statuses it
+# moves a video out of, the statuses it moves one to): Upload says when an upload's bytes are in
+# (or never will be), Transcode how processing goes. Repeating the current status is a retry.
+# (The `operator` identity may make any move, the service checks that.) A stolen Upload token
+# cannot mark a video READY or fail one that is being processed.
+MOVES_BY: dict[str, tuple[frozenset[int], frozenset[int]]] = {
+    "upload": (frozenset({UPLOADING}), frozenset({UPLOADED, FAILED})),
+    "transcode": (
+        frozenset({UPLOADED, PROCESSING, FAILED}),
+        frozenset({PROCESSING, READY, FAILED}),
+    ),
+}
+
+
+def may_move(identity: str, current: int, new: int) -> bool:
+    out_of, to = MOVES_BY.get(identity, (frozenset(), frozenset()))
+    return new in to and (current in out_of or current == new)
+
+
 def status_label(status: int) -> str:
     return (
         VideoStatus.Name(VideoStatus.ValueType(status)).removeprefix("VIDEO_STATUS_")

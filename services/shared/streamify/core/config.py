@@ -52,7 +52,7 @@ class MediaGrantSettings(Section):
 
     secret: SecretStr | None = Field(
         None,
-        description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/). Default: derived from the JWT signing key.",
+        description="HMAC key of the /media grants in private videos' URLs (a path segment: videos/{id}/grant.{expires}.{signature}/), shared by Metadata and the gateway; at least 32 bytes. Required unless embedded.",
     )
     all_videos: bool = Field(
         False,
@@ -328,7 +328,7 @@ class _CoreSettings(BaseSettings):
     # --- where state lives -------------------------------------------------------------
     data_dir: Path = Field(
         Path(".streamify"),
-        description="Embedded-mode state: SQLite file, dev signing key, storage data.",
+        description="Embedded-mode state: SQLite file, development keys, storage data.",
     )
     database_url: str | None = Field(
         None,
@@ -346,13 +346,18 @@ class _CoreSettings(BaseSettings):
     )
 
     # --- auth ----------------------------------------------------------------------------
-    jwt_secret: SecretStr | None = Field(
-        None, description="HS256 signing key for bearer tokens. Required unless embedded."
+    signing_keys: SecretStr | None = Field(
+        None,
+        description="Ed25519 private keys of the identities this process signs tokens as, `identity=key,…` (streamify.core.token_keys; `streamify keys` makes a set). Default in embedded mode: the dev keys in data_dir.",
+    )
+    trusted_keys: str | None = Field(
+        None,
+        description="Ed25519 public keys servers accept bearer tokens from, `identity=key,…`. Required unless embedded.",
     )
     jwt_issuer: str = Field("streamify", description="`iss` claim minted and required on tokens.")
     embedded: bool = Field(
         False,
-        description="Single-machine mode: allows an ephemeral dev signing key kept in data_dir.",
+        description="Single-machine mode: allows development keys and secrets kept in data_dir.",
     )
 
     # --- this process's endpoints ----------------------------------------------------------
@@ -381,7 +386,8 @@ class _CoreSettings(BaseSettings):
         description="Base URL of the media CDN; playback and poster URLs start with it.",
     )
     page_token_secret: SecretStr | None = Field(
-        None, description="Key that signs page tokens. Default: derived from jwt_secret."
+        None,
+        description="HMAC key of ListVideos page tokens (Metadata only); at least 32 bytes. Required unless embedded.",
     )
     reflection_all_services: bool = Field(
         False,

@@ -19,7 +19,7 @@ while no private object is served without a valid grant. The grant cannot be wid
 id is inside the MAC, and ``..`` in a path is normalised away before the check.
 
 The signer (Metadata, which knows who may watch) and the verifier share one key
-(``streamify.core.auth.media_grant_key``). This module is pure: no I/O, no settings.
+(``streamify.core.shared_secrets.media_grant_key``). This module is pure: no I/O, no settings.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamify.core import token_keys
 from streamify.core.config import Settings
 from streamify.core.server import client_channel, service_call_metadata
 from streamify.v1 import metadata_service_pb2 as api
@@ -19,6 +20,7 @@ class MetadataClient:
     def __init__(self, settings: Settings, identity: str) -> None:
         self._settings = settings
         self._identity = identity
+        token_keys.signing_key(settings, identity)  # a missing key stops the start, not a call
         self._channel = client_channel(settings.metadata_target)
         self._stub = metadata_service_pb2_grpc.MetadataServiceStub(self._channel)
 

@@ -6,7 +6,8 @@ Prometheus metrics and one interceptor that, for every call, in the handler's ow
 * takes the request id from ``x-request-id`` metadata (or makes one), puts it in the logging
   context and sends it back as trailing metadata ``x-request-id``;
 * authenticates ``authorization: Bearer <jwt>`` (not for health, reflection or a service's
-  ``public_methods``) and puts the Principal where ``auth.current_principal()`` finds it;
+  ``public_methods``), refuses a caller the method is not for (``streamify.core.access``) and
+  puts the Principal where ``auth.current_principal()`` finds it;
 * validates each request message (``streamify.core.validation.validate``);
 * maps ApiError to a rich status, NotImplementedError to UNIMPLEMENTED and anything else to
   INTERNAL "internal error (request id …)" (logged with its traceback, never sent);
@@ -37,8 +38,8 @@ import prometheus_client
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from streamify.core import errors
-from streamify.core.auth import TokenVerifier, mint_token, principal_var, signing_key
+from streamify.core import access, errors, token_keys
+from streamify.core.auth import TokenVerifier, mint_token, principal_var
 from streamify.core.errors import ApiError, to_rpc_status
 from streamify.core.logs import get_logger
 from streamify.core.logs import request_id as request_id_var
@@ -206,7 +207,9 @@ class StreamifyInterceptor(grpc.aio.ServerInterceptor):
 
     def _check(self, m: _Method, auth: str | None, request: Any) -> None:
         if m.authenticate:
-            principal_var.set(self._verifier(auth))
+            principal = self._verifier(auth)
+            access.check(principal, m.path)
+            principal_var.set(principal)
         if m.validate and request is not None:
             self._validate(request)
 
@@ -411,7 +414,7 @@ async def serve(
     `on_ready(port)` (sync or async) is called once the server accepts calls.
     `reflect_all_v1` (default: settings.reflection_all_services, else off): reflection also
     lists every `streamify.v1` service, see all_v1_services()."""
-    verifier = TokenVerifier(signing_key(settings), settings.jwt_issuer)
+    verifier = TokenVerifier(token_keys.trusted_keys(settings), settings.jwt_issuer)
     public_paths = frozenset(
         f"/{r.name}/{method}" for r in registrations for method in r.public_methods
     )
@@ -546,22 +549,22 @@ def client_channel(target: str) -> grpc.aio.Channel:
 
 _SERVICE_TOKEN_TTL = 300
 _SERVICE_TOKEN_REFRESH = 60  # mint a new one when less than this is left
-_service_tokens: dict[tuple[str, str, str], tuple[tuple[tuple[str, str], ...], float]] = {}
+_service_tokens: dict[
+    tuple[token_keys.SigningKey, str], tuple[tuple[tuple[str, str], ...], float]
+] = {}
 
 
-def service_call_metadata(
-    settings: Settings, subject: str = "streamify"
-) -> tuple[tuple[str, str], ...]:
-    """Metadata for a call to another Streamify service: a short-lived service token
-    (cached until a minute before it expires) and, inside an RPC, its request id."""
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
-    cache_key = (secret or f"dev:{settings.data_dir}", settings.jwt_issuer, subject)
+def service_call_metadata(settings: Settings, identity: str) -> tuple[tuple[str, str], ...]:
+    """Metadata for a call to another Streamify service as `identity` (token_keys): a
+    short-lived service token (cached until a minute before it expires) and, inside an RPC,
+    its request id."""
+    key = token_keys.signing_key(settings, identity)
+    cache_key = (key, settings.jwt_issuer)
     now = time.time()
     cached = _service_tokens.get(cache_key)
     if cached is None or cached[1] - now < _SERVICE_TOKEN_REFRESH:
         token = mint_token(
-            signing_key(settings),
-            subject,
+            key,
             kind="service",
             ttl_seconds=_SERVICE_TOKEN_TTL,
             issuer=settings.jwt_issuer,

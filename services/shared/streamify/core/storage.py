@@ -8,10 +8,7 @@ between must forward that Host unchanged.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from streamify.core import dev_keys
 from streamify.core.config import Settings
 from streamify.core.errors import ConfigurationError
 
@@ -47,35 +45,15 @@ def s3_credentials(settings: Settings) -> tuple[str, str] | None:
 
 
 def _load_or_create_dev_credentials(path: Path) -> tuple[str, str]:
-    for _ in range(50):
-        try:
-            parts = path.read_text().split()
-        except FileNotFoundError:
-            parts = []
-        if len(parts) == 2:
-            return parts[0], parts[1]
-        if not path.exists():
-            _create_dev_credentials(path)
-            continue
-        time.sleep(0.01)
-    raise ConfigurationError(f"development S3 credentials {path} are malformed; delete the file")
-
-
-def _create_dev_credentials(path: Path) -> None:
-    """Private temp file hard-linked into place: the link is atomic and fails if another
-    process won the race, so all local processes end up with the same pair."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(f"DEV{secrets.token_hex(8).upper()} {secrets.token_urlsafe(30)}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = dev_keys.load_or_create(
+        path, lambda: f"DEV{secrets.token_hex(8).upper()} {secrets.token_urlsafe(30)}".encode()
+    ).decode()
+    parts = text.split()
+    if len(parts) != 2:
+        raise ConfigurationError(
+            f"development S3 credentials {path} are malformed; delete the file"
+        )
+    return parts[0], parts[1]
 
 
 def s3_endpoint(settings: Settings) -> str | None:

@@ -50,20 +50,22 @@ def default_subject(env: Mapping[str, str] | None = None) -> str:
 
 def resolve_token(given: str | None, env: Mapping[str, str] | None = None) -> str:
     """--token, else $STREAMIFY_TOKEN, else a token minted like `streamify token` does: with
-    STREAMIFY_JWT_SECRET if set, otherwise the embedded dev key in the data dir."""
+    the `users` key of STREAMIFY_SIGNING_KEYS if set, otherwise the embedded dev keys in the
+    data dir."""
     env = os.environ if env is None else env
     if given:
         return given
     if env.get("STREAMIFY_TOKEN"):
         return env["STREAMIFY_TOKEN"]
-    from streamify.core.auth import mint_token, signing_key
+    from streamify.core.auth import mint_token
     from streamify.core.config import Settings
     from streamify.core.errors import ConfigurationError
+    from streamify.core.token_keys import USERS, signing_key
 
     try:
         settings = Settings(embedded=True)
         return mint_token(
-            signing_key(settings),
+            signing_key(settings, USERS),
             default_subject(env),
             ttl_seconds=24 * 3600,
             issuer=settings.jwt_issuer,
