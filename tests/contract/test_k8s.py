@@ -859,3 +859,20 @@ def test_each_pod_holds_only_its_own_token_key_and_every_server_the_public_ones(
     for identity in (token_keys.USERS, "operator"):
         secret = token_keys.format_keys({identity: private[identity]}, public=False)
         assert not [t for t in deployed if secret.split("=", 1)[1] in t], f"{identity} deployed"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_the_gateways_pod_local_sidecars_listen_on_loopback_only(target):
+    """The media check and the page are reached by the pod's own Envoy: bound to 127.0.0.1,
+    no container port, probes run inside the container, so no other pod can call them."""
+    gateway = get(target, "Deployment", "gateway")
+    sidecars = {c["name"]: c for c in pod_spec(gateway).get("initContainers", [])}
+    for name in ("media-authz", "web"):
+        c = sidecars[name]
+        command = c["command"]
+        host = command[command.index("--host" if "--host" in command else "--bind") + 1]
+        assert host == "127.0.0.1", f"{target}: {name} listens on {host}"
+        assert not c.get("ports"), f"{target}: {name} exposes {c['ports']}"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in c:
+                assert "exec" in c[probe], f"{target}: {name} {probe} must run in the container"

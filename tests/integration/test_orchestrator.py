@@ -147,10 +147,15 @@ class FakeWorker:
         self.hold.discard(name)
         await self.answer(self.held.pop(name))
 
-    async def heartbeat(self) -> None:
+    async def heartbeat(self, claims: list[wapi.HeldLease] | None = None) -> None:
+        """What it runs, with its lease ids like a real worker (or the `claims` given)."""
+        if claims is None:
+            claims = [
+                wapi.HeldLease(task_id=a.task_id, lease_id=a.lease_id) for a in self.held.values()
+            ]
         await self.send(
             wapi.ConnectRequest(
-                heartbeat=wapi.WorkerHeartbeat(task_ids=[a.task_id for a in self.held.values()])
+                heartbeat=wapi.WorkerHeartbeat(task_ids=[c.task_id for c in claims], leases=claims)
             )
         )
 
@@ -611,6 +616,33 @@ async def test_an_orchestrator_restart_resumes_the_job_without_rerunning_finishe
         assert again.assignments == []  # nothing was re-run
         assert all(t.attempts == 1 for t in job.tasks)
         await env.wait_video(video_id, VideoStatus.VIDEO_STATUS_READY)
+
+
+async def test_a_worker_naming_another_workers_id_takes_over_none_of_its_leases(env):
+    """Every worker shares the `worker` credential, so its id is only a claim: a stream that
+    names a victim's id and its task ids (guessable) but not the lease ids adopts nothing, and
+    its disconnect releases nothing; the victim's result still counts."""
+    worker_id = "victim-worker"
+    async with env.orchestrator(env.options()) as orch:
+        video_id = await env.uploaded_video()
+        victim = await env.worker(orch, worker_id, slots=5)
+        victim.hold.add("chunk-0002")
+        await orch.create(video_id)
+        await orch.wait_all_but(video_id, "chunk-0002")
+        held = victim.held["chunk-0002"]
+    await victim.disconnect()  # its replica went away; the victim keeps running the task
+    async with env.orchestrator(env.options()) as orch:
+        thief = await env.worker(orch, worker_id, slots=5)
+        for guess in ("", "0" * 32, held.lease_id[:-1] + "x"):
+            await thief.heartbeat([wapi.HeldLease(task_id=held.task_id, lease_id=guess)])
+        await thief.disconnect()  # a release of what it adopted would fail the task
+        again = await env.worker(orch, worker_id, slots=5)
+        again.held["chunk-0002"] = held
+        await again.heartbeat()
+        await again.release("chunk-0002")
+        job = await orch.wait_state(video_id, SUCCEEDED)
+        assert thief.assignments == [] and again.assignments == []
+        assert all(t.attempts == 1 for t in job.tasks)
 
 
 async def test_a_restart_requeues_tasks_whose_worker_never_comes_back(env):

@@ -233,7 +233,7 @@ class Orchestrator:
         self.wake()
 
     async def on_heartbeat(self, session: WorkerSession, hb: wapi.WorkerHeartbeat) -> None:
-        await self._adopt(session, hb.task_ids)
+        await self._adopt(session, hb.leases)
         await self.refresh_leases(session)
 
     async def refresh_leases(self, session: WorkerSession) -> None:
@@ -245,11 +245,13 @@ class Orchestrator:
             session.drop(key, "the task's lease was given up (cancelled, failed or expired)")
             self.wake()
 
-    async def _adopt(self, session: WorkerSession, resources: Iterable[str]) -> None:
+    async def _adopt(self, session: WorkerSession, leases: Iterable[wapi.HeldLease]) -> None:
         """Leases this worker holds in the database but this stream does not know (it
-        reconnected after its replica went away) become this stream's."""
+        reconnected after its replica went away) become this stream's: only those it names
+        with their lease id, which only the stream they were assigned on was told, so a stream
+        that claims another worker's id cannot take over (and then release) its tasks."""
         known = {names.task(j, n) for (j, n) in session.held}
-        unknown = [r for r in resources if r not in known]
+        unknown = [(held.task_id, held.lease_id) for held in leases if held.task_id not in known]
         if not unknown:
             return
         keys = await run_in_thread(self._store.leases_of, session.worker_id, unknown)

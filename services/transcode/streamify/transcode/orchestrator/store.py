@@ -598,9 +598,10 @@ class Store:
 
         self._tx(unclaim)
 
-    def leases_of(self, worker_id: str, resources: Iterable[str]) -> list[TaskKey]:
-        """The leases `worker_id` holds on these tasks (`transcodeJobs/{job}/tasks/{task}`)."""
-        wanted = [p for r in resources if (p := names.parse_task(r)) is not None]
+    def leases_of(self, worker_id: str, claimed: Iterable[tuple[str, str]]) -> list[TaskKey]:
+        """The leases `worker_id` holds among `claimed` (task id
+        `transcodeJobs/{job}/tasks/{task}`, lease id): a claim with the wrong lease id is none."""
+        wanted = {(*p, lease) for task, lease in claimed if lease and (p := names.parse_task(task))}
         if not wanted:
             return []
         with self._sessions() as session:
@@ -608,11 +609,14 @@ class Store:
                 select(TaskRow.job_id, TaskRow.name, TaskRow.lease_id).where(
                     TaskRow.worker_id == worker_id,
                     TaskRow.state == dag.RUNNING,
-                    TaskRow.job_id.in_({j for j, _ in wanted}),
+                    TaskRow.job_id.in_({j for j, _, _ in wanted}),
                 )
             ).all()
-        names = set(wanted)
-        return [TaskKey(r.job_id, r.name, r.lease_id) for r in rows if (r.job_id, r.name) in names]
+        return [
+            TaskKey(r.job_id, r.name, r.lease_id)
+            for r in rows
+            if (r.job_id, r.name, r.lease_id) in wanted
+        ]
 
     def expired_leases(self) -> list[TaskKey]:
         with self._sessions() as session:

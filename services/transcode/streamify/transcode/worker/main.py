@@ -395,9 +395,7 @@ class Worker:
     async def _heartbeat(self, outbox: asyncio.Queue[pb.ConnectRequest], interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            outbox.put_nowait(
-                pb.ConnectRequest(heartbeat=pb.WorkerHeartbeat(task_ids=list(self.running)))
-            )
+            outbox.put_nowait(pb.ConnectRequest(heartbeat=self._running_leases()))
 
     async def _watchdog(self) -> None:
         """Kill tasks that have said nothing (no progress, no result) for ``stall_timeout``."""
@@ -425,6 +423,16 @@ class Worker:
         self._send(_failure(assignment, error, retryable))
 
     # -- tasks ------------------------------------------------------------------------------
+
+    def _running_leases(self) -> pb.WorkerHeartbeat:
+        """What this worker runs, with the lease ids that prove the leases are its own."""
+        return pb.WorkerHeartbeat(
+            task_ids=list(self.running),
+            leases=[
+                pb.HeldLease(task_id=task_id, lease_id=task.lease_id)
+                for task_id, task in self.running.items()
+            ],
+        )
 
     def _on_assignment(self, assignment: pb.TaskAssignment) -> None:
         task_id = assignment.task_id
