@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from streamify.core import storage_keys
 from streamify.core.storage import make_s3_client
 from streamify.metadata import app as metadata_app
 from streamify.upload import app as upload_app
@@ -97,8 +98,8 @@ class Mesh:
         )
 
     def stored_sha256(self, upload: api.Upload) -> str:
-        key = (
-            f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}"
+        key = storage_keys.source_key(
+            upload.video.removeprefix("videos/"), upload.name.removeprefix("uploads/")
         )
         body = self.s3.get_object(Bucket=self.settings.uploads_bucket, Key=key)["Body"]
         digest = hashlib.sha256()

@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from streamify.core.config import TranscodeSettings
+from streamify.core.errors import details_of
 from streamify.core.queue import make_queue
 from streamify.core.storage import make_s3_client
 from streamify.transcode.orchestrator import app, dag, dispatch, reporter
@@ -345,7 +346,9 @@ class Env:
         )
         await self.metadata.stub.UpdateVideoStatus(
             meta.UpdateVideoStatusRequest(
-                name=video.name, status=VideoStatus.VIDEO_STATUS_UPLOADED
+                name=video.name,
+                status=VideoStatus.VIDEO_STATUS_UPLOADED,
+                source_upload="uploads/upload1",
             ),
             metadata=SERVICE,
         )
@@ -526,6 +529,44 @@ async def test_job_control_permissions(env):
             )
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "still being uploaded" in err.value.details()
+
+
+async def test_a_job_reads_the_videos_own_upload_never_another_object_under_its_prefix(env):
+    async with env.orchestrator() as orch:
+        video_id = await env.uploaded_video()  # records uploads/upload1
+        decoy = f"sources/{video_id}/zz-newer-decoy"
+        await asyncio.to_thread(
+            env.s3.put_object, Bucket=env.settings.uploads_bucket, Key=decoy, Body=b"\1" * 99
+        )
+        await asyncio.to_thread(
+            env.s3.delete_object,
+            Bucket=env.settings.uploads_bucket,
+            Key=f"sources/{video_id}/upload1",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await orch.create(video_id)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert details_of(err.value)[0].reason == "SOURCE_MISSING"
+        assert "uploads/upload1" in err.value.details()
+        # a video that records no upload is refused, whatever lies under its prefix
+        bare = await env.metadata.stub.CreateVideo(
+            meta.CreateVideoRequest(video=Video(title="no upload"), owner="users/alice"),
+            metadata=SERVICE,
+        )
+        await env.metadata.stub.UpdateVideoStatus(
+            meta.UpdateVideoStatusRequest(name=bare.name, status=VideoStatus.VIDEO_STATUS_UPLOADED),
+            metadata=SERVICE,
+        )
+        bare_id = bare.name.removeprefix("videos/")
+        await asyncio.to_thread(
+            env.s3.put_object,
+            Bucket=env.settings.uploads_bucket,
+            Key=f"sources/{bare_id}/anything",
+            Body=b"\0" * 1000,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await orch.create(bare_id)
+        assert details_of(err.value)[0].reason == "SOURCE_MISSING"
 
 
 async def test_list_pages_through_jobs_newest_first(env):

@@ -73,12 +73,14 @@ async def test_small_file_goes_up_in_one_put_and_is_handed_to_transcoding(mesh):
     assert done.state == UploadState.UPLOAD_STATE_COMPLETED
     video = await mesh.wait_for_status(upload.video, VideoStatus.VIDEO_STATUS_UPLOADED)
     assert video.title == "Cat" and video.source_size_bytes == len(data)
+    assert video.source_upload == upload.name
     assert mesh.stored_sha256(upload) == hashlib.sha256(data).hexdigest()
     [job] = await mesh.queue.receive(max_messages=10, wait_seconds=2)
     event = VideoUploadedEvent.FromString(job.body)
-    assert (event.video, event.size_bytes, job.key) == (
+    assert (event.video, event.size_bytes, event.key, job.key) == (
         upload.video,
         len(data),
+        mesh.source_key(upload),
         upload.video.removeprefix("videos/"),
     )
 
@@ -143,7 +145,7 @@ async def test_storage_rejects_tampered_and_wrong_size_puts(mesh):
         metadata=ALICE,
     )
     url = upload.single_put.url
-    tampered = url.replace("sources/", "sourcez/", 1)
+    tampered = url.replace("incoming/", "sources/", 1)  # the sealed key: never signed
     assert put(tampered, data, dict(upload.single_put.headers)).status_code == 403
     wrong_type = put(url, data, {"Content-Type": "text/plain"})
     assert wrong_type.status_code == 403

@@ -58,6 +58,7 @@ from tests.support.servers import _stop_process, free_port
 
 SERVICE = bearer("operator", kind="service")
 ALICE = bearer("alice")
+STORED_UPLOAD = "stored1"  # the upload id `stored_source` records for the videos it makes
 
 SUCCEEDED, FAILED, CANCELLED, RUNNING = (
     api.JobState.JOB_STATE_SUCCEEDED,
@@ -366,7 +367,8 @@ class Mesh:
 
     async def stored_source(self, path: Path, *, title: str = "clip") -> str:
         """A video moved to UPLOADED with a service token and its source put straight in the
-        uploads bucket under sources/{video_id}/ (what the Upload service would have done)."""
+        uploads bucket at the sealed key of an upload the video records (what the Upload
+        service would have done)."""
         size = path.stat().st_size
         video = await self.videos.CreateVideo(
             meta.CreateVideoRequest(
@@ -378,12 +380,14 @@ class Mesh:
         await asyncio.to_thread(
             self.s3.put_object,
             Bucket=self.settings.uploads_bucket,
-            Key=f"sources/{video_id}/{path.name}",
+            Key=storage_keys.source_key(video_id, STORED_UPLOAD),
             Body=path.read_bytes(),
         )
         await self.videos.UpdateVideoStatus(
             meta.UpdateVideoStatusRequest(
-                name=video.name, status=VideoStatus.VIDEO_STATUS_UPLOADED
+                name=video.name,
+                status=VideoStatus.VIDEO_STATUS_UPLOADED,
+                source_upload=f"uploads/{STORED_UPLOAD}",
             ),
             metadata=SERVICE,
         )

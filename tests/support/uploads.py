@@ -9,6 +9,7 @@ import hashlib
 
 import grpc
 
+from streamify.core import storage_keys
 from streamify.core.queue import make_queue
 from streamify.core.storage import make_s3_client
 from streamify.metadata import app as metadata_app
@@ -41,12 +42,32 @@ class Mesh:
             await asyncio.sleep(0.05)
         raise AssertionError(f"{name} never became {VideoStatus.Name(status)}: {video}")
 
-    def stored_sha256(self, upload: api.Upload) -> str:
-        obj = self.s3.get_object(
-            Bucket=self.settings.uploads_bucket,
-            Key=f"sources/{upload.video.removeprefix('videos/')}/{upload.name.removeprefix('uploads/')}",
+    @staticmethod
+    def source_key(upload: api.Upload) -> str:
+        """The sealed key the Transcode service reads for this upload."""
+        return storage_keys.source_key(
+            upload.video.removeprefix("videos/"), upload.name.removeprefix("uploads/")
         )
-        return hashlib.sha256(obj["Body"].read()).hexdigest()
+
+    @staticmethod
+    def incoming_key(upload: api.Upload) -> str:
+        """Where the upload's single-PUT URL writes."""
+        return storage_keys.incoming_key(
+            upload.video.removeprefix("videos/"), upload.name.removeprefix("uploads/")
+        )
+
+    def stored(self, key: str) -> bytes | None:
+        try:
+            obj = self.s3.get_object(Bucket=self.settings.uploads_bucket, Key=key)
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        body: bytes = obj["Body"].read()
+        return body
+
+    def stored_sha256(self, upload: api.Upload) -> str:
+        stored = self.stored(self.source_key(upload))
+        assert stored is not None, f"no sealed source for {upload.name}"
+        return hashlib.sha256(stored).hexdigest()
 
 
 BASE_SETTINGS = dict(

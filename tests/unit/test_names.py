@@ -88,6 +88,13 @@ def test_an_uploads_key_lies_under_its_videos_source_prefix(video, upload):
     assert key.removeprefix(storage_keys.source_prefix(video)) == upload
 
 
+@given(video=ids, upload=ids)
+def test_an_incoming_key_is_never_under_any_videos_source_prefix(video, upload):
+    # the Transcode service reads only below sources/: bytes a replayed URL writes must not be
+    assert not storage_keys.incoming_key(video, upload).startswith("sources/")
+    assert storage_keys.incoming_key(video, upload) != storage_keys.source_key(video, upload)
+
+
 def test_one_videos_prefix_is_not_a_prefix_of_anothers():
     # "videos/ab/" must not cover "videos/abc/": the trailing slash is what scopes a grant
     assert not storage_keys.media_prefix("abc").startswith(storage_keys.media_prefix("ab"))

@@ -32,6 +32,7 @@ def to_proto(row: VideoRow, cdn_base_url: str) -> Video:
         status=VideoStatus.ValueType(row.status),
         failure_reason=row.failure_reason,
         source_size_bytes=row.source_size_bytes,
+        source_upload=names.UPLOADS.name(row.source_upload) if row.source_upload else "",
         renditions=[ParseDict(r, Rendition()) for r in row.renditions],
         poster_url=f"{base}/{row.poster_path}" if row.poster_path else "",
         playback_url=f"{base}/{row.manifest_path}" if row.manifest_path else "",

@@ -21,6 +21,7 @@ class VideoRow(Base):
     status: Mapped[int] = mapped_column(Integer)
     failure_reason: Mapped[str] = mapped_column(Text, default="")
     source_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    source_upload: Mapped[str] = mapped_column(String(63), default="")  # upload id, no prefix
     duration_us: Mapped[int] = mapped_column(BigInteger, default=0)
     renditions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     manifest_path: Mapped[str] = mapped_column(String(1024), default="")

@@ -303,6 +303,8 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             row.failure_reason = request.failure_reason if new == state_machine.FAILED else ""
             if request.source_size_bytes:
                 row.source_size_bytes = request.source_size_bytes
+            if request.source_upload:
+                row.source_upload = names.UPLOADS.id_in(request.source_upload)
             if request.HasField("progress"):
                 row.progress_completed = request.progress.completed_tasks
                 row.progress_total = request.progress.total_tasks

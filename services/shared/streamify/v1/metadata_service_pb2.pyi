@@ -271,6 +271,7 @@ class UpdateVideoStatusRequest(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SOURCE_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    SOURCE_UPLOAD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `videos/{video}`."""
     status: _video_pb2.VideoStatus.ValueType
@@ -281,6 +282,8 @@ class UpdateVideoStatusRequest(_message.Message):
     """Idempotency key: a retried call with the same key returns the first result."""
     source_size_bytes: _builtins.int
     """Size of the source in bytes, known once the upload is complete."""
+    source_upload: _builtins.str
+    """The completed upload, `uploads/{upload}`, given with UPLOADED."""
     @_builtins.property
     def progress(self) -> _video_pb2.Progress:
         """Progress while PROCESSING."""
@@ -299,10 +302,11 @@ class UpdateVideoStatusRequest(_message.Message):
         result: Global___ProcessingResult | None = ...,
         request_id: _builtins.str = ...,
         source_size_bytes: _builtins.int = ...,
+        source_upload: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_reason", b"failure_reason", "name", b"name", "progress", b"progress", "request_id", b"request_id", "result", b"result", "source_size_bytes", b"source_size_bytes", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_reason", b"failure_reason", "name", b"name", "progress", b"progress", "request_id", b"request_id", "result", b"result", "source_size_bytes", b"source_size_bytes", "source_upload", b"source_upload", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

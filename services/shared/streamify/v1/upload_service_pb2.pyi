@@ -225,7 +225,10 @@ class CreateUploadRequest(_message.Message):
     content_type: _builtins.str
     """MIME type of the file; must be `video/*`."""
     sha256: _builtins.str
-    """Lowercase hex SHA-256 of the file, optional; checked by storage when given."""
+    """Lowercase hex SHA-256 of the file, optional. When given, a single PUT must carry it (its
+    URL signs it in, so storage refuses other bytes) and CompleteUpload checks the stored
+    file against it (FAILED_PRECONDITION, reason CHECKSUM_MISMATCH).
+    """
     title: _builtins.str
     """Title of the video; defaults to the file name."""
     description: _builtins.str

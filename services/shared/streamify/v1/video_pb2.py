@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18streamify/v1/video.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x04\n\x05Video\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x17\n\x05title\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1d\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x88\'\x12\x36\n\nvisibility\x18\x05 \x01(\x0e\x32\x18.streamify.v1.VisibilityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.streamify.v1.VideoStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x19\n\x11source_size_bytes\x18\x08 \x01(\x03\x12+\n\x08\x64uration\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\nrenditions\x18\n \x03(\x0b\x32\x17.streamify.v1.Rendition\x12\x12\n\nposter_url\x18\x0b \x01(\t\x12\x14\n\x0cplayback_url\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0f \x01(\t\x12(\n\x08progress\x18\x10 \x01(\x0b\x32\x16.streamify.v1.Progress\"\x88\x01\n\tRendition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tbandwidth\x18\x04 \x01(\x03\x12\x19\n\x11\x61verage_bandwidth\x18\x05 \x01(\x03\x12\x0e\n\x06\x63odecs\x18\x06 \x01(\t\x12\x12\n\nframe_rate\x18\x07 \x01(\x01\"G\n\x08Progress\x12\x17\n\x0f\x63ompleted_tasks\x18\x01 \x01(\x05\x12\x13\n\x0btotal_tasks\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t*p\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x01\x12\x17\n\x13VISIBILITY_UNLISTED\x10\x02\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x03*\xb0\x01\n\x0bVideoStatus\x12\x1c\n\x18VIDEO_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16VIDEO_STATUS_UPLOADING\x10\x01\x12\x19\n\x15VIDEO_STATUS_UPLOADED\x10\x02\x12\x1b\n\x17VIDEO_STATUS_PROCESSING\x10\x03\x12\x16\n\x12VIDEO_STATUS_READY\x10\x04\x12\x17\n\x13VIDEO_STATUS_FAILED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18streamify/v1/video.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x04\n\x05Video\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x17\n\x05title\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1d\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x88\'\x12\x36\n\nvisibility\x18\x05 \x01(\x0e\x32\x18.streamify.v1.VisibilityB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12)\n\x06status\x18\x06 \x01(\x0e\x32\x19.streamify.v1.VideoStatus\x12\x16\n\x0e\x66\x61ilure_reason\x18\x07 \x01(\t\x12\x19\n\x11source_size_bytes\x18\x08 \x01(\x03\x12+\n\x08\x64uration\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\nrenditions\x18\n \x03(\x0b\x32\x17.streamify.v1.Rendition\x12\x12\n\nposter_url\x18\x0b \x01(\t\x12\x14\n\x0cplayback_url\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\x0f \x01(\t\x12(\n\x08progress\x18\x10 \x01(\x0b\x32\x16.streamify.v1.Progress\x12\x15\n\rsource_upload\x18\x11 \x01(\t\"\x88\x01\n\tRendition\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x11\n\tbandwidth\x18\x04 \x01(\x03\x12\x19\n\x11\x61verage_bandwidth\x18\x05 \x01(\x03\x12\x0e\n\x06\x63odecs\x18\x06 \x01(\t\x12\x12\n\nframe_rate\x18\x07 \x01(\x01\"G\n\x08Progress\x12\x17\n\x0f\x63ompleted_tasks\x18\x01 \x01(\x05\x12\x13\n\x0btotal_tasks\x18\x02 \x01(\x05\x12\r\n\x05stage\x18\x03 \x01(\t*p\n\nVisibility\x12\x1a\n\x16VISIBILITY_UNSPECIFIED\x10\x00\x12\x16\n\x12VISIBILITY_PRIVATE\x10\x01\x12\x17\n\x13VISIBILITY_UNLISTED\x10\x02\x12\x15\n\x11VISIBILITY_PUBLIC\x10\x03*\xb0\x01\n\x0bVideoStatus\x12\x1c\n\x18VIDEO_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16VIDEO_STATUS_UPLOADING\x10\x01\x12\x19\n\x15VIDEO_STATUS_UPLOADED\x10\x02\x12\x1b\n\x17VIDEO_STATUS_PROCESSING\x10\x03\x12\x16\n\x12VIDEO_STATUS_READY\x10\x04\x12\x17\n\x13VIDEO_STATUS_FAILED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,14 +40,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VIDEO'].fields_by_name['description']._serialized_options = b'\272H\005r\003\030\210\''
   _globals['_VIDEO'].fields_by_name['visibility']._loaded_options = None
   _globals['_VIDEO'].fields_by_name['visibility']._serialized_options = b'\272H\005\202\001\002\020\001'
-  _globals['_VISIBILITY']._serialized_start=879
-  _globals['_VISIBILITY']._serialized_end=991
-  _globals['_VIDEOSTATUS']._serialized_start=994
-  _globals['_VIDEOSTATUS']._serialized_end=1170
+  _globals['_VISIBILITY']._serialized_start=902
+  _globals['_VISIBILITY']._serialized_end=1014
+  _globals['_VIDEOSTATUS']._serialized_start=1017
+  _globals['_VIDEOSTATUS']._serialized_end=1193
   _globals['_VIDEO']._serialized_start=137
-  _globals['_VIDEO']._serialized_end=665
-  _globals['_RENDITION']._serialized_start=668
-  _globals['_RENDITION']._serialized_end=804
-  _globals['_PROGRESS']._serialized_start=806
-  _globals['_PROGRESS']._serialized_end=877
+  _globals['_VIDEO']._serialized_end=688
+  _globals['_RENDITION']._serialized_start=691
+  _globals['_RENDITION']._serialized_end=827
+  _globals['_PROGRESS']._serialized_start=829
+  _globals['_PROGRESS']._serialized_end=900
 # @@protoc_insertion_point(module_scope)

@@ -111,6 +111,7 @@ class Video(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    SOURCE_UPLOAD_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `videos/{video}`. Assigned by the server on creation."""
     owner: _builtins.str
@@ -140,6 +141,10 @@ class Video(_message.Message):
     etag: _builtins.str
     """Opaque version for optimistic concurrency: send it back on Update/Delete and the call
     fails with ABORTED if the video changed in between.
+    """
+    source_upload: _builtins.str
+    """The upload whose verified bytes are the source, `uploads/{upload}`. Output only; set
+    when the upload completes. Transcoding reads exactly that upload's sealed object.
     """
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
@@ -180,10 +185,11 @@ class Video(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         progress: Global___Progress | None = ...,
+        source_upload: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "duration", b"duration", "progress", b"progress", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "duration", b"duration", "etag", b"etag", "failure_reason", b"failure_reason", "name", b"name", "owner", b"owner", "playback_url", b"playback_url", "poster_url", b"poster_url", "progress", b"progress", "renditions", b"renditions", "source_size_bytes", b"source_size_bytes", "status", b"status", "title", b"title", "update_time", b"update_time", "visibility", b"visibility"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "duration", b"duration", "etag", b"etag", "failure_reason", b"failure_reason", "name", b"name", "owner", b"owner", "playback_url", b"playback_url", "poster_url", b"poster_url", "progress", b"progress", "renditions", b"renditions", "source_size_bytes", b"source_size_bytes", "source_upload", b"source_upload", "status", b"status", "title", b"title", "update_time", b"update_time", "visibility", b"visibility"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

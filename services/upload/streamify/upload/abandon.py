@@ -11,9 +11,10 @@ from streamify.upload.store import UploadStore
 async def abort_upload(
     store: UploadStore, storage: UploadStorage, row: UploadRow, reason: str
 ) -> None:
-    """Discards the bytes, marks the upload ABORTED and queues the video's FAILED status."""
+    """Discards the bytes (wherever they got to), marks the upload ABORTED and queues the
+    video's FAILED status."""
     if row.multipart:
         await run_in_thread(storage.abort_multipart, row.object_key, row.s3_upload_id)
-    else:
-        await run_in_thread(storage.delete, row.object_key)
+    for key in {row.object_key, row.source_key}:
+        await run_in_thread(storage.delete, key)
     await run_in_thread(store.abort, row, reason)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from streamify.core import storage_keys
 from streamify.core.db import Base
 
 
@@ -29,6 +30,12 @@ class UploadRow(Base):
     create_time_us: Mapped[int] = mapped_column(BigInteger)
     expire_time_us: Mapped[int] = mapped_column(BigInteger)
     end_reason: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def source_key(self) -> str:
+        """The sealed key the source is read from once the upload is complete. For a single
+        PUT it differs from `object_key`, where the client's URL writes."""
+        return storage_keys.source_key(self.video_id, self.id)
 
     __table_args__ = (
         Index("ix_uploads_owner_state", "owner", "state"),

@@ -44,7 +44,7 @@ def uploaded_event(row: UploadRow) -> VideoUploadedEvent:
         video=names.VIDEOS.name(row.video_id),
         owner=names.USERS.name(row.owner),
         bucket=row.bucket,
-        key=row.object_key,
+        key=row.source_key,
         size_bytes=row.size_bytes,
         content_type=row.content_type,
     )
@@ -108,6 +108,7 @@ class OutboxRelay:
                     name=event.video,
                     status=VideoStatus.VIDEO_STATUS_UPLOADED,
                     source_size_bytes=event.size_bytes,
+                    source_upload=names.UPLOADS.name(row.upload_id),
                     request_id=f"outbox-{row.upload_id}",
                 )
             )

@@ -129,7 +129,14 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         )
         video_id = names.VIDEOS.id_in(video.name)
         upload_id = new_id()
-        key = storage_keys.source_key(video_id, upload_id)
+        # A single PUT lands outside `sources/`: its URL can be replayed until it expires, so
+        # only the copy CompleteUpload seals is ever transcoded. A multipart upload is sealed
+        # by completing it (its part URLs die with the storage upload id).
+        key = (
+            storage_keys.source_key(video_id, upload_id)
+            if multipart
+            else storage_keys.incoming_key(video_id, upload_id)
+        )
         s3_upload_id = (
             await run_in_thread(self._storage.start_multipart, key, request.content_type)
             if multipart
@@ -246,19 +253,14 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                 f"{request.name} was aborted ({row.end_reason}); start a new upload",
                 reason="UPLOAD_ABORTED",
             )
+        sealed = row.source_key
         if row.multipart:
             await self._complete_in_storage(row, request)
-        stored_size = await run_in_thread(self._storage.size_of, row.object_key)
-        if stored_size is None:
-            raise errors.failed_precondition(
-                f"nothing has been uploaded for {request.name} yet; PUT the file first",
-                reason="OBJECT_MISSING",
-            )
-        if stored_size != row.size_bytes:
-            raise errors.failed_precondition(
-                f"storage holds {stored_size} bytes but {row.size_bytes} were declared; upload the whole file again",
-                reason="SIZE_MISMATCH",
-            )
+        elif row.object_key != sealed:
+            await run_in_thread(self._storage.seal, row.object_key, sealed)
+        await self._check_sealed(row, sealed)
+        if row.object_key != sealed:
+            await run_in_thread(self._storage.delete, row.object_key)
         await run_in_thread(self._store.complete, row)
         self._relay.kick()
         return self._to_proto(await self._owned(request.name))
@@ -280,6 +282,46 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         return self._to_proto(await self._owned(request.name))
 
     # --- helpers -------------------------------------------------------------------------------
+
+    async def _check_sealed(self, row: UploadRow, sealed: str) -> None:
+        """The sealed object is exactly the declared file, or it is discarded: a single PUT can
+        be sent again, a completed multipart upload cannot and is aborted."""
+        name = names.UPLOADS.name(row.id)
+        stored_size = await run_in_thread(self._storage.size_of, sealed)
+        if stored_size is None:
+            raise errors.failed_precondition(
+                f"nothing has been uploaded for {name} yet; PUT the file first",
+                reason="OBJECT_MISSING",
+            )
+        if stored_size != row.size_bytes:
+            problem = f"storage holds {stored_size} bytes but {row.size_bytes} were declared"
+            await self._discard(row, sealed, problem)
+            raise errors.failed_precondition(
+                f"{problem}; {self._again(row)}", reason="SIZE_MISMATCH"
+            )
+        if row.sha256:
+            stored_sha256 = await run_in_thread(self._storage.sha256_of, sealed)
+            if stored_sha256 != row.sha256:
+                problem = (
+                    f"the stored file's SHA-256 is {stored_sha256}, not the declared {row.sha256}"
+                )
+                await self._discard(row, sealed, problem)
+                raise errors.failed_precondition(
+                    f"{problem}; {self._again(row)}", reason="CHECKSUM_MISMATCH"
+                )
+
+    async def _discard(self, row: UploadRow, sealed: str, problem: str) -> None:
+        if row.multipart:
+            await abort_upload(self._store, self._storage, row, problem)
+            self._relay.kick()
+        else:
+            await run_in_thread(self._storage.delete, sealed)
+
+    @staticmethod
+    def _again(row: UploadRow) -> str:
+        if row.multipart:
+            return "the upload is aborted; start a new upload with the right file"
+        return "PUT the whole file again, then complete"
 
     async def _complete_in_storage(
         self, row: UploadRow, request: api.CompleteUploadRequest
@@ -368,7 +410,9 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             upload.multipart.part_size_bytes = row.part_size
             upload.multipart.part_count = row.part_count
         elif row.state == PENDING:
-            url, headers = self._storage.sign_put(row.object_key, row.content_type, row.size_bytes)
+            url, headers = self._storage.sign_put(
+                row.object_key, row.content_type, row.size_bytes, row.sha256
+            )
             upload.single_put.url = url
             upload.single_put.headers.update(headers)
             upload.single_put.expire_time.CopyFrom(

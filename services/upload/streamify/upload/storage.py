@@ -7,11 +7,16 @@ same SeaweedFS). Signing is local computation, no network round trip.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
 from streamify.core.storage import S3Client, object_size
+
+HASH_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,18 +35,24 @@ class UploadStorage:
         self.bucket = bucket
         self._ttl = url_ttl_seconds
 
-    def sign_put(self, key: str, content_type: str, size: int) -> tuple[str, dict[str, str]]:
-        url = self._signer.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": size,
-            },
-            ExpiresIn=self._ttl,
-        )
-        return url, {"Content-Type": content_type}
+    def sign_put(
+        self, key: str, content_type: str, size: int, sha256: str = ""
+    ) -> tuple[str, dict[str, str]]:
+        """A PUT URL and the headers it must carry. With a declared SHA-256 the checksum header
+        is signed in, so storage itself refuses other bytes (BadDigest)."""
+        params: dict[str, object] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentLength": size,
+        }
+        headers = {"Content-Type": content_type}
+        if sha256:
+            checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+            params["ChecksumSHA256"] = checksum
+            headers["x-amz-checksum-sha256"] = checksum
+        url = self._signer.generate_presigned_url("put_object", Params=params, ExpiresIn=self._ttl)
+        return url, headers
 
     def start_multipart(self, key: str, content_type: str) -> str:
         reply = self._s3.create_multipart_upload(
@@ -98,6 +109,40 @@ class UploadStorage:
         except ClientError as exc:
             if exc.response["Error"]["Code"] not in {"NoSuchUpload", "404"}:
                 raise
+
+    def seal(self, incoming: str, sealed: str) -> bool:
+        """Copies `incoming` to `sealed` inside storage unless `sealed` already exists (a
+        conditional copy: nothing ever overwrites a sealed object). False when there is no
+        incoming object to copy."""
+        try:
+            self._s3.copy_object(
+                Bucket=self.bucket,
+                Key=sealed,
+                CopySource={"Bucket": self.bucket, "Key": incoming},
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in {"PreconditionFailed", "412"}:
+                return True  # sealed by an earlier attempt; that copy is the one checked
+            if code in {"NoSuchKey", "404"}:
+                return False
+            raise
+        return True
+
+    def sha256_of(self, key: str) -> str:
+        """Lowercase hex SHA-256 of the stored object, read as a stream."""
+        digest = hashlib.sha256()
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def keys_under(self, prefix: str) -> Iterator[str]:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents") or []:
+                yield obj["Key"]
 
     def size_of(self, key: str) -> int | None:
         return object_size(self._s3, self.bucket, key)

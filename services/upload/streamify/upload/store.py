@@ -61,6 +61,17 @@ class UploadStore:
                 )
             )
 
+    def pending_keys(self, keys: list[str]) -> set[str]:
+        """Which of these object keys a pending upload still writes to."""
+        with self._sessions() as session:
+            return set(
+                session.scalars(
+                    select(UploadRow.object_key).where(
+                        UploadRow.object_key.in_(keys), UploadRow.state == PENDING
+                    )
+                )
+            )
+
     def insert(self, row: UploadRow) -> None:
         with self._sessions() as session:
             session.add(row)

@@ -1,9 +1,9 @@
 """TranscodeService: job control for operators and services.
 
 * CreateTranscodeJob (services only) is idempotent per video (job id = video id). The source
-  is the object under the video's source prefix in the uploads bucket
-  (`streamify.core.storage_keys`; if there are several, the most recent). The video must exist and its
-  upload be complete (status UPLOADED, or later for a re-submission).
+  is the sealed object of the upload the video records (`Video.source_upload`, its key from
+  `streamify.core.storage_keys`), never whatever else lies under the video's prefix. The video
+  must exist and its upload be complete (status UPLOADED, or later for a re-submission).
 * Get/List: services see every job; a user sees the jobs of their own videos (others' are
   NOT_FOUND / not listed).
 * Cancel: services only. Retry: a service or the video's owner (the page's Retry button); anyone
@@ -24,6 +24,7 @@ from streamify.core.auth import Principal, current_principal
 from streamify.core.clock import timestamp_of
 from streamify.core.db import run_in_thread
 from streamify.core.metadata_client import MetadataClient
+from streamify.core.storage import object_size
 from streamify.transcode.orchestrator import dag
 from streamify.transcode.orchestrator.job_control import JobControl
 from streamify.transcode.orchestrator.store import Conflict, Snapshot
@@ -112,28 +113,24 @@ class TranscodeService(transcode_service_pb2_grpc.TranscodeServiceServicer):
                 f"{request.video} is still being uploaded; complete the upload first",
                 reason="VIDEO_NOT_UPLOADED",
             )
-        source = await run_in_thread(self._find_source, video_id)
-        if source is None:
+        upload_id = names.UPLOADS.id_of(video.source_upload)
+        if upload_id is None:
             raise errors.failed_precondition(
-                f"no uploaded source for {request.video} under "
-                f"s3://{self._uploads_bucket}/{storage_keys.source_prefix(video_id)}",
+                f"{request.video} records no completed upload to transcode; upload the file again",
                 reason="SOURCE_MISSING",
             )
-        key, size = source
+        key = storage_keys.source_key(video_id, upload_id)
+        size = await run_in_thread(object_size, self._s3, self._uploads_bucket, key)
+        if size is None:
+            raise errors.failed_precondition(
+                f"the source of {request.video} ({video.source_upload}) is missing from "
+                f"s3://{self._uploads_bucket}/{key}; upload the file again",
+                reason="SOURCE_MISSING",
+            )
         snapshot = await self._jobs.create_job(
             video_id, video.owner, self._uploads_bucket, key, size
         )
         return to_proto(snapshot)
-
-    def _find_source(self, video_id: str) -> tuple[str, int] | None:
-        response = self._s3.list_objects_v2(
-            Bucket=self._uploads_bucket, Prefix=storage_keys.source_prefix(video_id)
-        )
-        objects = response.get("Contents") or []
-        if not objects:
-            return None
-        newest = max(objects, key=lambda o: (o["LastModified"], o["Key"]))
-        return newest["Key"], int(newest["Size"])
 
     async def GetTranscodeJob(
         self,
