@@ -106,8 +106,6 @@ NEEDS = {
     "worker": {
         "STREAMIFY_SIGNING_KEYS",
         "STREAMIFY_ORCHESTRATOR_TARGET",
-        "STREAMIFY_MEDIA_BUCKET",
-        "S3",
     },
     "media-authz": {
         "STREAMIFY_SIGNING_KEYS",
@@ -859,6 +857,22 @@ def test_each_pod_holds_only_its_own_token_key_and_every_server_the_public_ones(
     for identity in (token_keys.USERS, "operator"):
         secret = token_keys.format_keys({identity: private[identity]}, public=False)
         assert not [t for t in deployed if secret.split("=", 1)[1] in t], f"{identity} deployed"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_the_worker_pod_holds_no_storage_credentials(target):
+    """The pod that parses untrusted video reads and writes storage only through the URLs its
+    assignments carry: no S3 keys in its environment, and on EKS a role with no S3 action."""
+    worker = get(target, "Deployment", "worker")
+    [container] = containers(worker)
+    env = env_of(target, container)
+    held = {k for k in env if k.startswith(("AWS_", "STREAMIFY_S3_ACCESS", "STREAMIFY_S3_SECRET"))}
+    assert not held, f"{target}: the worker holds {held}"
+    role = get(target, "Role", "streamify-worker")
+    if role is not None:
+        for document in role["spec"]["inlinePolicies"].values():
+            actions = [a for st in json.loads(document)["Statement"] for a in st["Action"]]
+            assert not [a for a in actions if a.startswith("s3:")], actions
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

@@ -29,7 +29,8 @@ import pytest
 from streamify.core.auth import current_principal
 from streamify.core.config import Settings
 from streamify.core.server import ServiceRegistration, serve
-from streamify.core.storage import make_s3_client
+from streamify.core.storage import make_s3_client, s3_credentials
+from streamify.transcode.orchestrator import task_urls
 from streamify.transcode.worker import convert as conv
 from streamify.transcode.worker.main import Worker, _hold_lock, sweep_work_dirs
 from streamify.v1 import worker_service_pb2 as pb
@@ -270,8 +271,13 @@ async def harness(
     tmp_path: Path, settings: Settings, slots: int = 1, **options
 ) -> AsyncIterator[Harness]:
     orchestrator = await start_orchestrator(tmp_path, free_port())
+    # the worker gets no storage credentials: its assignments carry what it may do
+    without_storage_keys = settings.model_copy(
+        update={"s3_access_key_id": None, "s3_secret_access_key": None, "embedded": False}
+    )
+    assert s3_credentials(without_storage_keys) is None
     worker = Worker(
-        settings,
+        without_storage_keys,
         f"127.0.0.1:{orchestrator.port}",
         slots,
         backoff_cap=1.0,
@@ -297,7 +303,10 @@ async def h(tmp_path, storage_settings) -> AsyncIterator[Harness]:
 
 
 def output(settings: Settings) -> pb.OutputRef:
-    return pb.OutputRef(bucket=settings.media_bucket, prefix=f"videos/{uuid.uuid4().hex}/")
+    """A fresh output prefix with the POST policy an orchestrator would sign for it."""
+    out = pb.OutputRef(bucket=settings.media_bucket, prefix=f"videos/{uuid.uuid4().hex}/")
+    task_urls.sign_output(make_s3_client(settings), out, 3600, 1024**3)
+    return out
 
 
 def download(s3, bucket: str, key: str, to: Path) -> Path:

@@ -99,15 +99,17 @@ def test_outputs_without_a_prefix_to_go_to_are_refused(tmp_path):
         outputs.read_manifest(workdir, None)
 
 
-def test_only_a_source_without_a_url_is_signed():
-    bare = pb.TaskAssignment(probe=pb.ProbeSpec(source=pb.SourceRef(bucket="b", key="k")))
-    signed = pb.TaskAssignment(probe=pb.ProbeSpec(source=pb.SourceRef(url="https://s/k?sig")))
-    assert outputs.needs_signing(bare) and not outputs.needs_signing(signed)
-    assert not outputs.needs_signing(pb.TaskAssignment())
+def test_an_assignment_without_signed_storage_access_is_refused_with_the_reason():
+    source = pb.SourceRef(bucket="b", key="k", url="https://s/k?sig")
+    policy = pb.UploadPolicy(url="https://s/media", fields={"policy": "p"})
+    output = pb.OutputRef(bucket="m", prefix="videos/v/", policy=policy)
 
-    class Signer:
-        def generate_presigned_url(self, op, Params, ExpiresIn):
-            return f"https://s3/{Params['Bucket']}/{Params['Key']}?{op}&ttl={ExpiresIn}"
+    def chunk(source, output):
+        return pb.TaskAssignment(video_chunk=pb.VideoChunkSpec(source=source, output=output))
 
-    outputs.sign_source(bare, Signer())
-    assert bare.probe.source.url == f"https://s3/b/k?get_object&ttl={outputs.SOURCE_URL_TTL}"
+    assert outputs.missing_access(chunk(source, output)) is None
+    assert outputs.missing_access(pb.TaskAssignment(probe=pb.ProbeSpec(source=source))) is None
+    unsigned = pb.SourceRef(bucket="b", key="k")
+    assert "source" in outputs.missing_access(chunk(unsigned, output))
+    no_policy = pb.OutputRef(bucket="m", prefix="videos/v/")
+    assert "outputs" in outputs.missing_access(chunk(source, no_policy))

@@ -185,8 +185,16 @@ class TranscodeSettings(Section):
     max_height: int = Field(
         4320, gt=0, description="See transcode_max_width (default 7680x4320: 8K UHD)."
     )
-    source_url_ttl_seconds: int = Field(
-        6 * 3600, gt=0, description="Lifetime of the pre-signed source URLs given to workers."
+    task_url_ttl_seconds: int = Field(
+        6 * 3600,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Lifetime of the storage access an assignment carries (its source's GET URL and its outputs' POST policy).",
+    )
+    task_output_max_bytes: int = Field(
+        4 * 1024**3,
+        gt=0,
+        description="Largest object a task's POST policy lets a worker write.",
     )
     progress_interval_seconds: float = Field(
         1.0,

@@ -26,13 +26,15 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!streamify/v1/worker_service.proto\x12\x0cstreamify.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0e\x43onnectRequest\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x19.streamify.v1.WorkerHelloH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.streamify.v1.WorkerHeartbeatH\x00\x12.\n\x08progress\x18\x03 \x01(\x0b\x32\x1a.streamify.v1.TaskProgressH\x00\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x18.streamify.v1.TaskResultH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.streamify.v1.TaskFailureH\x00\x42\x07\n\x05\x65vent\"\xb8\x01\n\x0f\x43onnectResponse\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1b.streamify.v1.WorkerWelcomeH\x00\x12\x32\n\nassignment\x18\x02 \x01(\x0b\x32\x1c.streamify.v1.TaskAssignmentH\x00\x12\x36\n\x0c\x63\x61ncellation\x18\x03 \x01(\x0b\x32\x1e.streamify.v1.TaskCancellationH\x00\x42\t\n\x07\x63ommand\"d\n\x0bWorkerHello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x10\n\x08\x65ncoders\x18\x05 \x03(\t\"_\n\rWorkerWelcome\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"L\n\x0fWorkerHeartbeat\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\'\n\x06leases\x18\x02 \x03(\x0b\x32\x17.streamify.v1.HeldLease\".\n\tHeldLease\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"\xb8\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12(\n\x05probe\x18\n \x01(\x0b\x32\x17.streamify.v1.ProbeSpecH\x00\x12\x33\n\x0bvideo_chunk\x18\x0b \x01(\x0b\x32\x1c.streamify.v1.VideoChunkSpecH\x00\x12(\n\x05\x61udio\x18\x0c \x01(\x0b\x32\x17.streamify.v1.AudioSpecH\x00\x12*\n\x06poster\x18\r \x01(\x0b\x32\x18.streamify.v1.PosterSpecH\x00\x42\x06\n\x04spec\"I\n\tSourceRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"+\n\tOutputRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"4\n\tProbeSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\"\xaf\x03\n\x0eVideoChunkSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10segment_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x66irst_segment_index\x18\x06 \x01(\x05\x12/\n\nrenditions\x18\x07 \x03(\x0b\x32\x1b.streamify.v1.RenditionSpec\x12\'\n\x06output\x18\x08 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x33\n\x10output_ts_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10rotation_degrees\x18\n \x01(\x05\x12\x12\n\nframe_rate\x18\x0b \x01(\x01\"\x96\x01\n\rRenditionSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x0f\n\x07\x62itrate\x18\x04 \x01(\x03\x12\x13\n\x0bmax_bitrate\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uffer_size\x18\x06 \x01(\x03\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0e\n\x06preset\x18\x08 \x01(\t\"\x85\x02\n\tAudioSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12\x0f\n\x07\x62itrate\x18\x02 \x01(\x03\x12\x33\n\x10segment_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x33\n\x10output_ts_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb2\x01\n\nPosterSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12%\n\x02\x61t\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_width\x18\x03 \x01(\x05\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x18\n\x10rotation_degrees\x18\x05 \x01(\x05\"C\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\"\x9d\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12*\n\x07\x65lapsed\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x05probe\x18\n \x01(\x0b\x32\x19.streamify.v1.ProbeResultH\x00\x12\x30\n\x0bvideo_chunk\x18\x0b \x01(\x0b\x32\x19.streamify.v1.ChunkResultH\x00\x12*\n\x05\x61udio\x18\x0c \x01(\x0b\x32\x19.streamify.v1.AudioResultH\x00\x12,\n\x06poster\x18\r \x01(\x0b\x32\x1a.streamify.v1.PosterResultH\x00\x42\x08\n\x06output\"R\n\x0bTaskFailure\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"3\n\x10TaskCancellation\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xbb\x01\n\x0bProbeResult\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\x05video\x18\x03 \x01(\x0b\x32\x1d.streamify.v1.VideoStreamInfo\x12,\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x1d.streamify.v1.AudioStreamInfo\x12\x13\n\x0b\x63lock_jumps\x18\x05 \x01(\x05\"\xe2\x01\n\x0fVideoStreamInfo\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x18\n\x10rotation_degrees\x18\x04 \x01(\x05\x12\x12\n\nframe_rate\x18\x05 \x01(\x01\x12\x14\n\x0cpixel_format\x18\x06 \x01(\t\x12\x13\n\x0b\x66rame_count\x18\x07 \x01(\x03\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13sample_aspect_ratio\x18\t \x01(\x01\"G\n\x0f\x41udioStreamInfo\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"j\n\x0bSegmentInfo\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0b\n\x03key\x18\x02 \x01(\t\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"u\n\x0eRenditionChunk\x12\x14\n\x0crendition_id\x18\x01 \x01(\t\x12+\n\x08segments\x18\x02 \x03(\x0b\x32\x19.streamify.v1.SegmentInfo\x12\x0e\n\x06\x63odecs\x18\x03 \x01(\t\x12\x10\n\x08init_key\x18\x04 \x01(\t\"?\n\x0b\x43hunkResult\x12\x30\n\nrenditions\x18\x01 \x03(\x0b\x32\x1c.streamify.v1.RenditionChunk\"\\\n\x0b\x41udioResult\x12+\n\x08segments\x18\x01 \x03(\x0b\x32\x19.streamify.v1.SegmentInfo\x12\x0e\n\x06\x63odecs\x18\x02 \x01(\t\x12\x10\n\x08init_key\x18\x03 \x01(\t\":\n\x0cPosterResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x32\x64\n\x16TranscodeWorkerService\x12J\n\x07\x43onnect\x12\x1c.streamify.v1.ConnectRequest\x1a\x1d.streamify.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!streamify/v1/worker_service.proto\x12\x0cstreamify.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x0e\x43onnectRequest\x12*\n\x05hello\x18\x01 \x01(\x0b\x32\x19.streamify.v1.WorkerHelloH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.streamify.v1.WorkerHeartbeatH\x00\x12.\n\x08progress\x18\x03 \x01(\x0b\x32\x1a.streamify.v1.TaskProgressH\x00\x12*\n\x06result\x18\x04 \x01(\x0b\x32\x18.streamify.v1.TaskResultH\x00\x12,\n\x07\x66\x61ilure\x18\x05 \x01(\x0b\x32\x19.streamify.v1.TaskFailureH\x00\x42\x07\n\x05\x65vent\"\xb8\x01\n\x0f\x43onnectResponse\x12.\n\x07welcome\x18\x01 \x01(\x0b\x32\x1b.streamify.v1.WorkerWelcomeH\x00\x12\x32\n\nassignment\x18\x02 \x01(\x0b\x32\x1c.streamify.v1.TaskAssignmentH\x00\x12\x36\n\x0c\x63\x61ncellation\x18\x03 \x01(\x0b\x32\x1e.streamify.v1.TaskCancellationH\x00\x42\t\n\x07\x63ommand\"d\n\x0bWorkerHello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05slots\x18\x02 \x01(\x05\x12\x10\n\x08hostname\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x10\n\x08\x65ncoders\x18\x05 \x03(\t\"_\n\rWorkerWelcome\x12\x17\n\x0forchestrator_id\x18\x01 \x01(\t\x12\x35\n\x12heartbeat_interval\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"L\n\x0fWorkerHeartbeat\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\'\n\x06leases\x18\x02 \x03(\x0b\x32\x17.streamify.v1.HeldLease\".\n\tHeldLease\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\"\xb8\x02\n\x0eTaskAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x35\n\x11lease_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12(\n\x05probe\x18\n \x01(\x0b\x32\x17.streamify.v1.ProbeSpecH\x00\x12\x33\n\x0bvideo_chunk\x18\x0b \x01(\x0b\x32\x1c.streamify.v1.VideoChunkSpecH\x00\x12(\n\x05\x61udio\x18\x0c \x01(\x0b\x32\x17.streamify.v1.AudioSpecH\x00\x12*\n\x06poster\x18\r \x01(\x0b\x32\x18.streamify.v1.PosterSpecH\x00\x42\x06\n\x04spec\"I\n\tSourceRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"W\n\tOutputRef\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12*\n\x06policy\x18\x03 \x01(\x0b\x32\x1a.streamify.v1.UploadPolicy\"\x82\x01\n\x0cUploadPolicy\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x36\n\x06\x66ields\x18\x02 \x03(\x0b\x32&.streamify.v1.UploadPolicy.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"4\n\tProbeSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\"\xaf\x03\n\x0eVideoChunkSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12\x13\n\x0b\x63hunk_index\x18\x02 \x01(\x05\x12(\n\x05start\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10segment_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13\x66irst_segment_index\x18\x06 \x01(\x05\x12/\n\nrenditions\x18\x07 \x03(\x0b\x32\x1b.streamify.v1.RenditionSpec\x12\'\n\x06output\x18\x08 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x33\n\x10output_ts_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10rotation_degrees\x18\n \x01(\x05\x12\x12\n\nframe_rate\x18\x0b \x01(\x01\"\x96\x01\n\rRenditionSpec\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x0f\n\x07\x62itrate\x18\x04 \x01(\x03\x12\x13\n\x0bmax_bitrate\x18\x05 \x01(\x03\x12\x13\n\x0b\x62uffer_size\x18\x06 \x01(\x03\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x0e\n\x06preset\x18\x08 \x01(\t\"\x85\x02\n\tAudioSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12\x0f\n\x07\x62itrate\x18\x02 \x01(\x03\x12\x33\n\x10segment_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x33\n\x10output_ts_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb2\x01\n\nPosterSpec\x12\'\n\x06source\x18\x01 \x01(\x0b\x32\x17.streamify.v1.SourceRef\x12%\n\x02\x61t\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tmax_width\x18\x03 \x01(\x05\x12\'\n\x06output\x18\x04 \x01(\x0b\x32\x17.streamify.v1.OutputRef\x12\x18\n\x10rotation_degrees\x18\x05 \x01(\x05\"C\n\x0cTaskProgress\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\x10\n\x08\x66raction\x18\x03 \x01(\x01\"\x9d\x02\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12*\n\x07\x65lapsed\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x05probe\x18\n \x01(\x0b\x32\x19.streamify.v1.ProbeResultH\x00\x12\x30\n\x0bvideo_chunk\x18\x0b \x01(\x0b\x32\x19.streamify.v1.ChunkResultH\x00\x12*\n\x05\x61udio\x18\x0c \x01(\x0b\x32\x19.streamify.v1.AudioResultH\x00\x12,\n\x06poster\x18\r \x01(\x0b\x32\x1a.streamify.v1.PosterResultH\x00\x42\x08\n\x06output\"R\n\x0bTaskFailure\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x10\n\x08lease_id\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\"3\n\x10TaskCancellation\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xbb\x01\n\x0bProbeResult\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12,\n\x05video\x18\x03 \x01(\x0b\x32\x1d.streamify.v1.VideoStreamInfo\x12,\n\x05\x61udio\x18\x04 \x01(\x0b\x32\x1d.streamify.v1.AudioStreamInfo\x12\x13\n\x0b\x63lock_jumps\x18\x05 \x01(\x05\"\xe2\x01\n\x0fVideoStreamInfo\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x18\n\x10rotation_degrees\x18\x04 \x01(\x05\x12\x12\n\nframe_rate\x18\x05 \x01(\x01\x12\x14\n\x0cpixel_format\x18\x06 \x01(\t\x12\x13\n\x0b\x66rame_count\x18\x07 \x01(\x03\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1b\n\x13sample_aspect_ratio\x18\t \x01(\x01\"G\n\x0f\x41udioStreamInfo\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\x13\n\x0bsample_rate\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"j\n\x0bSegmentInfo\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0b\n\x03key\x18\x02 \x01(\t\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"u\n\x0eRenditionChunk\x12\x14\n\x0crendition_id\x18\x01 \x01(\t\x12+\n\x08segments\x18\x02 \x03(\x0b\x32\x19.streamify.v1.SegmentInfo\x12\x0e\n\x06\x63odecs\x18\x03 \x01(\t\x12\x10\n\x08init_key\x18\x04 \x01(\t\"?\n\x0b\x43hunkResult\x12\x30\n\nrenditions\x18\x01 \x03(\x0b\x32\x1c.streamify.v1.RenditionChunk\"\\\n\x0b\x41udioResult\x12+\n\x08segments\x18\x01 \x03(\x0b\x32\x19.streamify.v1.SegmentInfo\x12\x0e\n\x06\x63odecs\x18\x02 \x01(\t\x12\x10\n\x08init_key\x18\x03 \x01(\t\":\n\x0cPosterResult\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x32\x64\n\x16TranscodeWorkerService\x12J\n\x07\x43onnect\x12\x1c.streamify.v1.ConnectRequest\x1a\x1d.streamify.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'streamify.v1.worker_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_UPLOADPOLICY_FIELDSENTRY']._loaded_options = None
+  _globals['_UPLOADPOLICY_FIELDSENTRY']._serialized_options = b'8\001'
   _globals['_CONNECTREQUEST']._serialized_start=117
   _globals['_CONNECTREQUEST']._serialized_end=376
   _globals['_CONNECTRESPONSE']._serialized_start=379
@@ -50,41 +52,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SOURCEREF']._serialized_start=1205
   _globals['_SOURCEREF']._serialized_end=1278
   _globals['_OUTPUTREF']._serialized_start=1280
-  _globals['_OUTPUTREF']._serialized_end=1323
-  _globals['_PROBESPEC']._serialized_start=1325
-  _globals['_PROBESPEC']._serialized_end=1377
-  _globals['_VIDEOCHUNKSPEC']._serialized_start=1380
-  _globals['_VIDEOCHUNKSPEC']._serialized_end=1811
-  _globals['_RENDITIONSPEC']._serialized_start=1814
-  _globals['_RENDITIONSPEC']._serialized_end=1964
-  _globals['_AUDIOSPEC']._serialized_start=1967
-  _globals['_AUDIOSPEC']._serialized_end=2228
-  _globals['_POSTERSPEC']._serialized_start=2231
-  _globals['_POSTERSPEC']._serialized_end=2409
-  _globals['_TASKPROGRESS']._serialized_start=2411
-  _globals['_TASKPROGRESS']._serialized_end=2478
-  _globals['_TASKRESULT']._serialized_start=2481
-  _globals['_TASKRESULT']._serialized_end=2766
-  _globals['_TASKFAILURE']._serialized_start=2768
-  _globals['_TASKFAILURE']._serialized_end=2850
-  _globals['_TASKCANCELLATION']._serialized_start=2852
-  _globals['_TASKCANCELLATION']._serialized_end=2903
-  _globals['_PROBERESULT']._serialized_start=2906
-  _globals['_PROBERESULT']._serialized_end=3093
-  _globals['_VIDEOSTREAMINFO']._serialized_start=3096
-  _globals['_VIDEOSTREAMINFO']._serialized_end=3322
-  _globals['_AUDIOSTREAMINFO']._serialized_start=3324
-  _globals['_AUDIOSTREAMINFO']._serialized_end=3395
-  _globals['_SEGMENTINFO']._serialized_start=3397
-  _globals['_SEGMENTINFO']._serialized_end=3503
-  _globals['_RENDITIONCHUNK']._serialized_start=3505
-  _globals['_RENDITIONCHUNK']._serialized_end=3622
-  _globals['_CHUNKRESULT']._serialized_start=3624
-  _globals['_CHUNKRESULT']._serialized_end=3687
-  _globals['_AUDIORESULT']._serialized_start=3689
-  _globals['_AUDIORESULT']._serialized_end=3781
-  _globals['_POSTERRESULT']._serialized_start=3783
-  _globals['_POSTERRESULT']._serialized_end=3841
-  _globals['_TRANSCODEWORKERSERVICE']._serialized_start=3843
-  _globals['_TRANSCODEWORKERSERVICE']._serialized_end=3943
+  _globals['_OUTPUTREF']._serialized_end=1367
+  _globals['_UPLOADPOLICY']._serialized_start=1370
+  _globals['_UPLOADPOLICY']._serialized_end=1500
+  _globals['_UPLOADPOLICY_FIELDSENTRY']._serialized_start=1455
+  _globals['_UPLOADPOLICY_FIELDSENTRY']._serialized_end=1500
+  _globals['_PROBESPEC']._serialized_start=1502
+  _globals['_PROBESPEC']._serialized_end=1554
+  _globals['_VIDEOCHUNKSPEC']._serialized_start=1557
+  _globals['_VIDEOCHUNKSPEC']._serialized_end=1988
+  _globals['_RENDITIONSPEC']._serialized_start=1991
+  _globals['_RENDITIONSPEC']._serialized_end=2141
+  _globals['_AUDIOSPEC']._serialized_start=2144
+  _globals['_AUDIOSPEC']._serialized_end=2405
+  _globals['_POSTERSPEC']._serialized_start=2408
+  _globals['_POSTERSPEC']._serialized_end=2586
+  _globals['_TASKPROGRESS']._serialized_start=2588
+  _globals['_TASKPROGRESS']._serialized_end=2655
+  _globals['_TASKRESULT']._serialized_start=2658
+  _globals['_TASKRESULT']._serialized_end=2943
+  _globals['_TASKFAILURE']._serialized_start=2945
+  _globals['_TASKFAILURE']._serialized_end=3027
+  _globals['_TASKCANCELLATION']._serialized_start=3029
+  _globals['_TASKCANCELLATION']._serialized_end=3080
+  _globals['_PROBERESULT']._serialized_start=3083
+  _globals['_PROBERESULT']._serialized_end=3270
+  _globals['_VIDEOSTREAMINFO']._serialized_start=3273
+  _globals['_VIDEOSTREAMINFO']._serialized_end=3499
+  _globals['_AUDIOSTREAMINFO']._serialized_start=3501
+  _globals['_AUDIOSTREAMINFO']._serialized_end=3572
+  _globals['_SEGMENTINFO']._serialized_start=3574
+  _globals['_SEGMENTINFO']._serialized_end=3680
+  _globals['_RENDITIONCHUNK']._serialized_start=3682
+  _globals['_RENDITIONCHUNK']._serialized_end=3799
+  _globals['_CHUNKRESULT']._serialized_start=3801
+  _globals['_CHUNKRESULT']._serialized_end=3864
+  _globals['_AUDIORESULT']._serialized_start=3866
+  _globals['_AUDIORESULT']._serialized_end=3958
+  _globals['_POSTERRESULT']._serialized_start=3960
+  _globals['_POSTERRESULT']._serialized_end=4018
+  _globals['_TRANSCODEWORKERSERVICE']._serialized_start=4020
+  _globals['_TRANSCODEWORKERSERVICE']._serialized_end=4120
 # @@protoc_insertion_point(module_scope)

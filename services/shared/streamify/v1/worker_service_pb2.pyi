@@ -339,23 +339,84 @@ class OutputRef(_message.Message):
 
     BUCKET_FIELD_NUMBER: _builtins.int
     PREFIX_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
     bucket: _builtins.str
     """Bucket for transcoded media."""
     prefix: _builtins.str
     """Key prefix, for example `videos/abc/`; a re-run overwrites the same keys."""
+    @_builtins.property
+    def policy(self) -> Global___UploadPolicy:
+        """How to write there without storage credentials; signed by the orchestrator for each
+        assignment.
+        """
+
     def __init__(
         self,
         *,
         bucket: _builtins.str = ...,
         prefix: _builtins.str = ...,
+        policy: Global___UploadPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "prefix", b"prefix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket", b"bucket", "policy", b"policy", "prefix", b"prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutputRef: _TypeAlias = OutputRef  # noqa: Y015
+
+@_typing.final
+class UploadPolicy(_message.Message):
+    """A pre-signed S3 POST policy (browser-based upload form): it lets its holder write objects
+    whose key starts with the output prefix, each within a size limit, until it expires. It
+    opens no read, no delete and no other key.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    URL_FIELD_NUMBER: _builtins.int
+    FIELDS_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Where to POST the form."""
+    @_builtins.property
+    def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Form fields to send as given (the policy and its signature). Each file adds its own
+        `key`, `Content-Type` and `Cache-Control`, then the file itself as the last field.
+        """
+
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fields", b"fields", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadPolicy: _TypeAlias = UploadPolicy  # noqa: Y015
 
 @_typing.final
 class ProbeSpec(_message.Message):

@@ -24,7 +24,7 @@ from streamify.core.aio import wait_for_event
 from streamify.core.clock import timestamp_of
 from streamify.core.config import TranscodeSettings
 from streamify.core.db import run_in_thread
-from streamify.transcode.orchestrator import dag
+from streamify.transcode.orchestrator import dag, task_urls
 from streamify.transcode.orchestrator.assembly import (
     PLAYLIST_CONTENT_TYPE,
     Assembled,
@@ -385,12 +385,11 @@ class Orchestrator:
         which = assignment.WhichOneof("spec")
         if which is None:
             raise ValueError(f"task {c.name} has no spec")
-        source = getattr(assignment, which).source
-        source.url = self._s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": source.bucket, "Key": source.key},
-            ExpiresIn=int(self.options.source_url_ttl_seconds),
-        )
+        spec = getattr(assignment, which)
+        ttl = self.options.task_url_ttl_seconds
+        task_urls.sign_source(self._s3, spec.source, ttl)
+        if "output" in spec.DESCRIPTOR.fields_by_name:
+            task_urls.sign_output(self._s3, spec.output, ttl, self.options.task_output_max_bytes)
         return assignment
 
     # --- publication -----------------------------------------------------------------------

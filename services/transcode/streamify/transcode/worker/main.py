@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -219,7 +219,6 @@ class Worker:
         self.orchestrator_id = ""
         self._child_settings = child_settings(settings)
         self._child_limits = child_limits(settings)
-        self._storage: Any = None  # the S3 client, made on the first task
         self._outbox: asyncio.Queue[pb.ConnectRequest] | None = None
 
     # -- public ---------------------------------------------------------------------------
@@ -516,13 +515,6 @@ class Worker:
         log.warning("task %s: %s", task.task_id, error)
         return _failure(task.assignment, error, retryable)
 
-    def _s3(self) -> Any:
-        if self._storage is None:
-            from streamify.core.storage import make_s3_client
-
-            self._storage = make_s3_client(self.settings)
-        return self._storage
-
     async def _upload_outputs(self, task: RunningTask) -> pb.ConnectRequest | None:
         """Upload what the finished task process listed; None when done, else the failure to
         report instead of its result."""
@@ -560,9 +552,7 @@ class Worker:
                 )
 
         try:
-            await asyncio.to_thread(
-                outputs.upload_all, self._s3(), output.bucket, uploads, progress
-            )
+            await asyncio.to_thread(outputs.upload_all, output.policy, uploads, progress)
         except outputs.StorageError as exc:
             log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
             return _failure(task.assignment, str(exc), True)
@@ -576,14 +566,13 @@ class Worker:
         final: pb.ConnectRequest | None = None
         last_progress = -float("inf")
         try:
-            try:
-                if outputs.needs_signing(assignment):
-                    await asyncio.to_thread(outputs.sign_source, assignment, self._s3())
-            except outputs.StorageError as exc:
-                log.warning("task %s: %s", task.task_id, exc, exc_info=exc.__cause__)
+            if missing := outputs.missing_access(assignment):
+                log.warning("task %s: %s", task.task_id, missing)
                 if self._owns(task):
                     del self.running[task.task_id]
-                    self._send(_failure(task.assignment, str(exc), True))
+                    self._send(
+                        _failure(task.assignment, f"{missing}; upgrade the orchestrator", True)
+                    )
                 return
             await process.start()
             log.info(

@@ -1,11 +1,14 @@
-"""The worker's side of a task's storage: the task process itself holds no credentials.
+"""The worker's side of a task's storage. Neither the worker nor its task process holds
+storage credentials.
 
 A task process parses an untrusted file, so it gets nothing that opens anything else: no
-signing key, no storage keys, no database URL. The worker, before starting it, signs a GET
-URL for the task's source (the only object it may read); after it, the worker reads the list
-of outputs the task left in its directory (:data:`MANIFEST`), checks that each is a file
-inside that directory going to a key under the task's own output prefix, and uploads them with
-its credentials. A task process that names anything else wrote nothing anywhere.
+signing key, no storage access of its own, no database URL. Its assignment carries what the
+orchestrator signed for it (`orchestrator/task_urls.py`): a GET URL for its source (the only
+object it reads) and a POST policy for keys under its output prefix. After the task process
+ends, the worker reads the list of outputs it left in its directory (:data:`MANIFEST`), checks
+that each is a file inside that directory going to a key under the task's output prefix, and
+POSTs them with the policy (which storage checks again). A task process that names anything
+else wrote nothing anywhere.
 """
 
 from __future__ import annotations
@@ -13,21 +16,27 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+
+import urllib3
 
 from streamify.transcode.worker import convert as conv
 from streamify.v1 import worker_service_pb2 as pb
 
 MANIFEST = "outputs.json"  # in the task's directory: what the task process asks us to upload
-SOURCE_URL_TTL = 6 * 3600  # the source URL a task process reads (the longest task, with room)
 UPLOAD_THREADS = 4
+UPLOAD_TIMEOUT = urllib3.Timeout(connect=10, read=120)
+# a POST of a whole file to one key is idempotent, so every failure is worth a retry
+RETRIES = urllib3.Retry(
+    total=3, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504), allowed_methods=None
+)
 
 
 class StorageError(Exception):
-    """Signing the source's URL or writing the outputs to object storage failed."""
+    """Writing the outputs to object storage failed."""
 
 
 class ManifestError(Exception):
@@ -73,23 +82,15 @@ def output_of(assignment: pb.TaskAssignment) -> pb.OutputRef | None:
     return output
 
 
-def needs_signing(assignment: pb.TaskAssignment) -> bool:
+def missing_access(assignment: pb.TaskAssignment) -> str | None:
+    """Why the assignment cannot be run without storage credentials, or None."""
     source = source_of(assignment)
-    return source is not None and not source.url and bool(source.bucket and source.key)
-
-
-def sign_source(assignment: pb.TaskAssignment, client: Any) -> None:
-    """Give the assignment's source a pre-signed GET URL (in place)."""
-    source = source_of(assignment)
-    assert source is not None
-    try:
-        source.url = client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": source.bucket, "Key": source.key},
-            ExpiresIn=SOURCE_URL_TTL,
-        )
-    except Exception as exc:
-        raise StorageError(f"could not sign a URL for the source: {_message(exc)}") from exc
+    if source is not None and not source.url:
+        return "the assignment carries no signed URL for its source"
+    output = output_of(assignment)
+    if output is not None and not output.policy.url:
+        return "the assignment carries no upload policy for its outputs"
+    return None
 
 
 def read_manifest(workdir: Path, output: pb.OutputRef | None) -> list[conv.Upload]:
@@ -122,53 +123,62 @@ def read_manifest(workdir: Path, output: pb.OutputRef | None) -> list[conv.Uploa
     return uploads
 
 
-def _message(exc: BaseException) -> str:
-    from botocore.exceptions import ClientError
-
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-        return f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
+def _storage_error(response: urllib3.BaseHTTPResponse) -> str:
+    """`Code (HTTP n): Message` from an S3 error body."""
+    body = response.data.decode("utf-8", "replace")
+    code = re.search(r"<Code>(.*?)</Code>", body)
+    message = re.search(r"<Message>(.*?)</Message>", body)
+    return (
+        f"{code.group(1) if code else 'error'} (HTTP {response.status}): "
+        f"{message.group(1) if message else body[:200]}"
+    ).strip()
 
 
 def upload_all(
-    client: Any,
-    bucket: str,
+    policy: pb.UploadPolicy,
     uploads: Sequence[conv.Upload],
     on_progress: Callable[[float], None] | None = None,
 ) -> None:
-    """PUT every file (a re-run overwrites the same keys). Raises StorageError."""
+    """POST every file with the policy (a re-run overwrites the same keys). Raises
+    StorageError."""
     if not uploads:
         return
     total = sum(os.path.getsize(u.path) for u in uploads) or 1
     done = 0
     lock = threading.Lock()
+    http = urllib3.PoolManager(maxsize=UPLOAD_THREADS, retries=RETRIES, timeout=UPLOAD_TIMEOUT)
 
-    def put(upload: conv.Upload) -> None:
+    def post(upload: conv.Upload) -> None:
         nonlocal done
-        with open(upload.path, "rb") as body:
-            client.put_object(
-                Bucket=bucket,
-                Key=upload.key,
-                Body=body,
-                ContentType=upload.content_type,
-                CacheControl=upload.cache_control,
-            )
+        data = Path(upload.path).read_bytes()
+        fields: dict[str, str | tuple[str, bytes, str]] = {
+            **policy.fields,
+            "key": upload.key,
+            "Content-Type": upload.content_type,
+            "Cache-Control": upload.cache_control,
+            "file": (
+                os.path.basename(upload.path),
+                data,
+                upload.content_type,
+            ),  # last: S3 ignores what follows
+        }
+        response = http.request("POST", policy.url, fields=fields)
+        if response.status not in (200, 201, 204):
+            raise StorageError(f"storage refused {upload.key}: {_storage_error(response)}")
         with lock:
-            done += os.path.getsize(upload.path)
+            done += len(data)
             fraction = done / total
         if on_progress is not None:
             on_progress(fraction)
 
     with cf.ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(uploads))) as pool:
-        futures = [pool.submit(put, u) for u in uploads]
+        futures = [pool.submit(post, u) for u in uploads]
         try:
             for future in cf.as_completed(futures):
                 future.result()
         except Exception as exc:
             for future in futures:
                 future.cancel()
-            raise StorageError(
-                f"could not write the outputs to bucket {bucket}: {_message(exc)}"
-            ) from exc
+            if isinstance(exc, StorageError):
+                raise StorageError(f"could not write the outputs: {exc}") from exc
+            raise StorageError(f"could not write the outputs: {type(exc).__name__}: {exc}") from exc
