@@ -221,6 +221,37 @@ async def test_deleted_video_is_gone(metadata):
     assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def test_deletions_are_listed_once_each_in_order_for_the_services_that_clean_up(metadata):
+    videos = [await create(metadata, f"v{i}") for i in range(6)]
+    await asyncio.gather(
+        *(
+            metadata.DeleteVideo(
+                api.DeleteVideoRequest(name=v.name, request_id=f"del-{v.name[-8:]}"), metadata=ALICE
+            )
+            for v in videos
+        )
+    )
+    # a retry of the same call records nothing more
+    await metadata.DeleteVideo(
+        api.DeleteVideoRequest(name=videos[0].name, request_id=f"del-{videos[0].name[-8:]}"),
+        metadata=ALICE,
+    )
+    seen, after = [], 0
+    while True:  # pages of 4, as a follower resuming from its position would read them
+        page = await metadata.ListVideoEvents(
+            api.ListVideoEventsRequest(after_sequence=after, page_size=4), metadata=UPLOADER
+        )
+        if not page.events:
+            break
+        seen += page.events
+        after = page.events[-1].sequence
+    assert sorted(e.video for e in seen) == sorted(v.name for v in videos)
+    assert [e.sequence for e in seen] == sorted({e.sequence for e in seen})
+    assert {(e.owner, e.type) for e in seen} == {("users/alice", api.VIDEO_EVENT_TYPE_DELETED)}
+    error = await rpc_error(metadata.ListVideoEvents(api.ListVideoEventsRequest(), metadata=ALICE))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED  # users never read the feed
+
+
 async def test_request_id_makes_a_retried_create_apply_once(metadata):
     request = api.CreateVideoRequest(video=Video(title="once"), request_id="retry-1")
     first = await metadata.CreateVideo(request, metadata=ALICE)

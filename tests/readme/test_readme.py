@@ -5,8 +5,9 @@ ports (when one of them is taken on this machine, the README's documented flags 
 commands come out of README.md itself (tests/support/readme.py), so README and test cannot
 drift: `./streamify run` set-up from nothing, the grpcurl tour, the error it documents, an
 upload with the CLI and one by hand with grpcurl + curl, both followed to READY, their playback
-URLs read by ffmpeg (a player we did not write), then Ctrl-C, nothing left running, and a second
-`./streamify run` in the same clone that still has every video.
+URLs read by ffmpeg (a player we did not write), the by-hand video deleted until its link stops
+playing, then Ctrl-C, nothing left running, and a second `./streamify run` in the same clone
+that still has every other video.
 """
 
 from __future__ import annotations
@@ -169,6 +170,33 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
                 http_status(url.replace("/grant.", "/grant.1")) == 403
             )  # an edited grant opens nothing
             assert http_status(re.sub(r"/grant\.[^/]+", "", url)) == 403  # nor does none
+        # deleting the by-hand video, as the README does: its link stops playing
+        deleted = json.loads((clone / "upload.json").read_text())["video"]
+        user_token = subprocess.run(
+            ["./streamify", "token", "--user", "alice"],
+            cwd=clone,
+            env=readme.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        delete = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + readme.block("delete")],
+            cwd=clone,
+            env=readme.env
+            | {
+                "PATH": f"{clone / '.venv/bin'}:{readme.env['PATH']}",
+                "TOKEN": user_token,
+                "API": readme.gateway,
+                "VIDEO": deleted,
+                "PLAYBACK_URL": by_hand,
+            },
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_S,
+        )
+        assert delete.returncode == 0, delete.stdout + delete.stderr
+        assert http_status(by_hand) == 403
         # without a token the API refuses, with the reason
         refused = subprocess.run(
             [
@@ -199,7 +227,6 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
     names = [
         json.loads((clone / "video.json").read_text())["name"],
         re.findall(r"^video: (\S+)$", output, re.M)[-1],
-        json.loads((clone / "upload.json").read_text())["video"],
     ]
     again = readme.start("run-2.log", START_S)
     try:
@@ -232,6 +259,20 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
                 continue  # the tour's video never got a file
             assert video["status"] == "VIDEO_STATUS_READY", video
             ffmpeg_reads_every_segment(video["playback_url"])
+        # and the deleted one stays deleted
+        gone = subprocess.run(
+            [
+                str(clone / ".venv/bin/grpcurl"),
+                "-plaintext",
+                "-H",
+                f"authorization: Bearer {service}",
+            ]
+            + ["-d", json.dumps({"name": deleted}), readme.gateway]
+            + ["streamify.v1.MetadataService/GetVideo"],
+            capture_output=True,
+            text=True,
+        )
+        assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stderr
         assert again.interrupt() == 0
     finally:
         again.kill()

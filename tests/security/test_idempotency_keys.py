@@ -79,7 +79,7 @@ async def test_request_ids_expire_and_are_swept(tmp_path):
 
     from streamify.core.db import make_engine, make_sessions
     from streamify.metadata import schema
-    from streamify.metadata.app import sweep_idempotency_keys
+    from streamify.metadata.app import sweep_old_rows
     from streamify.metadata.models import IdempotencyKeyRow
     from streamify.metadata.store import VideoStore
 
@@ -91,7 +91,9 @@ async def test_request_ids_expire_and_are_swept(tmp_path):
         session.query(IdempotencyKeyRow).update({"create_time_us": 1})
         session.commit()
     store.mutate("user:alice", "CreateVideo", "young-key", lambda session: b"young")
-    sweeper = asyncio.create_task(sweep_idempotency_keys(store, ttl_seconds=24 * 3600))
+    sweeper = asyncio.create_task(
+        sweep_old_rows(store, key_ttl=24 * 3600, event_retention=7 * 24 * 3600)
+    )
     await asyncio.sleep(0.5)
     sweeper.cancel()
     assert (

@@ -104,6 +104,16 @@ def test_authz_accepts_a_valid_grant_without_asking_metadata():
     assert authz.quick("POST", _target("abc", segment)) == 403
 
 
+def test_authz_refuses_a_deleted_videos_grant_and_only_that_videos():
+    authz = MediaAuthorizer(KEY, _never)
+    authz.forget("abc", keep_seconds=60)  # the video event feed said it was deleted
+    assert authz.quick("GET", _target("abc", grants.grant_segment(KEY, "abc", 60))) == 403
+    assert authz.quick("GET", _target("abd", grants.grant_segment(KEY, "abd", 60))) == 200
+    authz.forget("other", keep_seconds=-1)  # entries past their keep are dropped on the next
+    authz.forget("abd", keep_seconds=60)
+    assert "other" not in authz._deleted and "abc" in authz._deleted
+
+
 @pytest.mark.parametrize(
     "segment",
     [

@@ -195,7 +195,7 @@ def test_each_service_identity_calls_only_its_own_methods():
                 assert f"the {identity!r} service identity may not call {path}" in (
                     denied(service, path).message
                 )
-    assert access.SERVICE_METHODS["gateway"] == {access.GET_VIDEO}
+    assert access.SERVICE_METHODS["gateway"] == {access.GET_VIDEO, access.LIST_VIDEO_EVENTS}
     assert access.SERVICE_METHODS["worker"] == {access.WORKER_CONNECT}
     denied(Principal("metadata", "service"), access.GET_VIDEO)  # no such identity: nothing
 

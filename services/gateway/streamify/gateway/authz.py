@@ -35,6 +35,7 @@ from streamify.core import names
 
 if TYPE_CHECKING:  # annotations only: this module imports the rest of streamify.core where used
     from streamify.core.config import Settings
+    from streamify.core.video_events import VideoEventFollower
 
 IDENTITY = "gateway"
 log = logging.getLogger(__name__)
@@ -57,8 +58,18 @@ class MediaAuthorizer:
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._cache: dict[str, tuple[bool, float]] = {}
+        # deleted videos (from the video event feed) and when they were, so a grant minted
+        # before the deletion opens nothing; kept as long as such a grant can live
+        self._deleted: dict[str, float] = {}
         self._inflight: dict[str, asyncio.Future[bool]] = {}
         self.lookups = 0  # Metadata calls made (tests, metrics)
+
+    def forget(self, video_id: str, keep_seconds: float) -> None:
+        """The video was deleted: every request for it is refused from now on, grant or not."""
+        now = time.monotonic()
+        self._deleted = {v: t for v, t in self._deleted.items() if t > now}
+        self._deleted[video_id] = now + keep_seconds
+        self._cache.pop(video_id, None)
 
     def cached(self, video_id: str) -> bool | None:
         entry = self._cache.get(video_id)
@@ -81,7 +92,7 @@ class MediaAuthorizer:
             media = self.media_key_of(target)
         except UnicodeDecodeError:
             return 403
-        if media is None:
+        if media is None or media.video_id in self._deleted:
             return 403
         if media.grant and grants.verify(self._key, media.video_id, media.grant):
             return 200
@@ -306,17 +317,42 @@ def from_settings(settings: Settings, *, metadata_target: str | None = None) -> 
     )
 
 
+def deletion_follower(authorizer: MediaAuthorizer, settings: Settings) -> VideoEventFollower:
+    """Follows the video event feed from its start (in memory: the retained deletions are few),
+    so grants of deleted videos stop working everywhere within a poll."""
+    from streamify.core.metadata_client import MetadataClient
+    from streamify.core.video_events import MemoryCursor, VideoEventFollower
+    from streamify.v1.metadata_service_pb2 import VideoEvent, VideoEventType
+
+    keep = settings.media_grant.ttl_seconds + settings.media_authz_cache_seconds
+
+    async def on_event(event: VideoEvent) -> None:
+        if event.type == VideoEventType.VIDEO_EVENT_TYPE_DELETED:
+            authorizer.forget(names.VIDEOS.id_in(event.video), keep)
+
+    return VideoEventFollower(
+        MetadataClient(settings, IDENTITY),
+        MemoryCursor("media-authz"),
+        on_event,
+        poll_seconds=settings.video_event_poll_seconds,
+    )
+
+
 async def _main(host: str, port: int, metadata_target: str | None) -> None:
     from streamify.core.config import Settings
 
     settings = Settings()
+    if metadata_target:
+        settings = settings.model_copy(update={"metadata_target": metadata_target})
     with contextlib.suppress(Exception):
         from streamify.core.logs import configure_logging
 
         configure_logging(settings)
-    server = AuthzServer(from_settings(settings, metadata_target=metadata_target), host, port)
+    authorizer = from_settings(settings)
+    server = AuthzServer(authorizer, host, port)
     await server.start()
     log.info("media authz on %s:%s", host, server.port)
+    follower = asyncio.create_task(deletion_follower(authorizer, settings).run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -324,6 +360,9 @@ async def _main(host: str, port: int, metadata_target: str | None) -> None:
     try:
         await stop.wait()
     finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
         await server.close()
 
 

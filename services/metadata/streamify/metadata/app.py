@@ -59,27 +59,35 @@ def registration(servicer: MetadataService) -> ServiceRegistration:
     )
 
 
-async def sweep_idempotency_keys(store: VideoStore, ttl_seconds: float) -> None:
-    """Forgets request ids older than their lifetime, every quarter of it (at most hourly), so
-    the table does not grow for ever; a retry that late creates anew."""
-    interval = min(ttl_seconds / 4, 3600.0)
+async def sweep_old_rows(store: VideoStore, key_ttl: float, event_retention: float) -> None:
+    """Forgets request ids and video events older than their lifetimes, every quarter of the
+    shorter one (at most hourly), so neither table grows for ever; a retry that late creates
+    anew."""
+    interval = min(key_ttl / 4, event_retention / 4, 3600.0)
     while True:
         try:
-            removed = await run_in_thread(
-                store.delete_idempotency_keys_before, now_us() - int(ttl_seconds * 1e6)
+            keys = await run_in_thread(
+                store.delete_idempotency_keys_before, now_us() - int(key_ttl * 1e6)
             )
-            if removed:
-                log.info("forgot %d request ids older than %g s", removed, ttl_seconds)
+            events = await run_in_thread(
+                store.delete_events_before, now_us() - int(event_retention * 1e6)
+            )
+            if keys or events:
+                log.info("forgot %d request ids and %d video events", keys, events)
         except Exception:
-            log.exception("sweeping request ids failed")
+            log.exception("sweeping request ids and video events failed")
         await asyncio.sleep(interval)
 
 
 async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop]) -> None:
     servicer, cache = build(settings)
     sweeper = asyncio.create_task(
-        sweep_idempotency_keys(servicer.store, settings.idempotency_key_ttl_seconds),
-        name="idempotency-sweeper",
+        sweep_old_rows(
+            servicer.store,
+            settings.idempotency_key_ttl_seconds,
+            settings.video_event_retention_seconds,
+        ),
+        name="old-rows-sweeper",
     )
     try:
         await serve(settings, [registration(servicer)], **serve_options)

@@ -50,3 +50,18 @@ class IdempotencyKeyRow(Base):
     method: Mapped[str] = mapped_column(String(64))
     response: Mapped[bytes] = mapped_column(LargeBinary)
     create_time_us: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class VideoEventRow(Base):
+    """The feed the cleaning services follow (ListVideoEvents), written in the transaction of
+    the change it records. `id` is the sequence: writers of events take one lock
+    (`store.record_event`), so ids become visible in increasing order and a follower that has
+    read up to N never misses a smaller one committed later."""
+
+    __tablename__ = "video_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    video_id: Mapped[str] = mapped_column(String(63))
+    owner: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[int] = mapped_column(Integer)  # VideoEventType
+    create_time_us: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from streamify.core import errors, media_grants, names
 from streamify.core.auth import Principal, current_principal
-from streamify.core.clock import microseconds_of, now_us
+from streamify.core.clock import microseconds_of, now_us, timestamp_of
 from streamify.core.db import run_in_thread
 from streamify.core.token_keys import OPERATOR
 from streamify.metadata import state_machine
@@ -24,13 +24,14 @@ from streamify.metadata.convert import etag_of, renditions_to_json, to_proto
 from streamify.metadata.models import VideoRow
 from streamify.metadata.page_tokens import InvalidPageToken, PagePosition, PageTokenCodec
 from streamify.metadata.reader import VideoReader
-from streamify.metadata.store import Mutation, VideoStore, locked_video
+from streamify.metadata.store import Mutation, VideoStore, locked_video, record_event
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
 from streamify.v1.video_pb2 import Video, Visibility
 
 USER_WRITABLE_FIELDS = frozenset({"title", "description", "visibility"})
 DEFAULT_PAGE_SIZE = 20
+DEFAULT_EVENTS_PAGE_SIZE = 100
 # How often a WatchVideo stream re-reads its video, to see changes made through other replicas.
 WATCH_REFRESH_SECONDS = 1.0
 READABLE_BY_ANYONE = frozenset({Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED})
@@ -262,11 +263,37 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
             check_writable(principal, row, request.name)
             self._check_etag(row, request.etag, request.name)
             session.delete(row)
+            record_event(session, row, api.VideoEventType.VIDEO_EVENT_TYPE_DELETED)
             return b""
 
         await self._mutate(principal, "DeleteVideo", request.request_id, delete, Empty)
         await self._after_write(video_id)
         return Empty()
+
+    async def ListVideoEvents(
+        self,
+        request: api.ListVideoEventsRequest,
+        context: grpc.aio.ServicerContext[api.ListVideoEventsRequest, api.ListVideoEventsResponse],
+    ) -> api.ListVideoEventsResponse:
+        if not current_principal().is_service:
+            raise errors.permission_denied("only Streamify services may read video events")
+        rows = await run_in_thread(
+            self._store.events_after,
+            request.after_sequence,
+            request.page_size or DEFAULT_EVENTS_PAGE_SIZE,
+        )
+        return api.ListVideoEventsResponse(
+            events=[
+                api.VideoEvent(
+                    sequence=row.id,
+                    video=names.VIDEOS.name(row.video_id),
+                    owner=names.USERS.name(row.owner),
+                    type=api.VideoEventType.ValueType(row.kind),
+                    create_time=timestamp_of(row.create_time_us),
+                )
+                for row in rows
+            ]
+        )
 
     async def UpdateVideoStatus(
         self,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core.clock import now_us
 from streamify.core.db import rowcount
-from streamify.metadata.models import IdempotencyKeyRow, VideoRow
+from streamify.metadata.models import IdempotencyKeyRow, VideoEventRow, VideoRow
 from streamify.metadata.page_tokens import PagePosition
 from streamify.v1.video_pb2 import Visibility
 
@@ -83,6 +83,25 @@ class VideoStore:
                 return stored.response
             return response
 
+    def events_after(self, sequence: int, limit: int) -> list[VideoEventRow]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(VideoEventRow)
+                    .where(VideoEventRow.id > sequence)
+                    .order_by(VideoEventRow.id)
+                    .limit(limit)
+                )
+            )
+
+    def delete_events_before(self, cutoff_us: int) -> int:
+        with self._sessions() as session:
+            result = session.execute(
+                delete(VideoEventRow).where(VideoEventRow.create_time_us < cutoff_us)
+            )
+            session.commit()
+            return rowcount(result) or 0
+
     def delete_idempotency_keys_before(self, cutoff_us: int) -> int:
         with self._sessions() as session:
             result = session.execute(
@@ -97,3 +116,15 @@ def locked_video(session: Session, video_id: str) -> VideoRow | None:
     return session.scalars(
         select(VideoRow).where(VideoRow.id == video_id).with_for_update()
     ).one_or_none()
+
+
+EVENTS_LOCK = 0x5354_5645  # "STVE": the PostgreSQL advisory lock event writers take
+
+
+def record_event(session: Session, row: VideoRow, kind: int) -> None:
+    """Adds an event for `row` to the transaction. On PostgreSQL, event writers first take one
+    transaction-scoped lock, so sequences commit in the order they are assigned (SQLite
+    serializes writers anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK})
+    session.add(VideoEventRow(video_id=row.id, owner=row.owner, kind=kind, create_time_us=now_us()))

@@ -33,15 +33,16 @@ def _metadata(method: str) -> str:
 CREATE_VIDEO = _metadata("CreateVideo")
 GET_VIDEO = _metadata("GetVideo")
 UPDATE_VIDEO_STATUS = _metadata("UpdateVideoStatus")
+LIST_VIDEO_EVENTS = _metadata("ListVideoEvents")
 WORKER_CONNECT = method_path(worker_service_pb2.DESCRIPTOR, "TranscodeWorkerService", "Connect")
 
 # Methods only services call: a user token is refused there whatever the handler would say.
-INTERNAL_METHODS = frozenset({UPDATE_VIDEO_STATUS, WORKER_CONNECT})
+INTERNAL_METHODS = frozenset({UPDATE_VIDEO_STATUS, LIST_VIDEO_EVENTS, WORKER_CONNECT})
 
 SERVICE_METHODS: dict[str, frozenset[str]] = {
-    "upload": frozenset({CREATE_VIDEO, UPDATE_VIDEO_STATUS}),
-    "transcode": frozenset({GET_VIDEO, UPDATE_VIDEO_STATUS}),
-    "gateway": frozenset({GET_VIDEO}),
+    "upload": frozenset({CREATE_VIDEO, UPDATE_VIDEO_STATUS, LIST_VIDEO_EVENTS}),
+    "transcode": frozenset({GET_VIDEO, UPDATE_VIDEO_STATUS, LIST_VIDEO_EVENTS}),
+    "gateway": frozenset({GET_VIDEO, LIST_VIDEO_EVENTS}),
     "worker": frozenset({WORKER_CONNECT}),
 }
 

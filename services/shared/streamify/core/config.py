@@ -191,6 +191,11 @@ class TranscodeSettings(Section):
         le=7 * 24 * 3600,
         description="Lifetime of the storage access an assignment carries (its source's GET URL and its outputs' POST policy).",
     )
+    deleted_media_purge_again_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A deleted video's media is deleted at once and again this much later (outputs a worker was still uploading).",
+    )
     task_output_max_bytes: int = Field(
         4 * 1024**3,
         gt=0,
@@ -351,6 +356,16 @@ class _CoreSettings(BaseSettings):
         24 * 3600,
         gt=0,
         description="A request_id is remembered this long (AIP-155): a retry within it gets the first answer; older keys are swept.",
+    )
+    video_event_poll_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often the Upload and Transcode services ask for new video events (a deleted video's objects are removed within about this long).",
+    )
+    video_event_retention_seconds: float = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description="Video events (ListVideoEvents: the deletions the services clean up after) are kept this long; a service down for longer misses older ones.",
     )
 
     # --- auth ----------------------------------------------------------------------------

@@ -58,5 +58,13 @@ class MetadataClient:
             request, metadata=self._auth(), timeout=_TIMEOUT_SECONDS
         )
 
+    async def list_video_events(self, after: int, page_size: int) -> list[api.VideoEvent]:
+        reply = await self._stub.ListVideoEvents(
+            api.ListVideoEventsRequest(after_sequence=after, page_size=page_size),
+            metadata=self._auth(),
+            timeout=_TIMEOUT_SECONDS,
+        )
+        return list(reply.events)
+
     async def close(self) -> None:
         await self._channel.close()

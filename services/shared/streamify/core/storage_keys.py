@@ -19,6 +19,7 @@ __all__ = [
     "INCOMING_ROOT",
     "MEDIA_ROOT",
     "incoming_key",
+    "incoming_prefix",
     "media_prefix",
     "source_key",
     "source_prefix",
@@ -36,8 +37,12 @@ def source_key(video_id: str, upload_id: str) -> str:
     return f"{source_prefix(video_id)}{upload_id}"
 
 
+def incoming_prefix(video_id: str) -> str:
+    return f"{INCOMING_ROOT}{video_id}/"
+
+
 def incoming_key(video_id: str, upload_id: str) -> str:
-    return f"{INCOMING_ROOT}{video_id}/{upload_id}"
+    return f"{incoming_prefix(video_id)}{upload_id}"
 
 
 def media_prefix(video_id: str) -> str:

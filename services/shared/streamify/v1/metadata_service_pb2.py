@@ -26,16 +26,21 @@ from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from streamify.v1 import video_pb2 as streamify_dot_v1_dot_video__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#streamify/v1/metadata_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x18streamify/v1/video.proto\"\xbd\x01\n\x12\x43reateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x05owner\x18\x02 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"H\n\x0fGetVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"\xc0\x01\n\x11ListVideosRequest\x12:\n\x05owner\x18\x01 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"R\n\x12ListVideosResponse\x12#\n\x06videos\x18\x01 \x03(\x0b\x32\x13.streamify.v1.Video\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x96\x01\n\x12UpdateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x06\xbaH\x03\xc8\x01\x01\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"\x7f\n\x12\x44\x65leteVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x15\n\x04\x65tag\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\x11WatchVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"8\n\x12WatchVideoResponse\x12\"\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.Video\"\x89\x03\n\x18UpdateVideoStatusRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12 \n\x0e\x66\x61ilure_reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12(\n\x08progress\x18\x04 \x01(\x0b\x32\x16.streamify.v1.Progress\x12.\n\x06result\x18\x05 \x01(\x0b\x32\x1e.streamify.v1.ProcessingResult\x12\x1b\n\nrequest_id\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x42\n\rsource_upload\x18\x08 \x01(\tB+\xbaH(r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\xd8\x01\x01\"\xac\x01\n\x10ProcessingResult\x12+\n\nrenditions\x18\x01 \x03(\x0b\x32\x17.streamify.v1.Rendition\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\rmanifest_path\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bposter_path\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x32\x9c\x04\n\x0fMetadataService\x12\x44\n\x0b\x43reateVideo\x12 .streamify.v1.CreateVideoRequest\x1a\x13.streamify.v1.Video\x12>\n\x08GetVideo\x12\x1d.streamify.v1.GetVideoRequest\x1a\x13.streamify.v1.Video\x12O\n\nListVideos\x12\x1f.streamify.v1.ListVideosRequest\x1a .streamify.v1.ListVideosResponse\x12\x44\n\x0bUpdateVideo\x12 .streamify.v1.UpdateVideoRequest\x1a\x13.streamify.v1.Video\x12G\n\x0b\x44\x65leteVideo\x12 .streamify.v1.DeleteVideoRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nWatchVideo\x12\x1f.streamify.v1.WatchVideoRequest\x1a .streamify.v1.WatchVideoResponse0\x01\x12P\n\x11UpdateVideoStatus\x12&.streamify.v1.UpdateVideoStatusRequest\x1a\x13.streamify.v1.Videob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#streamify/v1/metadata_service.proto\x12\x0cstreamify.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18streamify/v1/video.proto\"\x99\x01\n\nVideoEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\r\n\x05video\x18\x02 \x01(\t\x12\r\n\x05owner\x18\x03 \x01(\t\x12*\n\x04type\x18\x04 \x01(\x0e\x32\x1c.streamify.v1.VideoEventType\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x16ListVideoEventsRequest\x12\x1f\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xe8\x07(\x00\"C\n\x17ListVideoEventsResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.streamify.v1.VideoEvent\"\xbd\x01\n\x12\x43reateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12:\n\x05owner\x18\x02 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x04 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"H\n\x0fGetVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"\xc0\x01\n\x11ListVideosRequest\x12:\n\x05owner\x18\x01 \x01(\tB+\xbaH(r&2$^(users/[a-z0-9][a-z0-9_.-]{0,62})?$\x12\x33\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1c\n\tpage_size\x18\x03 \x01(\x05\x42\t\xbaH\x06\x1a\x04\x18\x64(\x00\x12\x1c\n\npage_token\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\"R\n\x12ListVideosResponse\x12#\n\x06videos\x18\x01 \x03(\x0b\x32\x13.streamify.v1.Video\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x96\x01\n\x12UpdateVideoRequest\x12*\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.VideoB\x06\xbaH\x03\xc8\x01\x01\x12\x37\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x06\xbaH\x03\xc8\x01\x01\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"\x7f\n\x12\x44\x65leteVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x15\n\x04\x65tag\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x1b\n\nrequest_id\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18@\"J\n\x11WatchVideoRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\"8\n\x12WatchVideoResponse\x12\"\n\x05video\x18\x01 \x01(\x0b\x32\x13.streamify.v1.Video\"\x89\x03\n\x18UpdateVideoStatusRequest\x12\x35\n\x04name\x18\x01 \x01(\tB\'\xbaH$r\"2 ^videos/[a-z0-9][a-z0-9-]{0,62}$\x12\x35\n\x06status\x18\x02 \x01(\x0e\x32\x19.streamify.v1.VideoStatusB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12 \n\x0e\x66\x61ilure_reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xd0\x0f\x12(\n\x08progress\x18\x04 \x01(\x0b\x32\x16.streamify.v1.Progress\x12.\n\x06result\x18\x05 \x01(\x0b\x32\x1e.streamify.v1.ProcessingResult\x12\x1b\n\nrequest_id\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\"\n\x11source_size_bytes\x18\x07 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\x12\x42\n\rsource_upload\x18\x08 \x01(\tB+\xbaH(r#2!^uploads/[a-z0-9][a-z0-9-]{0,62}$\xd8\x01\x01\"\xac\x01\n\x10ProcessingResult\x12+\n\nrenditions\x18\x01 \x03(\x0b\x32\x17.streamify.v1.Rendition\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1f\n\rmanifest_path\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08\x12\x1d\n\x0bposter_path\x18\x04 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x08*P\n\x0eVideoEventType\x12 \n\x1cVIDEO_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18VIDEO_EVENT_TYPE_DELETED\x10\x01\x32\xfc\x04\n\x0fMetadataService\x12\x44\n\x0b\x43reateVideo\x12 .streamify.v1.CreateVideoRequest\x1a\x13.streamify.v1.Video\x12>\n\x08GetVideo\x12\x1d.streamify.v1.GetVideoRequest\x1a\x13.streamify.v1.Video\x12O\n\nListVideos\x12\x1f.streamify.v1.ListVideosRequest\x1a .streamify.v1.ListVideosResponse\x12\x44\n\x0bUpdateVideo\x12 .streamify.v1.UpdateVideoRequest\x1a\x13.streamify.v1.Video\x12G\n\x0b\x44\x65leteVideo\x12 .streamify.v1.DeleteVideoRequest\x1a\x16.google.protobuf.Empty\x12Q\n\nWatchVideo\x12\x1f.streamify.v1.WatchVideoRequest\x1a .streamify.v1.WatchVideoResponse0\x01\x12P\n\x11UpdateVideoStatus\x12&.streamify.v1.UpdateVideoStatusRequest\x1a\x13.streamify.v1.Video\x12^\n\x0fListVideoEvents\x12$.streamify.v1.ListVideoEventsRequest\x1a%.streamify.v1.ListVideoEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'streamify.v1.metadata_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTVIDEOEVENTSREQUEST'].fields_by_name['after_sequence']._loaded_options = None
+  _globals['_LISTVIDEOEVENTSREQUEST'].fields_by_name['after_sequence']._serialized_options = b'\272H\004\"\002(\000'
+  _globals['_LISTVIDEOEVENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTVIDEOEVENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\350\007(\000'
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['video']._loaded_options = None
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['video']._serialized_options = b'\272H\003\310\001\001'
   _globals['_CREATEVIDEOREQUEST'].fields_by_name['owner']._loaded_options = None
@@ -84,26 +89,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESSINGRESULT'].fields_by_name['manifest_path']._serialized_options = b'\272H\005r\003\030\200\010'
   _globals['_PROCESSINGRESULT'].fields_by_name['poster_path']._loaded_options = None
   _globals['_PROCESSINGRESULT'].fields_by_name['poster_path']._serialized_options = b'\272H\005r\003\030\200\010'
-  _globals['_CREATEVIDEOREQUEST']._serialized_start=204
-  _globals['_CREATEVIDEOREQUEST']._serialized_end=393
-  _globals['_GETVIDEOREQUEST']._serialized_start=395
-  _globals['_GETVIDEOREQUEST']._serialized_end=467
-  _globals['_LISTVIDEOSREQUEST']._serialized_start=470
-  _globals['_LISTVIDEOSREQUEST']._serialized_end=662
-  _globals['_LISTVIDEOSRESPONSE']._serialized_start=664
-  _globals['_LISTVIDEOSRESPONSE']._serialized_end=746
-  _globals['_UPDATEVIDEOREQUEST']._serialized_start=749
-  _globals['_UPDATEVIDEOREQUEST']._serialized_end=899
-  _globals['_DELETEVIDEOREQUEST']._serialized_start=901
-  _globals['_DELETEVIDEOREQUEST']._serialized_end=1028
-  _globals['_WATCHVIDEOREQUEST']._serialized_start=1030
-  _globals['_WATCHVIDEOREQUEST']._serialized_end=1104
-  _globals['_WATCHVIDEORESPONSE']._serialized_start=1106
-  _globals['_WATCHVIDEORESPONSE']._serialized_end=1162
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_start=1165
-  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_end=1558
-  _globals['_PROCESSINGRESULT']._serialized_start=1561
-  _globals['_PROCESSINGRESULT']._serialized_end=1733
-  _globals['_METADATASERVICE']._serialized_start=1736
-  _globals['_METADATASERVICE']._serialized_end=2276
+  _globals['_VIDEOEVENTTYPE']._serialized_start=2083
+  _globals['_VIDEOEVENTTYPE']._serialized_end=2163
+  _globals['_VIDEOEVENT']._serialized_start=237
+  _globals['_VIDEOEVENT']._serialized_end=390
+  _globals['_LISTVIDEOEVENTSREQUEST']._serialized_start=392
+  _globals['_LISTVIDEOEVENTSREQUEST']._serialized_end=480
+  _globals['_LISTVIDEOEVENTSRESPONSE']._serialized_start=482
+  _globals['_LISTVIDEOEVENTSRESPONSE']._serialized_end=549
+  _globals['_CREATEVIDEOREQUEST']._serialized_start=552
+  _globals['_CREATEVIDEOREQUEST']._serialized_end=741
+  _globals['_GETVIDEOREQUEST']._serialized_start=743
+  _globals['_GETVIDEOREQUEST']._serialized_end=815
+  _globals['_LISTVIDEOSREQUEST']._serialized_start=818
+  _globals['_LISTVIDEOSREQUEST']._serialized_end=1010
+  _globals['_LISTVIDEOSRESPONSE']._serialized_start=1012
+  _globals['_LISTVIDEOSRESPONSE']._serialized_end=1094
+  _globals['_UPDATEVIDEOREQUEST']._serialized_start=1097
+  _globals['_UPDATEVIDEOREQUEST']._serialized_end=1247
+  _globals['_DELETEVIDEOREQUEST']._serialized_start=1249
+  _globals['_DELETEVIDEOREQUEST']._serialized_end=1376
+  _globals['_WATCHVIDEOREQUEST']._serialized_start=1378
+  _globals['_WATCHVIDEOREQUEST']._serialized_end=1452
+  _globals['_WATCHVIDEORESPONSE']._serialized_start=1454
+  _globals['_WATCHVIDEORESPONSE']._serialized_end=1510
+  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_start=1513
+  _globals['_UPDATEVIDEOSTATUSREQUEST']._serialized_end=1906
+  _globals['_PROCESSINGRESULT']._serialized_start=1909
+  _globals['_PROCESSINGRESULT']._serialized_end=2081
+  _globals['_METADATASERVICE']._serialized_start=2166
+  _globals['_METADATASERVICE']._serialized_end=2802
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,9 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from streamify.v1 import video_pb2 as _video_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +22,116 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _VideoEventType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VideoEventTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VideoEventType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VIDEO_EVENT_TYPE_UNSPECIFIED: _VideoEventType.ValueType  # 0
+    """Never used by the server."""
+    VIDEO_EVENT_TYPE_DELETED: _VideoEventType.ValueType  # 1
+    """The video was deleted: its sources, media and job are to be removed."""
+
+class VideoEventType(_VideoEventType, metaclass=_VideoEventTypeEnumTypeWrapper):
+    """What happened to a video."""
+
+VIDEO_EVENT_TYPE_UNSPECIFIED: VideoEventType.ValueType  # 0
+"""Never used by the server."""
+VIDEO_EVENT_TYPE_DELETED: VideoEventType.ValueType  # 1
+"""The video was deleted: its sources, media and job are to be removed."""
+Global___VideoEventType: _TypeAlias = VideoEventType  # noqa: Y015
+
+@_typing.final
+class VideoEvent(_message.Message):
+    """Something that happened to a video."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    VIDEO_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Position in the feed: increasing, in the order the changes committed."""
+    video: _builtins.str
+    """The video, `videos/{video}`."""
+    owner: _builtins.str
+    """Its owner, `users/{user}`."""
+    type: Global___VideoEventType.ValueType
+    """What happened."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        video: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        type: Global___VideoEventType.ValueType = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "owner", b"owner", "sequence", b"sequence", "type", b"type", "video", b"video"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VideoEvent: _TypeAlias = VideoEvent  # noqa: Y015
+
+@_typing.final
+class ListVideoEventsRequest(_message.Message):
+    """Request for ListVideoEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after_sequence: _builtins.int
+    """Only events after this sequence; 0 for the oldest kept."""
+    page_size: _builtins.int
+    """Maximum number of events to return (1-1000); 0 means 100."""
+    def __init__(
+        self,
+        *,
+        after_sequence: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVideoEventsRequest: _TypeAlias = ListVideoEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListVideoEventsResponse(_message.Message):
+    """Response for ListVideoEvents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___VideoEvent]:
+        """Oldest first; fewer than page_size when the caller has caught up."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___VideoEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVideoEventsResponse: _TypeAlias = ListVideoEventsResponse  # noqa: Y015
 
 @_typing.final
 class CreateVideoRequest(_message.Message):

@@ -73,6 +73,11 @@ class MetadataServiceStub:
                 request_serializer=streamify_dot_v1_dot_metadata__service__pb2.UpdateVideoStatusRequest.SerializeToString,
                 response_deserializer=streamify_dot_v1_dot_video__pb2.Video.FromString,
                 _registered_method=True)
+        self.ListVideoEvents = channel.unary_unary(
+                '/streamify.v1.MetadataService/ListVideoEvents',
+                request_serializer=streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsRequest.SerializeToString,
+                response_deserializer=streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -110,7 +115,8 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteVideo(self, request, context):
-        """Deletes a video and its metadata.
+        """Deletes a video: its metadata at once; its sources, media and transcode job within
+        seconds (the services follow the deletion in ListVideoEvents), and its URLs stop working.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,6 +132,15 @@ class MetadataServiceServicer:
     def UpdateVideoStatus(self, request, context):
         """Moves a video along its lifecycle (service identities only). Illegal transitions are
         FAILED_PRECONDITION; repeating the current status is accepted and only updates details.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVideoEvents(self, request, context):
+        """What happened to videos, oldest first, after a position (service identities only). The
+        services that clean up after a video follow it: each keeps the sequence of the last event
+        it handled and asks for the ones after it, so an event is handled at least once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,6 +183,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.UpdateVideoStatus,
                     request_deserializer=streamify_dot_v1_dot_metadata__service__pb2.UpdateVideoStatusRequest.FromString,
                     response_serializer=streamify_dot_v1_dot_video__pb2.Video.SerializeToString,
+            ),
+            'ListVideoEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVideoEvents,
+                    request_deserializer=streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsRequest.FromString,
+                    response_serializer=streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -361,6 +381,33 @@ class MetadataService:
             '/streamify.v1.MetadataService/UpdateVideoStatus',
             streamify_dot_v1_dot_metadata__service__pb2.UpdateVideoStatusRequest.SerializeToString,
             streamify_dot_v1_dot_video__pb2.Video.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVideoEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/streamify.v1.MetadataService/ListVideoEvents',
+            streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsRequest.SerializeToString,
+            streamify_dot_v1_dot_metadata__service__pb2.ListVideoEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

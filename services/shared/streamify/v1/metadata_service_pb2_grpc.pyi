@@ -48,12 +48,19 @@ class MetadataServiceStub:
     UpdateVideo: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateVideoRequest, _video_pb2.Video]
     """Changes title, description or visibility (the only user-writable fields)."""
     DeleteVideo: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteVideoRequest, _empty_pb2.Empty]
-    """Deletes a video and its metadata."""
+    """Deletes a video: its metadata at once; its sources, media and transcode job within
+    seconds (the services follow the deletion in ListVideoEvents), and its URLs stop working.
+    """
     WatchVideo: _grpc.UnaryStreamMultiCallable[_metadata_service_pb2.WatchVideoRequest, _metadata_service_pb2.WatchVideoResponse]
     """Streams the video now and after every change until it is READY or FAILED."""
     UpdateVideoStatus: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateVideoStatusRequest, _video_pb2.Video]
     """Moves a video along its lifecycle (service identities only). Illegal transitions are
     FAILED_PRECONDITION; repeating the current status is accepted and only updates details.
+    """
+    ListVideoEvents: _grpc.UnaryUnaryMultiCallable[_metadata_service_pb2.ListVideoEventsRequest, _metadata_service_pb2.ListVideoEventsResponse]
+    """What happened to videos, oldest first, after a position (service identities only). The
+    services that clean up after a video follow it: each keeps the sequence of the last event
+    it handled and asks for the ones after it, so an event is handled at least once.
     """
 
 @_typing.type_check_only
@@ -74,12 +81,19 @@ class MetadataServiceAsyncStub(MetadataServiceStub):
     UpdateVideo: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateVideoRequest, _video_pb2.Video]  # type: ignore[assignment]
     """Changes title, description or visibility (the only user-writable fields)."""
     DeleteVideo: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.DeleteVideoRequest, _empty_pb2.Empty]  # type: ignore[assignment]
-    """Deletes a video and its metadata."""
+    """Deletes a video: its metadata at once; its sources, media and transcode job within
+    seconds (the services follow the deletion in ListVideoEvents), and its URLs stop working.
+    """
     WatchVideo: _aio.UnaryStreamMultiCallable[_metadata_service_pb2.WatchVideoRequest, _metadata_service_pb2.WatchVideoResponse]  # type: ignore[assignment]
     """Streams the video now and after every change until it is READY or FAILED."""
     UpdateVideoStatus: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.UpdateVideoStatusRequest, _video_pb2.Video]  # type: ignore[assignment]
     """Moves a video along its lifecycle (service identities only). Illegal transitions are
     FAILED_PRECONDITION; repeating the current status is accepted and only updates details.
+    """
+    ListVideoEvents: _aio.UnaryUnaryMultiCallable[_metadata_service_pb2.ListVideoEventsRequest, _metadata_service_pb2.ListVideoEventsResponse]  # type: ignore[assignment]
+    """What happened to videos, oldest first, after a position (service identities only). The
+    services that clean up after a video follow it: each keeps the sequence of the last event
+    it handled and asks for the ones after it, so an event is handled at least once.
     """
 
 class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -127,7 +141,9 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _metadata_service_pb2.DeleteVideoRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
-        """Deletes a video and its metadata."""
+        """Deletes a video: its metadata at once; its sources, media and transcode job within
+        seconds (the services follow the deletion in ListVideoEvents), and its URLs stop working.
+        """
 
     @_abc_1.abstractmethod
     def WatchVideo(
@@ -145,6 +161,17 @@ class MetadataServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_video_pb2.Video, _abc.Awaitable[_video_pb2.Video]]:
         """Moves a video along its lifecycle (service identities only). Illegal transitions are
         FAILED_PRECONDITION; repeating the current status is accepted and only updates details.
+        """
+
+    @_abc_1.abstractmethod
+    def ListVideoEvents(
+        self,
+        request: _metadata_service_pb2.ListVideoEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_metadata_service_pb2.ListVideoEventsResponse, _abc.Awaitable[_metadata_service_pb2.ListVideoEventsResponse]]:
+        """What happened to videos, oldest first, after a position (service identities only). The
+        services that clean up after a video follow it: each keeps the sequence of the last event
+        it handled and asks for the ones after it, so an event is handled at least once.
         """
 
 def add_MetadataServiceServicer_to_server(servicer: MetadataServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,11 +8,15 @@ from typing import Unpack
 
 from streamify.core.config import Settings
 from streamify.core.db import make_engine, make_sessions
+from streamify.core.event_cursor import SqlCursor
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
 from streamify.core.server import ServeOptionsWithStop, ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
+from streamify.core.video_events import VideoEventFollower
 from streamify.upload import schema
+from streamify.upload.deletions import DeletedVideoCleaner
+from streamify.upload.models import EventCursorRow
 from streamify.upload.outbox import OutboxRelay
 from streamify.upload.service import UploadService
 from streamify.upload.storage import UploadStorage
@@ -42,8 +46,15 @@ async def run(settings: Settings, **serve_options: Unpack[ServeOptionsWithStop])
     servicer = UploadService(
         store=store, storage=storage, metadata=metadata, relay=relay, limits=limits
     )
+    deletions = VideoEventFollower(
+        metadata,
+        SqlCursor(sessions, EventCursorRow, "deleted-videos"),
+        DeletedVideoCleaner(store, storage, relay),
+        poll_seconds=settings.video_event_poll_seconds,
+    )
     background = [
         asyncio.create_task(relay.run(), name="upload-outbox-relay"),
+        asyncio.create_task(deletions.run(), name="upload-deleted-videos"),
         asyncio.create_task(sweeper.run(limits.sweep_interval_seconds), name="upload-sweeper"),
     ]
     try:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from streamify.core import storage_keys
 from streamify.core.db import Base
+from streamify.core.event_cursor import EventCursorColumns
 
 
 class UploadRow(Base):
@@ -62,3 +63,9 @@ class OutboxRow(Base):
     claimed_until_us: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (Index("ix_upload_outbox_pending", "done", "id"),)
+
+
+class EventCursorRow(EventCursorColumns, Base):
+    """How far the Upload service's follower of video events got."""
+
+    __tablename__ = "upload_event_cursors"

@@ -103,7 +103,7 @@ class OutboxRelay:
     async def _deliver(self, row: OutboxRow) -> None:
         if row.kind == "uploaded":
             event = VideoUploadedEvent.FromString(row.payload)
-            await self._set_status(
+            exists = await self._set_status(
                 meta.UpdateVideoStatusRequest(
                     name=event.video,
                     status=VideoStatus.VIDEO_STATUS_UPLOADED,
@@ -112,7 +112,8 @@ class OutboxRelay:
                     request_id=f"outbox-{row.upload_id}",
                 )
             )
-            await self._queue.publish(names.VIDEOS.id_in(event.video), row.payload)
+            if exists:  # a video deleted meanwhile is not transcoded
+                await self._queue.publish(names.VIDEOS.id_in(event.video), row.payload)
         elif row.kind == "failed":
             await self._set_status(
                 meta.UpdateVideoStatusRequest(
@@ -123,14 +124,18 @@ class OutboxRelay:
                 )
             )
 
-    async def _set_status(self, request: meta.UpdateVideoStatusRequest) -> None:
+    async def _set_status(self, request: meta.UpdateVideoStatusRequest) -> bool:
+        """Reports the status; False when the video no longer exists (it was deleted)."""
         try:
             await self._metadata.update_status(request)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
             # The video already moved past this status (a previous round got through, or the
             # transcoder started): the effect is in place.
-            if exc.code() not in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+            if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
+        return True
 
     def _claim(self) -> list[OutboxRow]:
         """Up to BATCH pending rows that no other relay holds, now held by this one."""

@@ -61,6 +61,16 @@ class UploadStore:
                 )
             )
 
+    def pending_of_video(self, video_id: str) -> list[UploadRow]:
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(UploadRow).where(
+                        UploadRow.video_id == video_id, UploadRow.state == PENDING
+                    )
+                )
+            )
+
     def pending_keys(self, keys: list[str]) -> set[str]:
         """Which of these object keys a pending upload still writes to."""
         with self._sessions() as session:

@@ -11,13 +11,17 @@ from typing import Unpack
 
 from streamify.core.config import Settings, TranscodeSettings
 from streamify.core.db import make_engine, make_sessions
+from streamify.core.event_cursor import SqlCursor
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
 from streamify.core.server import ServeOptions, ServiceRegistration, serve
 from streamify.core.storage import make_s3_client
+from streamify.core.video_events import VideoEventFollower
 from streamify.transcode.orchestrator import schema
 from streamify.transcode.orchestrator.consumer import UploadedConsumer
+from streamify.transcode.orchestrator.deletions import DeletedVideoCleaner, MediaPurger
 from streamify.transcode.orchestrator.dispatch import Orchestrator
+from streamify.transcode.orchestrator.models import EventCursorRow
 from streamify.transcode.orchestrator.reporter import Reporter
 from streamify.transcode.orchestrator.service import TranscodeService
 from streamify.transcode.orchestrator.store import Store
@@ -39,7 +43,8 @@ async def run(
     options = options or settings.transcode
     engine = make_engine(settings.resolved_database_url)
     schema.upgrade(engine)
-    store = Store(make_sessions(engine), options, settings.media_bucket)
+    sessions = make_sessions(engine)
+    store = Store(sessions, options, settings.media_bucket)
     s3 = make_s3_client(settings)
     metadata = MetadataClient(settings, identity="transcode")
     reporter = Reporter(metadata, store, options.progress_interval_seconds)
@@ -61,6 +66,24 @@ async def run(
         asyncio.create_task(orchestrator.run_sweeper(), name="transcode-sweeper"),
         asyncio.create_task(reporter.run(), name="transcode-reporter"),
     ]
+    purge = MediaPurger(s3, settings.media_bucket)
+    deletions = [
+        VideoEventFollower(
+            metadata,
+            SqlCursor(sessions, EventCursorRow, "deleted-videos"),
+            DeletedVideoCleaner(orchestrator, purge),
+            poll_seconds=settings.video_event_poll_seconds,
+        ),
+        VideoEventFollower(
+            metadata,
+            SqlCursor(sessions, EventCursorRow, "deleted-videos-again"),
+            purge,
+            min_age_seconds=options.deleted_media_purge_again_seconds,
+            poll_seconds=settings.video_event_poll_seconds,
+        ),
+    ]
+    for follower in deletions:
+        background.append(asyncio.create_task(follower.run(), name="transcode-deleted-videos"))
     if queue is not None:
         consumer = UploadedConsumer(queue, orchestrator)
         background.append(asyncio.create_task(consumer.run(), name="transcode-queue-consumer"))

@@ -176,6 +176,12 @@ class Orchestrator:
             raise KeyError(job_id)
         return after
 
+    async def forget_job(self, job_id: str) -> None:
+        """For a deleted video: the job's tasks stop (at once on this replica's workers; on
+        others' when their leases are not renewed) and the job and its tasks are gone."""
+        self.cancel_local(job_id, "the video was deleted")
+        await run_in_thread(self._store.delete_job, job_id)
+
     async def retry_job(self, job_id: str, request_id: str) -> Snapshot:
         before = await run_in_thread(self._store.get, job_id)
         snapshot = await run_in_thread(self._store.retry_job, job_id, request_id)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streamify.core.db import Base
+from streamify.core.event_cursor import EventCursorColumns
 
 
 class JobRow(Base):
@@ -82,3 +83,9 @@ class TaskRow(Base):
         Index("ix_transcode_tasks_state_kind", "state", "kind", "id"),
         Index("ix_transcode_tasks_state_lease", "state", "lease_expire_us"),
     )
+
+
+class EventCursorRow(EventCursorColumns, Base):
+    """How far the orchestrator's followers of video events got."""
+
+    __tablename__ = "transcode_event_cursors"

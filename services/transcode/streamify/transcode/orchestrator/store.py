@@ -473,7 +473,7 @@ class Store:
         self._tx(mark)
 
     def delete_job(self, job_id: str) -> None:
-        """For tests and operators."""
+        """The job and its tasks are gone (its video was deleted)."""
 
         def drop(session: Session) -> None:
             session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
