@@ -19,6 +19,7 @@ from streamify.metadata.page_tokens import PageTokenCodec
 from streamify.metadata.reader import VideoReader
 from streamify.metadata.service import MetadataService
 from streamify.metadata.store import VideoStore
+from streamify.metadata.watch_limit import WatchLimit
 from streamify.v1 import metadata_service_pb2_grpc
 
 SERVICE_NAME = "streamify.v1.MetadataService"
@@ -47,6 +48,7 @@ def build(settings: Settings) -> tuple[MetadataService, Cache]:
         grant_key=media_grant_key(settings),
         grant_ttl_seconds=settings.media_grant.ttl_seconds,
         grant_all_videos=settings.media_grant.all_videos,
+        watch_limit=WatchLimit(settings.watch_max_streams_per_user),
     )
     return servicer, cache
 

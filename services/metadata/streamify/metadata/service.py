@@ -25,6 +25,7 @@ from streamify.metadata.models import VideoRow
 from streamify.metadata.page_tokens import InvalidPageToken, PagePosition, PageTokenCodec
 from streamify.metadata.reader import VideoReader
 from streamify.metadata.store import Mutation, VideoStore, locked_video, record_event
+from streamify.metadata.watch_limit import WatchLimit
 from streamify.v1 import metadata_service_pb2 as api
 from streamify.v1 import metadata_service_pb2_grpc
 from streamify.v1.video_pb2 import Video, Visibility
@@ -34,6 +35,7 @@ DEFAULT_PAGE_SIZE = 20
 DEFAULT_EVENTS_PAGE_SIZE = 100
 # How often a WatchVideo stream re-reads its video, to see changes made through other replicas.
 WATCH_REFRESH_SECONDS = 1.0
+DEFAULT_WATCHES_PER_USER = 10
 READABLE_BY_ANYONE = frozenset({Visibility.VISIBILITY_PUBLIC, Visibility.VISIBILITY_UNLISTED})
 M = TypeVar("M", bound=Message)
 
@@ -86,7 +88,9 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         grant_key: bytes,
         grant_ttl_seconds: float,
         grant_all_videos: bool = False,
+        watch_limit: WatchLimit | None = None,
     ) -> None:
+        self._watch_limit = watch_limit or WatchLimit(DEFAULT_WATCHES_PER_USER)
         self._grant_key = grant_key
         self._grant_ttl = grant_ttl_seconds
         self._grant_all_videos = grant_all_videos
@@ -157,16 +161,17 @@ class MetadataService(metadata_service_pb2_grpc.MetadataServiceServicer):
         principal = current_principal()
         video_id = video_id_of(request.name)
         last_etag = None
-        while True:
-            video = await self._reader.get_fresh(video_id)
-            if video is None or not can_read(principal, video):
-                raise errors.not_found(request.name)
-            if video.etag != last_etag:
-                last_etag = video.etag
-                yield api.WatchVideoResponse(video=self._present(video))
-            if video.status in state_machine.TERMINAL:
-                return
-            await self._changes.wait(video_id, WATCH_REFRESH_SECONDS)
+        with self._watch_limit.slot(principal):
+            while True:
+                video = await self._reader.get_fresh(video_id)
+                if video is None or not can_read(principal, video):
+                    raise errors.not_found(request.name)
+                if video.etag != last_etag:
+                    last_etag = video.etag
+                    yield api.WatchVideoResponse(video=self._present(video))
+                if video.status in state_machine.TERMINAL:
+                    return
+                await self._changes.wait(video_id, WATCH_REFRESH_SECONDS)
 
     # --- writes -----------------------------------------------------------------------------
 

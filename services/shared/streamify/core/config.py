@@ -357,6 +357,11 @@ class _CoreSettings(BaseSettings):
         gt=0,
         description="A request_id is remembered this long (AIP-155): a retry within it gets the first answer; older keys are swept.",
     )
+    watch_max_streams_per_user: int = Field(
+        10,
+        ge=1,
+        description="WatchVideo streams one user may hold open at once on one Metadata replica (RESOURCE_EXHAUSTED beyond).",
+    )
     video_event_poll_seconds: float = Field(
         2.0,
         gt=0,

@@ -22,11 +22,14 @@ from streamify.upload.outbox import OutboxRelay
 from streamify.upload.parts import PartPlan, plan_parts
 from streamify.upload.storage import UploadStorage
 from streamify.upload.store import ABORTED, COMPLETED, PENDING, UploadStore
+from streamify.v1 import metadata_service_pb2 as meta
 from streamify.v1 import upload_service_pb2 as api
 from streamify.v1 import upload_service_pb2_grpc
 from streamify.v1.upload_service_pb2 import UploadState
+from streamify.v1.video_pb2 import VideoStatus
 
 DEFAULT_LIST_PARTS_PAGE = 1000
+TOO_MANY_PENDING = "too many unfinished uploads at once: this upload was refused"
 
 
 def new_id() -> str:
@@ -106,11 +109,8 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
                     )
                 return self._to_proto(existing)
         pending = await run_in_thread(self._store.pending_count, principal.subject)
-        if pending >= limits.max_pending_per_user:
-            raise errors.resource_exhausted(
-                f"you already have {pending} unfinished uploads; complete or abort some first",
-                reason="TOO_MANY_PENDING_UPLOADS",
-            )
+        if pending >= limits.max_pending_per_user:  # the cheap check; insert() makes it exact
+            raise self._too_many_pending(pending)
         multipart = request.multipart or request.size_bytes > limits.single_put_max_bytes
         plan = None
         if multipart:
@@ -163,7 +163,19 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
             expire_time_us=created + int(limits.expiry_seconds * 1e6),
             end_reason="",
         )
-        await run_in_thread(self._store.insert, row)
+        if not await run_in_thread(self._store.insert, row, limits.max_pending_per_user):
+            # another CreateUpload of this user took the last slot since the check above: the
+            # video made for this one ends FAILED with the reason, and nothing was signed
+            if s3_upload_id:
+                await run_in_thread(self._storage.abort_multipart, key, s3_upload_id)
+            await self._metadata.update_status(
+                meta.UpdateVideoStatusRequest(
+                    name=video.name,
+                    status=VideoStatus.VIDEO_STATUS_FAILED,
+                    failure_reason=TOO_MANY_PENDING,
+                )
+            )
+            raise self._too_many_pending(limits.max_pending_per_user)
         return self._to_proto(row)
 
     async def GetUpload(
@@ -358,6 +370,13 @@ class UploadService(upload_service_pb2_grpc.UploadServiceServicer):
         parts = [by_number[n] for n in range(1, plan.part_count + 1)]
         await run_in_thread(
             self._storage.complete_multipart, row.object_key, row.s3_upload_id, parts
+        )
+
+    @staticmethod
+    def _too_many_pending(pending: int) -> errors.ApiError:
+        return errors.resource_exhausted(
+            f"you already have {pending} unfinished uploads; complete or abort some first",
+            reason="TOO_MANY_PENDING_UPLOADS",
         )
 
     def _user(self) -> Principal:

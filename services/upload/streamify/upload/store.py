@@ -7,7 +7,7 @@ lost reply, a retry or a race with the sweeper never reports an upload twice.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from streamify.core.clock import now_us
@@ -82,10 +82,29 @@ class UploadStore:
                 )
             )
 
-    def insert(self, row: UploadRow) -> None:
+    def insert(self, row: UploadRow, max_pending: int) -> bool:
+        """Adds a pending upload unless its owner would then have more than `max_pending`:
+        False then. Race-free: the insert comes first (on SQLite it takes the write lock, so
+        concurrent inserts queue), and on PostgreSQL one lock per owner orders them, so two
+        concurrent calls never both see room for one."""
         with self._sessions() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:owner))"),
+                    {"owner": f"pending-uploads:{row.owner}"},
+                )
             session.add(row)
+            session.flush()
+            pending = session.scalar(
+                select(func.count())
+                .select_from(UploadRow)
+                .where(UploadRow.owner == row.owner, UploadRow.state == PENDING)
+            )
+            if (pending or 0) > max_pending:
+                session.rollback()
+                return False
             session.commit()
+            return True
 
     def complete(self, row: UploadRow) -> bool:
         """PENDING -> COMPLETED with an "uploaded" outbox entry; False if it had already ended."""
