@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -484,7 +485,7 @@ class Store:
     # --- claiming and leases -------------------------------------------------------------------
 
     def claim(self, worker_id: str, limit: int) -> list[Claimed]:
-        """Lease up to `limit` runnable tasks (oldest first) to a worker."""
+        """Lease up to `limit` runnable tasks to a worker, shared fairly between owners."""
         if limit <= 0:
             return []
         t = TaskRow
@@ -501,13 +502,12 @@ class Store:
             now = now_us()
             lease = secrets.token_hex(16)
             expire = now + _us(self._options.lease_seconds)
-            ready = select(t.id).where(t.state == dag.PENDING, t.kind != dag.ASSEMBLE)
-            ready = ready.order_by(t.id).limit(limit)
-            if self._skip_locked:
-                ready = ready.with_for_update(skip_locked=True)
+            chosen = self._fair_share(session, limit)
+            if not chosen:
+                return []
             rows = session.execute(
                 update(t)
-                .where(t.id.in_(ready.scalar_subquery()), t.state == dag.PENDING)
+                .where(t.id.in_(chosen), t.state == dag.PENDING)
                 .values(
                     state=dag.RUNNING,
                     attempts=t.attempts + 1,
@@ -526,6 +526,57 @@ class Store:
             ]
 
         return self._tx(claim)
+
+    def _fair_share(self, session: Session, limit: int) -> list[int]:
+        """Up to `limit` runnable task ids, shared fairly between owners: each pick goes to
+        the owner with the fewest tasks running (counting the picks so far), oldest pending
+        task first among equals and within an owner. So one user's fifty long videos do not
+        make everyone else's single clip wait behind them. On PostgreSQL the picked rows are
+        locked with SKIP LOCKED, so concurrent replicas pick different tasks."""
+        t, j = TaskRow, JobRow
+        runnable = (t.state == dag.PENDING) & (t.kind != dag.ASSEMBLE)
+        heads = session.execute(
+            select(j.owner, func.min(t.id))
+            .select_from(t)
+            .join(j, j.id == t.job_id)
+            .where(runnable)
+            .group_by(j.owner)
+        ).all()
+        if not heads:
+            return []
+        load = Counter(
+            dict(
+                session.execute(
+                    select(j.owner, func.count())
+                    .select_from(t)
+                    .join(j, j.id == t.job_id)
+                    .where(t.state == dag.RUNNING)
+                    .group_by(j.owner)
+                ).all()
+            )
+        )
+        waiting = {owner for owner, _ in heads}
+        chosen: list[int] = []
+        oldest = {owner: first for owner, first in heads}
+        while waiting and len(chosen) < limit:
+            owner = min(waiting, key=lambda o: (load[o], oldest[o]))
+            query = (
+                select(t.id)
+                .select_from(t)
+                .join(j, j.id == t.job_id)
+                .where(runnable, j.owner == owner, t.id.not_in(chosen))
+                .order_by(t.id)
+                .limit(1)
+            )
+            if self._skip_locked:
+                query = query.with_for_update(of=t, skip_locked=True)
+            task_id = session.scalar(query)
+            if task_id is None:  # nothing left of this owner's (or all locked by others)
+                waiting.discard(owner)
+                continue
+            chosen.append(task_id)
+            load[owner] += 1
+        return chosen
 
     def extend(self, keys: Iterable[TaskKey]) -> set[TaskKey]:
         """Pushes the leases still held one lease period ahead; returns those (the others were
