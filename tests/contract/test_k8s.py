@@ -875,6 +875,24 @@ def test_the_worker_pod_holds_no_storage_credentials(target):
             assert not [a for a in actions if a.startswith("s3:")], actions
 
 
+def test_on_eks_the_orchestrator_may_invalidate_exactly_its_cloudfront_distribution():
+    """A deleted video's objects are invalidated at the edges: the orchestrator is told the
+    distribution and its role may create invalidations there, and on nothing else."""
+    distribution = config_of("eks")["STREAMIFY_CDN_CLOUDFRONT_DISTRIBUTION_ID"]
+    role = get("eks", "Role", "streamify-transcode")
+    statements = [
+        st for doc in role["spec"]["inlinePolicies"].values() for st in json.loads(doc)["Statement"]
+    ]
+    cdn = [st for st in statements if any(a.startswith("cloudfront:") for a in st["Action"])]
+    assert [(st["Action"], st["Resource"]) for st in cdn] == [
+        (
+            ["cloudfront:CreateInvalidation"],
+            [f"arn:aws:cloudfront::111122223333:distribution/{distribution}"],
+        )
+    ]
+    assert "STREAMIFY_CDN_CLOUDFRONT_DISTRIBUTION_ID" not in config_of("kind")
+
+
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_the_gateways_pod_local_sidecars_listen_on_loopback_only(target):
     """The media check and the page are reached by the pod's own Envoy: bound to 127.0.0.1,

@@ -186,3 +186,69 @@ async def test_an_upload_completed_after_its_video_was_deleted_is_never_transcod
                     break
             await asyncio.sleep(0.1)
         assert await mesh.queue.receive(max_messages=10, wait_seconds=0.5) == []
+
+
+async def test_a_deleted_videos_cdn_copies_are_invalidated_in_each_pass(seaweedfs, sqs_server):
+    """On EKS CloudFront caches the media at its edges: each purge pass invalidates the
+    video's prefix there (moto stands in for CloudFront's API)."""
+    import boto3
+
+    from streamify.transcode.orchestrator.deletions import CdnInvalidation, MediaPurger
+    from streamify.v1.metadata_service_pb2 import VideoEvent, VideoEventType
+
+    cloudfront = boto3.client(
+        "cloudfront",
+        endpoint_url=sqs_server.endpoint_url,  # moto's server mode answers every AWS API
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    distribution = cloudfront.create_distribution(
+        DistributionConfig={
+            "CallerReference": "streamify-media",
+            "Comment": "test",
+            "Enabled": True,
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "media",
+                        "DomainName": "media.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "media",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+            },
+        }
+    )["Distribution"]["Id"]
+    s3 = make_s3_client(Settings(**seaweedfs.settings_overrides()))  # type: ignore[arg-type]
+    video_id = "cdn" + os.urandom(4).hex()
+    key = f"{storage_keys.media_prefix(video_id)}master.m3u8"
+    s3.put_object(Bucket=seaweedfs.media_bucket, Key=key, Body=b"#EXTM3U\n")
+    purge = MediaPurger(
+        s3, seaweedfs.media_bucket, CdnInvalidation(cloudfront, distribution), "first"
+    )
+    event = VideoEvent(
+        sequence=7, video=f"videos/{video_id}", type=VideoEventType.VIDEO_EVENT_TYPE_DELETED
+    )
+    await purge(event)
+    await purge.again("again")(event)
+    assert stored_keys(s3, seaweedfs.media_bucket, storage_keys.media_prefix(video_id)) == []
+    listed = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    batches = [
+        cloudfront.get_invalidation(DistributionId=distribution, Id=item["Id"])["Invalidation"][
+            "InvalidationBatch"
+        ]
+        for item in listed.get("Items", [])
+    ]
+    assert {b["CallerReference"] for b in batches} == {
+        f"deleted-{video_id}-7-first",
+        f"deleted-{video_id}-7-again",
+    }
+    assert all(b["Paths"]["Items"] == [f"/videos/{video_id}/*"] for b in batches)

@@ -413,6 +413,10 @@ class _CoreSettings(BaseSettings):
         "http://127.0.0.1:8080/media",
         description="Base URL of the media CDN; playback and poster URLs start with it.",
     )
+    cdn_cloudfront_distribution_id: str = Field(
+        "",
+        description="CloudFront distribution serving the media bucket (EKS): a deleted video's objects are invalidated there. Empty: no CloudFront.",
+    )
     page_token_secret: SecretStr | None = Field(
         None,
         description="HMAC key of ListVideos page tokens (Metadata only); at least 32 bytes. Required unless embedded.",

@@ -85,6 +85,13 @@ def make_s3_client(settings: Settings, *, public: bool = False) -> S3Client:
     )
 
 
+def make_cloudfront_client() -> Any:
+    """A CloudFront client with boto3's own credential chain (IRSA on EKS)."""
+    return boto3.client(
+        "cloudfront", config=Config(retries={"max_attempts": 5, "mode": "standard"})
+    )
+
+
 def ensure_buckets(client: S3Client, *names: str) -> None:
     """Create the buckets that do not exist yet (safe to call on every start)."""
     for name in names:

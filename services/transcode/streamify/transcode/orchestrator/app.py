@@ -15,11 +15,15 @@ from streamify.core.event_cursor import SqlCursor
 from streamify.core.metadata_client import MetadataClient
 from streamify.core.queue import make_queue
 from streamify.core.server import ServeOptions, ServiceRegistration, serve
-from streamify.core.storage import make_s3_client
+from streamify.core.storage import make_cloudfront_client, make_s3_client
 from streamify.core.video_events import VideoEventFollower
 from streamify.transcode.orchestrator import schema
 from streamify.transcode.orchestrator.consumer import UploadedConsumer
-from streamify.transcode.orchestrator.deletions import DeletedVideoCleaner, MediaPurger
+from streamify.transcode.orchestrator.deletions import (
+    CdnInvalidation,
+    DeletedVideoCleaner,
+    MediaPurger,
+)
 from streamify.transcode.orchestrator.dispatch import Orchestrator
 from streamify.transcode.orchestrator.models import EventCursorRow
 from streamify.transcode.orchestrator.reporter import Reporter
@@ -66,7 +70,10 @@ async def run(
         asyncio.create_task(orchestrator.run_sweeper(), name="transcode-sweeper"),
         asyncio.create_task(reporter.run(), name="transcode-reporter"),
     ]
-    purge = MediaPurger(s3, settings.media_bucket)
+    cdn = None
+    if settings.cdn_cloudfront_distribution_id:
+        cdn = CdnInvalidation(make_cloudfront_client(), settings.cdn_cloudfront_distribution_id)
+    purge = MediaPurger(s3, settings.media_bucket, cdn, "first")
     deletions = [
         VideoEventFollower(
             metadata,
@@ -77,7 +84,7 @@ async def run(
         VideoEventFollower(
             metadata,
             SqlCursor(sessions, EventCursorRow, "deleted-videos-again"),
-            purge,
+            purge.again("again"),
             min_age_seconds=options.deleted_media_purge_again_seconds,
             poll_seconds=settings.video_event_poll_seconds,
         ),

@@ -21,12 +21,40 @@ log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 
 
-class MediaPurger:
-    """Deletes every object under a deleted video's media prefix."""
+class CdnInvalidation:
+    """Tells a CloudFront distribution to drop what its edges cached of a video."""
 
-    def __init__(self, s3: Any, media_bucket: str) -> None:
+    def __init__(self, cloudfront: Any, distribution_id: str) -> None:
+        self._cloudfront = cloudfront
+        self._distribution = distribution_id
+
+    def __call__(self, video_id: str, reference: str) -> None:
+        # the same CallerReference again (a repeated event) is the same invalidation, not a new one
+        self._cloudfront.create_invalidation(
+            DistributionId=self._distribution,
+            InvalidationBatch={
+                "Paths": {"Quantity": 1, "Items": [f"/{storage_keys.media_prefix(video_id)}*"]},
+                "CallerReference": reference,
+            },
+        )
+
+
+class MediaPurger:
+    """Deletes every object under a deleted video's media prefix, and invalidates the CDN's
+    copies when there is a CloudFront in front of the bucket. `name` tells this pass's CDN
+    invalidation from another's."""
+
+    def __init__(
+        self, s3: Any, media_bucket: str, cdn: CdnInvalidation | None = None, name: str = ""
+    ) -> None:
         self._s3 = s3
         self._bucket = media_bucket
+        self._cdn = cdn
+        self._name = name
+
+    def again(self, name: str) -> MediaPurger:
+        """The same purge, for another pass."""
+        return MediaPurger(self._s3, self._bucket, self._cdn, name)
 
     async def __call__(self, event: VideoEvent) -> None:
         if event.type != VideoEventType.VIDEO_EVENT_TYPE_DELETED:
@@ -35,6 +63,9 @@ class MediaPurger:
         removed = await run_in_thread(self._purge, storage_keys.media_prefix(video_id))
         if removed:
             log.info("video %s deleted: removed %d media objects", video_id, removed)
+        if self._cdn is not None:
+            reference = f"deleted-{video_id}-{event.sequence}-{self._name}"
+            await run_in_thread(self._cdn, video_id, reference)
 
     def _purge(self, prefix: str) -> int:
         removed = 0
