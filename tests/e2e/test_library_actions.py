@@ -13,17 +13,14 @@ import concurrent.futures
 import json
 import os
 import re
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from tests.e2e.browser import chromium
 from tests.e2e.test_browser import READY_TIMEOUT_MS, STATUS, open_page, record_statuses, screenshot
 from tests.support.clips import make_clip
+from tests.support.local_mesh import http_status
 
 pytestmark = pytest.mark.e2e
 
@@ -89,46 +86,7 @@ def api(mesh, mesh_token):
         yield client
 
 
-def http_status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 # ---------------------------------------------------------------------------------- videos
-
-
-def cli_upload(mesh, token: str, path, title: str, state_dir) -> dict:
-    """`streamify upload FILE --wait --json` against the gateway: READY (exit 0) or FAILED (4)."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamify.cli",
-            "upload",
-            str(path),
-            "--title",
-            title,
-            "--wait",
-            "--json",
-            "--quiet",
-            "--server",
-            mesh.gateway,
-            "--token",
-            token,
-        ],
-        env={**mesh.env, "STREAMIFY_UPLOAD_STATE_DIR": str(state_dir)},
-        capture_output=True,
-        text=True,
-        timeout=READY_TIMEOUT_MS / 1000,
-    )
-    assert proc.returncode in (0, 4), (
-        f"upload {path.name}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +101,9 @@ def videos(mesh, mesh_token, tmp_path_factory) -> dict[str, str]:
         files[key] = (junk, f"e2e {key}")
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(files)) as pool:
         results = {
-            key: pool.submit(cli_upload, mesh, mesh_token, path, title, work / f"state-{key}")
+            key: pool.submit(
+                mesh.upload, mesh_token, path, title, work / f"state-{key}", READY_TIMEOUT_MS / 1000
+            )
             for key, (path, title) in files.items()
         }
         results = {key: f.result() for key, f in results.items()}

@@ -86,6 +86,27 @@ class Readme:
             )
         return text
 
+    def token(self, *who: str) -> str:
+        """`./streamify token ...` in the clone, e.g. ("--user", "alice")."""
+        return subprocess.run(
+            ["./streamify", "token", *who],
+            cwd=self.clone,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    def get_video(self, token: str, name: str) -> subprocess.CompletedProcess[str]:
+        """GetVideo through the gateway with the clone's grpcurl."""
+        return subprocess.run(
+            [str(self.clone / ".venv/bin/grpcurl"), "-plaintext"]
+            + ["-H", f"authorization: Bearer {token}", "-d", json.dumps({"name": name})]
+            + [self.gateway, "streamify.v1.MetadataService/GetVideo"],
+            capture_output=True,
+            text=True,
+        )
+
     def start(self, log_name: str, timeout: float) -> RunningCommand:
         running = RunningCommand(
             self.run_command, self.clone, self.env, self.clone.parent / log_name
@@ -172,14 +193,7 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
             assert http_status(re.sub(r"/grant\.[^/]+", "", url)) == 403  # nor does none
         # deleting the by-hand video, as the README does: its link stops playing
         deleted = json.loads((clone / "upload.json").read_text())["video"]
-        user_token = subprocess.run(
-            ["./streamify", "token", "--user", "alice"],
-            cwd=clone,
-            env=readme.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        user_token = readme.token("--user", "alice")
         delete = subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + readme.block("delete")],
             cwd=clone,
@@ -230,48 +244,17 @@ def test_the_readme_verbatim_on_a_fresh_clone(readme: Readme):
     ]
     again = readme.start("run-2.log", START_S)
     try:
-        service = subprocess.run(
-            ["./streamify", "token", "--service", "transcode"],
-            cwd=clone,
-            env=readme.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        service = readme.token("--service", "transcode")
         for name in names:
-            got = subprocess.run(
-                [
-                    str(clone / ".venv/bin/grpcurl"),
-                    "-plaintext",
-                    "-H",
-                    f"authorization: Bearer {service}",
-                    "-d",
-                    json.dumps({"name": name}),
-                    readme.gateway,
-                    "streamify.v1.MetadataService/GetVideo",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            got = readme.get_video(service, name)
+            assert got.returncode == 0, got.stderr
             video = json.loads(got.stdout)
             if video["title"] == "Renamed":
                 continue  # the tour's video never got a file
             assert video["status"] == "VIDEO_STATUS_READY", video
             ffmpeg_reads_every_segment(video["playback_url"])
         # and the deleted one stays deleted
-        gone = subprocess.run(
-            [
-                str(clone / ".venv/bin/grpcurl"),
-                "-plaintext",
-                "-H",
-                f"authorization: Bearer {service}",
-            ]
-            + ["-d", json.dumps({"name": deleted}), readme.gateway]
-            + ["streamify.v1.MetadataService/GetVideo"],
-            capture_output=True,
-            text=True,
-        )
+        gone = readme.get_video(service, deleted)
         assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stderr
         assert again.interrupt() == 0
     finally:

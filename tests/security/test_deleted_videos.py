@@ -8,11 +8,7 @@ services follow the Metadata service's feed of video events, nothing is called b
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import subprocess
-import sys
-import urllib.error
 import urllib.request
 
 import grpc
@@ -33,37 +29,13 @@ from streamify.v1 import (
 from streamify.v1 import upload_service_pb2 as up
 from streamify.v1.upload_service_pb2 import UploadState
 from tests.support.clips import make_clip
+from tests.support.local_mesh import http_status
 from tests.support.metadata import bearer
 from tests.support.uploads import Mesh, started_mesh
 
 pytestmark = pytest.mark.security
 TRIES = 600  # polls of 0.1 s: a cap on tries, not a time limit
 ALICE = bearer("alice")
-
-
-def status_of(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=15) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def upload(mesh, token: str, clip, tmp_path) -> str:
-    """`streamify upload --wait --json` as a user runs it, against the gateway."""
-    done = subprocess.run(
-        [sys.executable, "-m", "streamify.cli", "upload", str(clip), "--wait", "--json", "--quiet"]
-        + ["--server", mesh.gateway, "--metadata-server", mesh.gateway, "--token", token],
-        env={**mesh.env, "STREAMIFY_UPLOAD_STATE_DIR": str(tmp_path / "state")},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["video_status"] == "READY", result
-    return result["video"]
 
 
 def stored_keys(s3, bucket: str, prefix: str) -> list[str]:
@@ -77,7 +49,9 @@ async def test_a_deleted_video_leaves_nothing_behind_and_its_links_stop_playing(
     token = await asyncio.to_thread(mesh.token, "deleter")
     auth = (("authorization", f"Bearer {token}"),)
     clip = make_clip(tmp_path / "clip.mp4", width=320, height=180, duration=2.0)
-    name = await asyncio.to_thread(upload, mesh, token, clip, tmp_path)
+    result = await asyncio.to_thread(mesh.upload, token, clip, "doomed", tmp_path / "state", 600)
+    assert result["video_status"] == "READY", result
+    name = result["video"]
     video_id = name.removeprefix("videos/")
     settings = Settings(
         embedded=True,
@@ -95,7 +69,7 @@ async def test_a_deleted_video_leaves_nothing_behind_and_its_links_stop_playing(
         return {where: stored_keys(s3, *place) for where, place in places.items()}
 
     def statuses(urls: list[str]) -> list[int]:
-        return [status_of(u) for u in urls]
+        return [http_status(u) for u in urls]
 
     async with grpc.aio.insecure_channel(mesh.gateway) as channel:  # through the gateway
         videos = metadata_service_pb2_grpc.MetadataServiceStub(channel)

@@ -4,12 +4,15 @@ temporary data dir, for end-to-end tests; stops it by PID."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +60,33 @@ class LocalMesh:
 
     def log(self) -> str:
         return (self.data_dir / "run.log").read_text(errors="replace")
+
+    def upload(self, token: str, path: Path, title: str, state_dir: Path, timeout: float) -> dict:
+        """`streamify upload FILE --wait --json` as a user runs it, against the gateway: READY
+        (exit 0) or FAILED (exit 4); returns its JSON summary."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "streamify.cli", "upload", str(path), "--title", title]
+            + ["--wait", "--json", "--quiet", "--server", self.gateway, "--token", token],
+            env={**self.env, "STREAMIFY_UPLOAD_STATE_DIR": str(state_dir)},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode in (0, 4), (
+            f"upload {path.name}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+        result: dict = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
+
+def http_status(url: str) -> int:
+    """The status a plain GET of `url` gets (the body is read and dropped)."""
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 @contextlib.contextmanager

@@ -110,10 +110,10 @@ class UploadStorage:
             if exc.response["Error"]["Code"] not in {"NoSuchUpload", "404"}:
                 raise
 
-    def seal(self, incoming: str, sealed: str) -> bool:
+    def seal(self, incoming: str, sealed: str) -> None:
         """Copies `incoming` to `sealed` inside storage unless `sealed` already exists (a
-        conditional copy: nothing ever overwrites a sealed object). False when there is no
-        incoming object to copy."""
+        conditional copy: nothing ever overwrites a sealed object). Without an incoming object
+        it does nothing: the check of the sealed key that follows says what is there."""
         try:
             self._s3.copy_object(
                 Bucket=self.bucket,
@@ -122,13 +122,14 @@ class UploadStorage:
                 IfNoneMatch="*",
             )
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code in {"PreconditionFailed", "412"}:
-                return True  # sealed by an earlier attempt; that copy is the one checked
-            if code in {"NoSuchKey", "404"}:
-                return False
-            raise
-        return True
+            # sealed by an earlier attempt (that copy is the one checked), or nothing to copy
+            if exc.response["Error"]["Code"] not in {
+                "PreconditionFailed",
+                "412",
+                "NoSuchKey",
+                "404",
+            }:
+                raise
 
     def sha256_of(self, key: str) -> str:
         """Lowercase hex SHA-256 of the stored object, read as a stream."""
